@@ -1,0 +1,493 @@
+#include "apps/run.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "core/estimator.h"
+#include "core/sampler.h"
+#include "core/threads.h"
+#include "core/trainer.h"
+#include "envs/hypergrid.h"
+#include "io/hdf5_log.h"
+#include "losses/tb.h"
+
+namespace gfn {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// registry
+
+Registry Registry::builtin() {
+  Registry r;
+  r.add_env({"hypergrid", "n-dimensional grid of side H with the TB paper's reward", HypergridOptions::specs(),
+             [](const Params& p) { return std::make_unique<HypergridEnv>(HypergridOptions::from_params(p)); }});
+  r.add_objective({"tb", "trajectory balance", TrajectoryBalance::specs(),
+                   [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
+  return r;
+}
+
+void Registry::add_env(EnvEntry entry) {
+  if (envs_.count(entry.name)) throw std::invalid_argument("env kind '" + entry.name + "' is already registered");
+  envs_.emplace(entry.name, std::move(entry));
+}
+
+void Registry::add_objective(ObjectiveEntry entry) {
+  if (objectives_.count(entry.name))
+    throw std::invalid_argument("objective kind '" + entry.name + "' is already registered");
+  objectives_.emplace(entry.name, std::move(entry));
+}
+
+namespace {
+
+template <typename Map>
+std::vector<std::string> keys_of(const Map& m) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : m) out.push_back(k);
+  return out;
+}
+
+std::string quoted_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "\"" : ", \"") + n + "\"";
+  return out;
+}
+
+}  // namespace
+
+const EnvEntry& Registry::env(const std::string& name) const {
+  auto it = envs_.find(name);
+  if (it == envs_.end())
+    throw ConfigError(fmt::format("env.kind = \"{}\": expected one of {}", name, quoted_list(env_names())));
+  return it->second;
+}
+
+const ObjectiveEntry& Registry::objective(const std::string& name) const {
+  auto it = objectives_.find(name);
+  if (it == objectives_.end())
+    throw ConfigError(
+        fmt::format("objective.kind = \"{}\": expected one of {}", name, quoted_list(objective_names())));
+  return it->second;
+}
+
+std::vector<std::string> Registry::env_names() const { return keys_of(envs_); }
+std::vector<std::string> Registry::objective_names() const { return keys_of(objectives_); }
+
+// ---------------------------------------------------------------------------------------------
+// schema
+
+ConfigSchema run_schema(const Registry& registry) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const auto env_names = registry.env_names();
+  const auto objective_names = registry.objective_names();
+  ConfigSchema s;
+  s.common = {
+      string_param("name", "run", "run name: the default output directory is runs/<name>"),
+      int_param("seed", 0, "seed of every random draw (initialisation and sampling)", 0),
+      string_param("device", "cpu", "\"cpu\", \"cuda\", \"cuda:N\" or \"auto\" (CUDA when available)"),
+      int_param("threads", 1, "intra-op CPU threads (1 is fastest for small networks on 2 cores)", 1, 1024),
+      string_param("env.kind", env_names.empty() ? "" : "hypergrid", "environment", env_names),
+      int_param("policy.hidden", 256, "width of each hidden layer of the MLP trunk", 1, 1 << 16),
+      int_param("policy.layers", 2, "number of hidden layers of the MLP trunk", 1, 64),
+      string_param("policy.activation", "relu", "nonlinearity of the trunk", {"relu", "leaky_relu", "elu"}),
+      string_param("policy.backward", "uniform", "backward policy P_B: uniform, or a learned head on the trunk",
+                   {"uniform", "learned"}),
+      float_param("policy.init_log_z", 0.0, "initial value of the learned log Z", -1e6, 1e6),
+      string_param("objective.kind", "tb", "training objective", objective_names),
+      float_param("objective.log_reward_clip", -inf, "log R is clamped from below at this value (-inf: none)", -inf,
+                  0.0),
+      int_param("train.iterations", 5000, "number of training iterations", 1),
+      int_param("train.batch_size", 16, "trajectories per iteration", 1, 1 << 24),
+      float_param("train.lr", 1e-3, "Adam learning rate of the policy", 0.0, 10.0, true),
+      float_param("train.lr_logz", 0.1, "Adam learning rate of log Z", 0.0, 100.0, true),
+      float_param("train.epsilon", 0.0, "exploration: probability of a uniform choice among available moves", 0.0,
+                  1.0),
+      float_param("train.temperature", 1.0, "exploration: sampling logits are divided by it", 0.0, 1e6, true),
+      string_param("train.tabular", "auto",
+                   "evaluate the policy once per state per iteration (auto: when num_states <= batch * T)",
+                   {"auto", "on", "off"}),
+      int_param("eval.every", 500, "exact evaluation and log flush every N iterations (0: at the end only)", 0),
+      int_param("eval.l1_window", 200000, "terminal states in the empirical distribution of the papers' L1", 1),
+      int_param("eval.samples", 1000, "terminal samples of the final policy written to /samples", 0, 1 << 24),
+      int_param("log.every", 10, "a /train row every N iterations", 1),
+      int_param("log.trajectories_every", 1000, "store sampled trajectories every N iterations (0: never)", 0),
+      int_param("log.trajectories_count", 16, "how many of the batch's trajectories to store each time", 1),
+  };
+  for (const auto& n : env_names) s.env_kinds[n] = registry.env(n).params;
+  for (const auto& n : objective_names) s.objective_kinds[n] = registry.objective(n).params;
+  return s;
+}
+
+std::string resolve_device(const std::string& device) {
+  if (device == "auto") return torch::cuda::is_available() ? "cuda" : "cpu";
+  std::optional<torch::Device> d;
+  try {
+    d = torch::Device(device);
+  } catch (const std::exception&) {
+    throw ConfigError(fmt::format("device = \"{}\": expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"", device));
+  }
+  if (d->is_cpu()) return "cpu";
+  if (d->is_cuda()) {
+    if (!torch::cuda::is_available())
+      throw ConfigError(fmt::format("device = \"{}\": this LibTorch has no usable CUDA device", device));
+    if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
+      throw ConfigError(fmt::format("device = \"{}\": only {} CUDA device(s) present", device,
+                                    torch::cuda::device_count()));
+    return device;
+  }
+  throw ConfigError(fmt::format("device = \"{}\": expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"", device));
+}
+
+// ---------------------------------------------------------------------------------------------
+// building a run from its config
+
+namespace {
+
+struct Run {
+  std::unique_ptr<Env> env;
+  std::unique_ptr<Objective> objective;
+  std::unique_ptr<Estimators> estimators;
+  EstimatorOptions estimator_options;
+  TrainerOptions trainer_options;
+  torch::Device device{torch::kCPU};
+  std::string device_name;
+};
+
+EstimatorOptions estimator_options(const Params& p) {
+  EstimatorOptions o;
+  o.hidden = p.get_int("policy.hidden");
+  o.layers = p.get_int("policy.layers");
+  const auto& act = p.get_string("policy.activation");
+  o.activation = act == "elu" ? Activation::kElu : act == "leaky_relu" ? Activation::kLeakyRelu : Activation::kRelu;
+  o.backward = p.get_string("policy.backward") == "learned" ? BackwardPolicy::kLearned : BackwardPolicy::kUniform;
+  o.init_log_z = p.get_float("policy.init_log_z");
+  return o;
+}
+
+Run build_run(const Params& p, const Registry& registry) {
+  Run run;
+  run.device_name = resolve_device(p.get_string("device"));
+  run.device = torch::Device(run.device_name);
+  run.env = registry.env(p.get_string("env.kind")).make(p.section("env"));
+  run.objective = registry.objective(p.get_string("objective.kind")).make(p.section("objective"));
+  run.estimator_options = estimator_options(p);
+  auto& t = run.trainer_options;
+  t.batch_size = p.get_int("train.batch_size");
+  t.lr = p.get_float("train.lr");
+  t.lr_logz = p.get_float("train.lr_logz");
+  t.sampler.epsilon = p.get_float("train.epsilon");
+  t.sampler.temperature = p.get_float("train.temperature");
+  t.score.log_reward_clip = p.get_float("objective.log_reward_clip");
+  const auto& tab = p.get_string("train.tabular");
+  t.tabular = tab == "on" ? TabularMode::kOn : tab == "off" ? TabularMode::kOff : TabularMode::kAuto;
+  t.validate();
+  // parameters come from their own stream of the seed, sampling from another
+  auto init_gen = make_generator(static_cast<uint64_t>(p.get_int("seed")) * 2 + 1, torch::kCPU);
+  run.estimators = std::make_unique<Estimators>(*run.env, run.estimator_options, init_gen, run.device);
+  return run;
+}
+
+// Saves the estimators and the iteration atomically: a temporary file, then a rename.
+void save_model(const Estimators& est, int64_t iteration, const fs::path& path) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  torch::serialize::OutputArchive archive;
+  est.policy->save(archive);
+  archive.write("log_z", est.log_z, /*is_buffer=*/false);
+  archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
+  archive.save_to(tmp.string());
+  fs::rename(tmp, path);
+}
+
+int64_t load_model(Estimators& est, const fs::path& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string());
+  est.policy->load(archive);
+  torch::Tensor z, it;
+  archive.read("log_z", z);
+  archive.read("iteration", it, /*is_buffer=*/true);
+  torch::NoGradGuard no_grad;
+  est.log_z.copy_(z);
+  return it.item<int64_t>();
+}
+
+// Appends a tensor (moved to host, contiguous) as rows of /<group>/<name>.
+void append_tensor(Hdf5Log& log, const std::string& group, const std::string& name, torch::Tensor t) {
+  t = t.to(torch::kCPU).contiguous();
+  LogDType dtype;
+  switch (t.scalar_type()) {
+    case torch::kFloat64: dtype = LogDType::kFloat64; break;
+    case torch::kFloat32: dtype = LogDType::kFloat32; break;
+    case torch::kInt64: dtype = LogDType::kInt64; break;
+    case torch::kBool: dtype = LogDType::kBool; break;
+    default: t = t.to(torch::kFloat64); dtype = LogDType::kFloat64;
+  }
+  std::vector<int64_t> row_shape(t.sizes().begin() + 1, t.sizes().end());
+  for (auto d : row_shape)
+    if (d == 0) return;  // zero-width coordinates (e.g. no continuous part) are not stored
+  log.append(group, name, dtype, row_shape, t.data_ptr(), t.size(0));
+}
+
+// Writes the first `count` trajectories of a batch, batch-major ([N, T, ...]).
+void log_trajectories(Hdf5Log& log, int64_t iteration, const IterationResult& r, int64_t count) {
+  const auto& tr = r.trajectories;
+  const int64_t n = std::min(count, tr.batch_size());
+  auto first = [n](const torch::Tensor& t) { return t.narrow(1, 0, n).transpose(0, 1); };
+  append_tensor(log, "trajectories", "iteration", torch::full({n}, iteration, torch::kInt64));
+  append_tensor(log, "trajectories", "length", tr.length.narrow(0, 0, n));
+  append_tensor(log, "trajectories", "states_discrete", first(tr.states_discrete));
+  append_tensor(log, "trajectories", "states_continuous", first(tr.states_continuous));
+  append_tensor(log, "trajectories", "states_is_sink", first(tr.is_sink));
+  append_tensor(log, "trajectories", "action_component", first(tr.action_component));
+  append_tensor(log, "trajectories", "action_coords", first(tr.action_coords));
+  append_tensor(log, "trajectories", "log_pf", first(r.log_pf));
+  append_tensor(log, "trajectories", "log_pb", first(r.log_pb));
+  append_tensor(log, "trajectories", "log_reward", tr.log_reward.narrow(0, 0, n));
+}
+
+// Terminal samples of the final policy, on-policy, in batches.
+void log_samples(Hdf5Log& log, const Env& env, Estimators& est, int64_t count, uint64_t seed,
+                 const torch::Device& device) {
+  auto gen = make_generator(seed, device);
+  constexpr int64_t kChunk = 4096;
+  for (int64_t done = 0; done < count; done += kChunk) {
+    const int64_t n = std::min(kChunk, count - done);
+    auto tr = rollout(env, *est.policy, n, SamplerOptions{}, gen, device);
+    append_tensor(log, "samples", "states_discrete", tr.terminal_discrete);
+    append_tensor(log, "samples", "states_continuous", tr.terminal_continuous);
+    append_tensor(log, "samples", "log_reward", tr.log_reward);
+    append_tensor(log, "samples", "length", tr.length);
+    append_tensor(log, "samples", "trajectory_log_pf", tr.log_pf_sampled.sum(0));
+  }
+}
+
+// Progress on a terminal (a bar rewritten in place) or as plain lines.
+class Progress {
+ public:
+  Progress(ProgressStyle style, std::ostream& out, int64_t total) : style_(style), out_(out), total_(total) {}
+
+  void update(int64_t it, double loss, double log_z, double tv, double ms_per_it, bool force) {
+    if (style_ != ProgressStyle::kBar) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    constexpr int kWidth = 30;
+    int filled = static_cast<int>(kWidth * it / std::max<int64_t>(total_, 1));
+    out_ << fmt::format("\r{:>8}/{} [{}{}] loss {:.4g}  log Z {:+.4f}{}  {:.2f} ms/it ", it, total_,
+                        std::string(filled, '#'), std::string(kWidth - filled, '.'), loss, log_z,
+                        std::isnan(tv) ? "" : fmt::format("  TV {:.4f}", tv), ms_per_it)
+         << std::flush;
+  }
+
+  void line(const std::string& text) {
+    if (style_ == ProgressStyle::kNone) return;
+    if (style_ == ProgressStyle::kBar) out_ << "\r\033[K";
+    out_ << text << "\n" << std::flush;
+  }
+
+  void finish() {
+    if (style_ == ProgressStyle::kBar) out_ << "\n" << std::flush;
+  }
+
+ private:
+  ProgressStyle style_;
+  std::ostream& out_;
+  int64_t total_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// training
+
+std::string RunSummary::report() const {
+  std::string s = fmt::format("run {}: {} iterations, {} trajectories in {:.1f} s ({:.3f} ms/iteration)\n", out_dir,
+                              iterations, trajectories, wall_s, ms_per_iteration());
+  s += fmt::format("  final loss {:.5g}, log Z {:.5f}\n", final_loss, log_z);
+  if (exact) {
+    s += fmt::format("  exact: TV {:.5f}  JSD {:.5f}  KL(pi||p) {:.5f}  |log Z - log Z_hat| {:.5f} (log Z {:.5f})\n",
+                     exact->tv, exact->jsd, exact->kl, exact->log_z_error, exact->log_z_exact);
+  }
+  if (l1) s += fmt::format("  empirical L1 (papers' scale) {:.3e}\n", *l1);
+  s += fmt::format("  log: {}/log.h5\n", out_dir);
+  return s;
+}
+
+RunSummary train(const RunConfig& config, const TrainOptions& options, const Registry& registry) {
+  const Params& p = config.params;
+  // everything that can be wrong with the config fails here, before anything is written
+  Run run = build_run(p, registry);
+  const fs::path dir = options.out_dir;
+  if (dir.empty()) throw ConfigError("--out: the output directory must not be empty");
+  if (fs::exists(dir / "log.h5") || fs::exists(dir / "model.pt"))
+    throw ConfigError(fmt::format("--out {}: the directory already holds a run (log.h5); choose another", dir.string()));
+  if (fs::exists(dir) && !fs::is_directory(dir))
+    throw ConfigError(fmt::format("--out {}: exists and is not a directory", dir.string()));
+  const int64_t iterations = p.get_int("train.iterations");
+  const int64_t eval_every = p.get_int("eval.every");
+  const int64_t log_every = p.get_int("log.every");
+  const int64_t traj_every = p.get_int("log.trajectories_every");
+  const int64_t traj_count = p.get_int("log.trajectories_count");
+  const int64_t seed = p.get_int("seed");
+  set_cpu_threads(static_cast<int>(p.get_int("threads")));
+
+  Trainer trainer(*run.env, *run.estimators, *run.objective, run.trainer_options, static_cast<uint64_t>(seed) * 2,
+                  run.device);
+  const StateTable* table = trainer.table();
+  std::vector<double> target;
+  std::optional<EmpiricalL1> l1;
+  if (table != nullptr) {
+    target = target_distribution(*table);
+    l1.emplace(table->size(), p.get_int("eval.l1_window"));
+  }
+
+  // the run directory: resolved config first, then the log
+  fs::create_directories(dir);
+  {
+    std::ofstream cfg(dir / "config.toml");
+    cfg << config.resolved_toml;
+    if (!cfg) throw std::runtime_error("cannot write " + (dir / "config.toml").string());
+  }
+  LogAttributes attrs;
+  attrs.gfn_version = GFN_VERSION;
+  attrs.created_utc = utc_now_iso8601();
+  attrs.config_toml = config.resolved_toml;
+  attrs.env = run.env->name();
+  attrs.objective = run.objective->name();
+  attrs.device = run.device_name;
+  attrs.seed = seed;
+  auto log = Hdf5Log::create((dir / "log.h5").string(), attrs);
+
+  std::ostream& out = options.progress_stream ? *options.progress_stream : std::cerr;
+  Progress progress(options.progress, out, iterations);
+  progress.line(fmt::format("gfn train: env {} ({} states{}), objective {}, batch {}, {} iterations, device {}{}",
+                            run.env->name(), run.env->enumerable() ? std::to_string(run.env->num_states()) : "?",
+                            trainer.tabular() ? ", tabular" : "", run.objective->name(),
+                            run.trainer_options.batch_size, iterations, run.device_name, ""));
+
+  RunSummary summary;
+  summary.out_dir = dir.string();
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  int64_t trajectories = 0;
+  double last_tv = std::nan("");
+  double loss = 0;
+  for (int64_t it = 1; it <= iterations; ++it) {
+    IterationResult r = trainer.step();
+    trajectories += run.trainer_options.batch_size;
+    if (l1) l1->add(r.terminal_index);
+    const bool last = it == iterations;
+
+    // a /train row
+    if (it % log_every == 0 || last) {
+      loss = r.loss.item<double>();
+      const auto& tr = r.trajectories;
+      log->append_row("train", {{"iteration", static_cast<double>(it)},
+                                {"trajectories", static_cast<double>(trajectories)},
+                                {"wall_s", elapsed()},
+                                {"loss", loss},
+                                {"log_z", run.estimators->log_z.item<double>()},
+                                {"lr", run.trainer_options.lr},
+                                {"mean_log_reward", tr.log_reward.mean().item<double>()},
+                                {"max_log_reward", tr.log_reward.max().item<double>()},
+                                {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}});
+    }
+    if (traj_every > 0 && (it % traj_every == 0)) log_trajectories(*log, it, r, traj_count);
+
+    // exact evaluation, a checkpoint of the model, a flush
+    if ((eval_every > 0 && it % eval_every == 0) || last) {
+      std::vector<std::pair<std::string, double>> row = {{"iteration", static_cast<double>(it)},
+                                                         {"trajectories", static_cast<double>(trajectories)},
+                                                         {"wall_s", elapsed()},
+                                                         {"log_z", run.estimators->log_z.item<double>()}};
+      std::string text = fmt::format("iter {:>7}  loss {:.4g}  log Z {:+.4f}", it, r.loss.item<double>(),
+                                     run.estimators->log_z.item<double>());
+      if (table != nullptr) {
+        ExactMetrics m = exact_metrics(*table, *run.estimators);
+        double l1v = l1->l1(target);
+        row.insert(row.end(), {{"tv", m.tv}, {"jsd", m.jsd}, {"kl", m.kl}, {"log_z_error", m.log_z_error},
+                               {"log_z_exact", m.log_z_exact}, {"l1", l1v}});
+        text += fmt::format("  TV {:.4f}  JSD {:.5f}  |dlogZ| {:.4f}  L1 {:.3e}", m.tv, m.jsd, m.log_z_error, l1v);
+        last_tv = m.tv;
+        if (last) {
+          summary.exact = m;
+          summary.l1 = l1v;
+        }
+      }
+      log->append_row("eval", row);
+      save_model(*run.estimators, it, dir / "model.pt");
+      log->flush();
+      progress.line(text);
+    }
+    progress.update(it, r.loss.item<double>(), run.estimators->log_z.item<double>(), last_tv,
+                    1e3 * elapsed() / static_cast<double>(it), last);
+    if (last) loss = r.loss.item<double>();
+  }
+  summary.wall_s = elapsed();
+  progress.finish();
+
+  // terminal samples of the final policy
+  const int64_t samples = p.get_int("eval.samples");
+  if (samples > 0) log_samples(*log, *run.env, *run.estimators, samples, static_cast<uint64_t>(seed) * 2 + 7,
+                               run.device);
+  log->flush();
+
+  summary.iterations = iterations;
+  summary.trajectories = trajectories;
+  summary.final_loss = loss;
+  summary.log_z = run.estimators->log_z.item<double>();
+  return summary;
+}
+
+// ---------------------------------------------------------------------------------------------
+// evaluation of a saved run
+
+std::string EvalResult::json() const {
+  std::string s = fmt::format("{{\"iteration\": {}, \"env\": \"{}\"", iteration, env);
+  auto num = [](double v) { return std::isfinite(v) ? fmt::format("{:.10g}", v) : std::string("null"); };
+  if (exact) {
+    s += fmt::format(", \"tv\": {}, \"jsd\": {}, \"kl\": {}, \"log_z\": {}, \"log_z_exact\": {}, \"log_z_error\": {}",
+                     num(exact->tv), num(exact->jsd), num(exact->kl), num(exact->log_z), num(exact->log_z_exact),
+                     num(exact->log_z_error));
+  }
+  return s + "}";
+}
+
+std::string EvalResult::report() const {
+  std::string s = fmt::format("env {} after {} iterations\n", env, iteration);
+  if (exact) {
+    s += fmt::format("  TV {:.6f}\n  JSD {:.6f}\n  KL(pi||p) {:.6f}\n  log Z {:.6f} (exact {:.6f}, error {:.6f})\n",
+                     exact->tv, exact->jsd, exact->kl, exact->log_z, exact->log_z_exact, exact->log_z_error);
+  } else {
+    s += "  (no exact evaluation for this environment)\n";
+  }
+  return s;
+}
+
+EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
+  const fs::path dir = dir_str;
+  if (!fs::is_directory(dir)) throw ConfigError(fmt::format("{}: not a run directory", dir_str));
+  for (const char* f : {"config.toml", "model.pt"})
+    if (!fs::exists(dir / f)) throw ConfigError(fmt::format("{}: no {} (not a finished or checkpointed run)", dir_str, f));
+  RunConfig config = load_config_file((dir / "config.toml").string(), {}, run_schema(registry));
+  set_cpu_threads(static_cast<int>(config.params.get_int("threads")));
+  Run run = build_run(config.params, registry);
+  EvalResult result;
+  result.env = run.env->name();
+  result.iteration = load_model(*run.estimators, dir / "model.pt");
+  if (run.env->enumerable()) {
+    StateTable table(*run.env, run.device);
+    result.exact = exact_metrics(table, *run.estimators);
+  }
+  return result;
+}
+
+}  // namespace gfn

@@ -1,0 +1,107 @@
+// The library entry point of a training run: registries of environments and objectives, the
+// config schema built from them, training from a validated config into a run directory
+// (DIR/config.toml, DIR/model.pt, DIR/log.h5), and exact evaluation of a saved run.
+//
+// This is what `gfn train` and `gfn eval` call, and what an out-of-tree program calls after
+// registering its own environment.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/evaluation.h"
+#include "core/objective.h"
+#include "core/params.h"
+#include "io/config.h"
+
+namespace gfn {
+
+// A named environment kind: its config keys (under [env]) and how to build it.
+struct EnvEntry {
+  std::string name;
+  std::string doc;
+  std::vector<ParamSpec> params;
+  std::function<std::unique_ptr<Env>(const Params&)> make;  // receives the [env] keys, prefix removed
+};
+
+// A named objective kind: its config keys (under [objective]) and how to build it.
+struct ObjectiveEntry {
+  std::string name;
+  std::string doc;
+  std::vector<ParamSpec> params;
+  std::function<std::unique_ptr<Objective>(const Params&)> make;
+};
+
+// Environments and objectives by name. `builtin()` holds what ships with gfn; users add theirs.
+class Registry {
+ public:
+  static Registry builtin();
+  // Throws std::invalid_argument if the name is taken.
+  void add_env(EnvEntry entry);
+  void add_objective(ObjectiveEntry entry);
+  // Throws ConfigError listing the known names.
+  const EnvEntry& env(const std::string& name) const;
+  const ObjectiveEntry& objective(const std::string& name) const;
+  std::vector<std::string> env_names() const;
+  std::vector<std::string> objective_names() const;
+
+ private:
+  std::map<std::string, EnvEntry> envs_;
+  std::map<std::string, ObjectiveEntry> objectives_;
+};
+
+// Every key a run accepts: the common sections and each registered kind's keys.
+ConfigSchema run_schema(const Registry& registry);
+
+// Parses a device string ("cpu", "cuda", "cuda:N", "auto"); ConfigError when it is malformed
+// or names a device this build cannot use.
+std::string resolve_device(const std::string& device);
+
+// Where a run's progress goes.
+enum class ProgressStyle { kNone, kLines, kBar };
+
+struct TrainOptions {
+  std::string out_dir;                       // run directory; created; must not hold a run already
+  ProgressStyle progress = ProgressStyle::kLines;
+  std::ostream* progress_stream = nullptr;   // where progress goes (std::cerr when null)
+};
+
+// What a finished run reports.
+struct RunSummary {
+  std::string out_dir;
+  int64_t iterations = 0;
+  int64_t trajectories = 0;
+  double wall_s = 0;
+  double final_loss = 0;
+  double log_z = 0;
+  std::optional<ExactMetrics> exact;  // enumerable environments
+  std::optional<double> l1;           // the papers' L1 over the last eval.l1_window terminal states
+
+  double ms_per_iteration() const { return iterations ? 1e3 * wall_s / static_cast<double>(iterations) : 0; }
+  // Multi-line human-readable summary.
+  std::string report() const;
+};
+
+// Trains as `config` says, writing the run directory. Throws ConfigError for a bad config or an
+// output directory that already holds a run (before anything is written), and other
+// exceptions for failures while running.
+RunSummary train(const RunConfig& config, const TrainOptions& options, const Registry& registry);
+
+// Exact metrics of the policy saved in run directory `dir` (DIR/config.toml and DIR/model.pt).
+struct EvalResult {
+  int64_t iteration = 0;
+  std::string env;
+  std::optional<ExactMetrics> exact;
+  // JSON object with every field.
+  std::string json() const;
+  std::string report() const;
+};
+EvalResult evaluate_run(const std::string& dir, const Registry& registry);
+
+}  // namespace gfn

@@ -1,0 +1,109 @@
+// The environment interface: geometry only, batched, on any device (DESIGN.md §1, §10).
+//
+// The forward kernel kappa(s, .) from a state s is a finite list of components: atoms (a single
+// next state: a discrete child, the exit to the sink sf, a jump back to s0) and pieces (a
+// continuous family of next states, the image of a chart phi_{s,c}: U_c -> S from a standard
+// domain U_c). The backward kernel is described the same way. An action is (component c, chart
+// coordinates u); its log-density w.r.t. kappa is
+//     log p_F(s -> s') = log pi(c | s) + log q(u | s, c) - log J_{s,c}(u),
+// where the engine supplies pi and q (the policy heads, built from the ActionSpec) and the
+// environment supplies J through `step` (log_jacobian). Atoms have J = 1.
+//
+// An Env is an immutable definition: every method is const and batched; the data flows through
+// States/Actions values. The engine calls `step` on whole batches: rows whose action is the exit
+// or that are already at the sink are discarded by the engine, so `step` must not fail on them
+// (it may return anything finite there).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "core/types.h"
+
+namespace gfn {
+
+enum class ComponentKind { kAtom, kPiece };
+
+// Standard chart domains of continuous pieces.
+enum class Domain { kNone, kUnitCube, kInterval, kReal, kCircle };
+
+// One component of a kernel.
+struct Component {
+  std::string name;                          // e.g. "+x0", "exit", "sphere"
+  ComponentKind kind = ComponentKind::kAtom;
+  int64_t dim = 0;                           // chart dimension k of a piece (0 for atoms)
+  Domain domain = Domain::kNone;             // chart domain of a piece
+};
+
+// The components of one kernel (forward or backward).
+struct KernelSpec {
+  std::vector<Component> components;
+  int64_t exit = -1;  // index of the exit atom (forward kernels only; -1 when none)
+
+  int64_t size() const { return static_cast<int64_t>(components.size()); }
+  bool has_pieces() const;
+};
+
+// What the engine builds policy heads from.
+struct ActionSpec {
+  KernelSpec forward;
+  KernelSpec backward;
+  int64_t coord_dim = 0;  // Da: the largest chart dimension over all pieces
+};
+
+// The result of a forward or backward step.
+struct StepResult {
+  States next;               // [B] rows
+  torch::Tensor log_jacobian;  // [B] float: log J of the chart at the taken coordinates (0 for atoms)
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  // Registered name of the kind ("hypergrid").
+  virtual std::string name() const = 0;
+  // The forward and backward components.
+  virtual const ActionSpec& action_spec() const = 0;
+  // Largest number of non-exit moves of any trajectory; T = max_length() + 1.
+  virtual int64_t max_length() const = 0;
+  // Number of discrete (Dd) and continuous (Dc) coordinates of a state.
+  virtual int64_t discrete_dim() const = 0;
+  virtual int64_t continuous_dim() const = 0;
+  // Width F of the policy input.
+  virtual int64_t feature_dim() const = 0;
+
+  // B copies of s0 on `device`.
+  virtual States initial_states(int64_t batch, const torch::Device& device) const = 0;
+  // Policy input: [B, F] float32.
+  virtual torch::Tensor features(const States& states) const = 0;
+  // Forward components available at each state: [B, C_f] bool (at least one true per row;
+  // the exit where allowed). Rows at the sink may hold anything.
+  virtual torch::Tensor forward_mask(const States& states) const = 0;
+  // Backward components available at each state: [B, C_b] bool (all false at s0).
+  virtual torch::Tensor backward_mask(const States& states) const = 0;
+  // Applies non-exit forward actions; see the note above on exit and sink rows.
+  virtual StepResult step(const States& states, const Actions& actions) const = 0;
+  // Applies backward actions (child -> parent); used by the checker and backward sampling.
+  virtual StepResult backward_step(const States& states, const Actions& actions) const = 0;
+  // The backward action that takes `child` back to `parent`, where child = step(parent, forward).
+  // For pieces, `log_jacobian` (if not null) receives the backward chart's log J, [B] float.
+  virtual Actions backward_action(const States& parent, const States& child, const Actions& forward,
+                                  torch::Tensor* log_jacobian = nullptr) const = 0;
+  // log R(x) of each state: [B] float (where the exit is allowed).
+  virtual torch::Tensor log_reward(const States& states) const = 0;
+
+  // Exact evaluation (optional): enumeration of every state in topological order (every
+  // parent before its children), the index of a state in that order, and log Z.
+  virtual bool enumerable() const { return false; }
+  virtual int64_t num_states() const;
+  virtual States enumerate_states(const torch::Device& device) const;
+  virtual torch::Tensor state_index(const States& states) const;  // [B] int64
+  virtual std::optional<double> log_partition() const { return std::nullopt; }
+};
+
+}  // namespace gfn

@@ -1,0 +1,109 @@
+#include "core/estimator.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+namespace gfn {
+
+void EstimatorOptions::validate() const {
+  if (hidden < 1) throw ConfigError(fmt::format("policy.hidden = {}: expected an integer >= 1", hidden));
+  if (layers < 1) throw ConfigError(fmt::format("policy.layers = {}: expected an integer >= 1", layers));
+  if (!std::isfinite(init_log_z))
+    throw ConfigError(fmt::format("policy.init_log_z = {}: expected a finite float", init_log_z));
+}
+
+namespace {
+
+// a Linear layer's parameters, PyTorch's default initialisation drawn from `generator`
+std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, torch::Dtype dtype,
+                                                    torch::Generator& generator) {
+  double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  auto opts = torch::TensorOptions().dtype(dtype);
+  auto w = torch::empty({out, in}, opts).uniform_(-bound, bound, generator);
+  auto b = torch::empty({out}, opts).uniform_(-bound, bound, generator);
+  return {w, b};
+}
+
+}  // namespace
+
+PolicyNetImpl::PolicyNetImpl(int64_t in_features, int64_t forward_outputs, int64_t backward_outputs,
+                             const EstimatorOptions& options, torch::Generator& generator)
+    : options_(options) {
+  options_.validate();
+  int64_t width = in_features;
+  for (int64_t l = 0; l < options_.layers; ++l) {
+    auto [w, b] = make_linear(width, options_.hidden, options_.dtype, generator);
+    weights_.push_back(register_parameter(fmt::format("trunk{}_weight", l), w));
+    biases_.push_back(register_parameter(fmt::format("trunk{}_bias", l), b));
+    width = options_.hidden;
+  }
+  auto [fw, fb] = make_linear(width, forward_outputs, options_.dtype, generator);
+  forward_weight_ = register_parameter("forward_weight", fw);
+  forward_bias_ = register_parameter("forward_bias", fb);
+  if (options_.backward == BackwardPolicy::kLearned && backward_outputs > 0) {
+    auto [bw, bb] = make_linear(width, backward_outputs, options_.dtype, generator);
+    backward_weight_ = register_parameter("backward_weight", bw);
+    backward_bias_ = register_parameter("backward_bias", bb);
+  }
+}
+
+torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
+  auto h = features.to(weights_[0].scalar_type());
+  for (size_t l = 0; l < weights_.size(); ++l) {
+    h = torch::addmm(biases_[l], h, weights_[l].t());
+    switch (options_.activation) {
+      case Activation::kRelu: h = torch::relu_(h); break;
+      case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;
+      case Activation::kElu: h = torch::elu(h); break;
+    }
+  }
+  return h;
+}
+
+torch::Tensor PolicyNetImpl::forward_logits(const torch::Tensor& hidden) {
+  return torch::addmm(forward_bias_, hidden, forward_weight_.t());
+}
+
+torch::Tensor PolicyNetImpl::backward_logits(const torch::Tensor& hidden) {
+  TORCH_CHECK(learned_backward(), "backward_logits: the backward policy is not learned");
+  return torch::addmm(backward_bias_, hidden, backward_weight_.t());
+}
+
+Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
+                       const torch::Device& device) {
+  const auto& spec = env.action_spec();
+  if (spec.forward.has_pieces() || spec.backward.has_pieces())
+    throw ConfigError(fmt::format(
+        "env '{}' has continuous pieces; this build's policy heads cover atoms only", env.name()));
+  policy = PolicyNet(env.feature_dim(), spec.forward.size(), spec.backward.size(), options, generator);
+  policy->to(device);
+  log_z = torch::full({}, options.init_log_z, torch::TensorOptions().dtype(options.dtype).device(device))
+              .set_requires_grad(true);
+}
+
+std::vector<torch::Tensor> Estimators::policy_parameters() const { return policy->parameters(); }
+
+void Estimators::save(const std::string& path) const {
+  torch::serialize::OutputArchive archive;
+  policy->save(archive);
+  archive.write("log_z", log_z, /*is_buffer=*/false);
+  archive.save_to(path);
+}
+
+void Estimators::load(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  policy->load(archive);
+  torch::Tensor z;
+  archive.read("log_z", z);
+  torch::NoGradGuard no_grad;
+  log_z.copy_(z);
+}
+
+torch::Tensor masked_log_softmax(const torch::Tensor& logits, const torch::Tensor& mask) {
+  return logits.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity()).log_softmax(1);
+}
+
+}  // namespace gfn

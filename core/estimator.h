@@ -1,0 +1,80 @@
+// The learnable parts of a GFlowNet, built from an environment's action specification:
+// an MLP trunk on the env's features, a forward policy head (one logit per forward component),
+// an optional learned backward head on the same trunk, and the scalar log Z.
+//
+// For a discrete kernel, log p_F(s -> s') = log softmax over the available components of the
+// logits; a forced move (one available component) gets exactly 0. The uniform backward policy
+// puts 1 / (number of available backward components) on each.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include "core/env.h"
+#include "core/params.h"
+
+namespace gfn {
+
+enum class Activation { kRelu, kLeakyRelu, kElu };
+enum class BackwardPolicy { kUniform, kLearned };
+
+struct EstimatorOptions {
+  int64_t hidden = 256;                              // width of every hidden layer, >= 1
+  int64_t layers = 2;                                // number of hidden layers, >= 1
+  Activation activation = Activation::kRelu;         // nonlinearity of the trunk
+  BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform or a learned head on the trunk
+  double init_log_z = 0.0;                           // initial value of log Z
+  torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
+
+  // Throws ConfigError naming the field, its value and the rule.
+  void validate() const;
+};
+
+// The trunk and heads. Parameters are initialised from `generator` with PyTorch's default
+// Linear scheme (uniform in +-1/sqrt(fan_in)), so a seed fixes them.
+class PolicyNetImpl : public torch::nn::Module {
+ public:
+  PolicyNetImpl(int64_t in_features, int64_t forward_outputs, int64_t backward_outputs,
+                const EstimatorOptions& options, torch::Generator& generator);
+
+  // [N, F] -> [N, hidden]
+  torch::Tensor trunk(const torch::Tensor& features);
+  // [N, hidden] -> [N, C_f] raw logits
+  torch::Tensor forward_logits(const torch::Tensor& hidden);
+  // [N, hidden] -> [N, C_b] raw logits (learned backward policy only)
+  torch::Tensor backward_logits(const torch::Tensor& hidden);
+
+  bool learned_backward() const { return backward_weight_.defined(); }
+  const EstimatorOptions& options() const { return options_; }
+
+ private:
+  EstimatorOptions options_;
+  std::vector<torch::Tensor> weights_;  // [out, in] per hidden layer
+  std::vector<torch::Tensor> biases_;   // [out]
+  torch::Tensor forward_weight_, forward_bias_;    // [C_f, hidden], [C_f]
+  torch::Tensor backward_weight_, backward_bias_;  // [C_b, hidden], [C_b] (learned P_B)
+};
+TORCH_MODULE(PolicyNet);
+
+// Everything a trainer optimises, with the parameter groups that get their own learning rates.
+struct Estimators {
+  PolicyNet policy{nullptr};
+  torch::Tensor log_z;  // [] parameter
+
+  Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
+             const torch::Device& device);
+  std::vector<torch::Tensor> policy_parameters() const;
+  // Writes / reads every parameter (the policy module and log Z) to a LibTorch archive file.
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+};
+
+// log softmax of `logits` over the entries where `mask` ([N, C] bool) is true; -inf elsewhere.
+torch::Tensor masked_log_softmax(const torch::Tensor& logits, const torch::Tensor& mask);
+
+}  // namespace gfn

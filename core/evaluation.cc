@@ -1,0 +1,124 @@
+#include "core/evaluation.h"
+
+#include <cmath>
+#include <limits>
+
+#include <torch/torch.h>
+
+namespace gfn {
+
+std::vector<double> terminating_distribution(const StateTable& table, const torch::Tensor& log_pf) {
+  const int64_t S = table.size();
+  auto lp = log_pf.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  auto child = table.child.to(torch::kCPU).contiguous();
+  auto mask = table.forward_mask.to(torch::kCPU).contiguous();
+  const int64_t C = lp.size(1);
+  const double* lpp = lp.data_ptr<double>();
+  const int64_t* cp = child.data_ptr<int64_t>();
+  const bool* mp = mask.data_ptr<bool>();
+
+  // push the probability of reaching each state to its children, parents first
+  std::vector<double> reach(S, 0.0), term(S, 0.0);
+  reach[table.initial] = 1.0;
+  for (int64_t s = 0; s < S; ++s) {
+    const double r = reach[s];
+    if (r == 0.0) continue;
+    for (int64_t c = 0; c < C; ++c) {
+      if (!mp[s * C + c]) continue;
+      const double p = r * std::exp(lpp[s * C + c]);
+      if (c == table.exit) {
+        term[s] += p;
+      } else {
+        reach[cp[s * C + c]] += p;
+      }
+    }
+  }
+  return term;
+}
+
+std::vector<double> target_distribution(const StateTable& table, double* log_z) {
+  auto lr = table.log_reward.to(torch::kCPU, torch::kFloat64).contiguous();
+  auto can_exit = table.forward_mask.select(1, table.exit).to(torch::kCPU).contiguous();
+  const int64_t S = table.size();
+  const double* l = lr.data_ptr<double>();
+  const bool* e = can_exit.data_ptr<bool>();
+  // normalise in log space
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t s = 0; s < S; ++s)
+    if (e[s]) m = std::max(m, l[s]);
+  std::vector<double> pi(S, 0.0);
+  double sum = 0.0;
+  for (int64_t s = 0; s < S; ++s)
+    if (e[s]) sum += (pi[s] = std::exp(l[s] - m));
+  for (auto& v : pi) v /= sum;
+  if (log_z != nullptr) *log_z = m + std::log(sum);
+  return pi;
+}
+
+double total_variation(const std::vector<double>& p, const std::vector<double>& q) {
+  double s = 0.0;
+  for (size_t i = 0; i < p.size(); ++i) s += std::fabs(p[i] - q[i]);
+  return 0.5 * s;
+}
+
+double kl_divergence(const std::vector<double>& p, const std::vector<double>& q) {
+  double s = 0.0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] <= 0.0) continue;
+    if (q[i] <= 0.0) return std::numeric_limits<double>::infinity();
+    s += p[i] * std::log(p[i] / q[i]);
+  }
+  return s;
+}
+
+double jensen_shannon(const std::vector<double>& p, const std::vector<double>& q) {
+  std::vector<double> m(p.size());
+  for (size_t i = 0; i < p.size(); ++i) m[i] = 0.5 * (p[i] + q[i]);
+  return 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m);
+}
+
+ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators) {
+  torch::NoGradGuard no_grad;
+  auto& policy = *estimators.policy;
+  // the policy on every state, in chunks that bound memory
+  constexpr int64_t kChunk = 1 << 16;
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < table.size(); start += kChunk) {
+    const int64_t n = std::min(kChunk, table.size() - start);
+    auto logits = policy.forward_logits(policy.trunk(table.features.narrow(0, start, n)));
+    parts.push_back(masked_log_softmax(logits.to(torch::kFloat64), table.forward_mask.narrow(0, start, n)));
+  }
+  auto p = terminating_distribution(table, torch::cat(parts));
+  ExactMetrics m;
+  auto pi = target_distribution(table, &m.log_z_exact);
+  m.tv = total_variation(p, pi);
+  m.jsd = jensen_shannon(p, pi);
+  m.kl = kl_divergence(pi, p);
+  m.log_z = estimators.log_z.item<double>();
+  m.log_z_error = std::fabs(m.log_z - m.log_z_exact);
+  return m;
+}
+
+EmpiricalL1::EmpiricalL1(int64_t num_states, int64_t window) : window_(window), counts_(num_states, 0) {}
+
+void EmpiricalL1::add(const torch::Tensor& state_index) {
+  auto idx = state_index.to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t* p = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    ring_.push_back(p[i]);
+    ++counts_[p[i]];
+    if (static_cast<int64_t>(ring_.size()) > window_) {
+      --counts_[ring_.front()];
+      ring_.pop_front();
+    }
+  }
+}
+
+double EmpiricalL1::l1(const std::vector<double>& target) const {
+  const double n = ring_.empty() ? 1.0 : static_cast<double>(ring_.size());
+  double s = 0.0;
+  for (size_t i = 0; i < target.size(); ++i) s += std::fabs(static_cast<double>(counts_[i]) / n - target[i]);
+  return s / static_cast<double>(target.size());
+}
+
+}  // namespace gfn

@@ -1,0 +1,63 @@
+// Exact evaluation on enumerable environments (DESIGN.md §6).
+//
+// The terminating distribution of P_F is computed by dynamic programming over the DAG in
+// topological order, with no sampling noise:
+//     reach(s0) = 1,  reach(s') = sum_{s -> s'} reach(s) p_F(s'|s),  p(x) = reach(x) p_F(sf|x).
+// Against pi(x) = R(x)/Z over the states that may exit:
+//     TV = 1/2 sum |p - pi|,  JSD = 1/2 KL(p||m) + 1/2 KL(pi||m) with m = (p + pi)/2,
+//     KL(pi||p) = sum pi log(pi/p),  and |log Z - log Z_hat| for the learned log Z_hat.
+// The papers' L1 is the mean over all states of |p_hat - pi| with p_hat the empirical
+// distribution of the last `window` terminal states visited in training (EmpiricalL1).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "core/env.h"
+#include "core/estimator.h"
+#include "core/tabular.h"
+
+namespace gfn {
+
+// Terminating distribution p over the table's states (0 where the exit is unavailable), given
+// log p_F on every state ([S, C_f], -inf where unavailable). Host computation in float64.
+std::vector<double> terminating_distribution(const StateTable& table, const torch::Tensor& log_pf);
+
+// pi = R/Z over the states where the exit is available; also returns log Z through `log_z`.
+std::vector<double> target_distribution(const StateTable& table, double* log_z = nullptr);
+
+// Distances between two distributions over the same states (natural logarithms).
+double total_variation(const std::vector<double>& p, const std::vector<double>& q);
+double jensen_shannon(const std::vector<double>& p, const std::vector<double>& q);
+double kl_divergence(const std::vector<double>& p, const std::vector<double>& q);  // KL(p||q)
+
+struct ExactMetrics {
+  double tv = 0, jsd = 0, kl = 0;  // distances of p to pi (kl = KL(pi||p))
+  double log_z = 0;                // learned log Z
+  double log_z_exact = 0;          // log of the exact partition function
+  double log_z_error = 0;          // |log Z - log Z_hat|
+};
+
+// The policy's exact metrics: one batched pass of the policy over every state (in chunks).
+ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators);
+
+// The empirical distribution of the last `window` visited terminal states and its L1 to pi.
+class EmpiricalL1 {
+ public:
+  EmpiricalL1(int64_t num_states, int64_t window);
+  // Adds terminal state indices ([B] int64, any device).
+  void add(const torch::Tensor& state_index);
+  // mean over all states of |p_hat - pi| (the papers' L1); 0 visits give mean pi.
+  double l1(const std::vector<double>& target) const;
+  int64_t count() const { return static_cast<int64_t>(ring_.size()); }
+
+ private:
+  int64_t window_;
+  std::deque<int64_t> ring_;
+  std::vector<int64_t> counts_;
+};
+
+}  // namespace gfn

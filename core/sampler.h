@@ -1,0 +1,35 @@
+// Batched forward sampling of trajectories (DESIGN.md §4, §8).
+//
+// Fixed time extent T = max_length + 1, a done mask instead of compaction, no host sync inside
+// the loop, every draw from the given torch::Generator. Sampling may explore (temperature on the
+// logits, then epsilon-uniform mixing over the available components); the trainer always
+// rescores the trajectories under the training policy, so exploration never biases the loss.
+#pragma once
+
+#include <torch/types.h>
+
+#include "core/env.h"
+#include "core/estimator.h"
+#include "core/types.h"
+
+namespace gfn {
+
+struct SamplerOptions {
+  double epsilon = 0.0;      // probability of a uniform choice among available components, in [0, 1]
+  double temperature = 1.0;  // logits are divided by it before the softmax, > 0
+
+  // Throws ConfigError naming the field, its value and the rule.
+  void validate() const;
+  bool on_policy() const { return epsilon == 0.0 && temperature == 1.0; }
+};
+
+// The behaviour distribution over components: softmax(logits / temperature) over `mask`, mixed
+// with the uniform distribution over `mask` with weight epsilon. [N, C] -> [N, C].
+torch::Tensor behaviour_probs(const torch::Tensor& logits, const torch::Tensor& mask,
+                              const SamplerOptions& options);
+
+// Samples `batch` trajectories from s0 with the policy (under no_grad).
+Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const SamplerOptions& options,
+                     torch::Generator& generator, const torch::Device& device);
+
+}  // namespace gfn

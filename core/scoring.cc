@@ -1,0 +1,74 @@
+#include "core/scoring.h"
+
+#include <torch/torch.h>
+
+namespace gfn {
+
+torch::Tensor clip_log_reward(const torch::Tensor& log_reward, double clip) {
+  if (std::isinf(clip) && clip < 0) return log_reward;
+  return log_reward.clamp_min(clip);
+}
+
+LossInputs score_trajectories(const Env& env, Estimators& estimators, const Trajectories& traj,
+                              const ScoreOptions& options) {
+  auto& policy = *estimators.policy;
+  const int64_t T = traj.num_steps(), B = traj.batch_size();
+  const int64_t dd = traj.states_discrete.size(2), dc = traj.states_continuous.size(2);
+  auto dtype = estimators.log_z.scalar_type();
+
+  // the states s_t of the valid steps, flattened time-major
+  auto idx = traj.mask.reshape({-1}).nonzero().squeeze(1);  // [N]
+  States all{traj.states_discrete.narrow(0, 0, T).reshape({T * B, dd}),
+             traj.states_continuous.narrow(0, 0, T).reshape({T * B, dc}),
+             traj.is_initial.narrow(0, 0, T).reshape({-1}), traj.is_sink.narrow(0, 0, T).reshape({-1})};
+  States rows = all.index_select(idx);
+  auto comp_all = traj.action_component.reshape({-1});
+  auto comp = comp_all.index_select(0, idx);
+
+  // forward log-probabilities, one pass of the trunk
+  auto hidden = policy.trunk(env.features(rows));
+  auto lpf_rows = masked_log_softmax(policy.forward_logits(hidden), env.forward_mask(rows));
+  auto lpf = lpf_rows.gather(1, comp.unsqueeze(1)).squeeze(1);
+  auto zeros = torch::zeros({T * B}, lpf.options());
+  auto log_pf = zeros.index_copy(0, idx, lpf).view({T, B}) - traj.log_jacobian.to(dtype);
+
+  // the backward action taking s_t back to s_{t-1}, for rows t >= 1 (row t = 0 gets a dummy 0)
+  torch::Tensor bjac;
+  const int64_t inner = (T - 1) * B;
+  Actions fwd{comp_all.narrow(0, 0, inner).clamp_min(0),
+              traj.action_coords.narrow(0, 0, T - 1).reshape({inner, traj.action_coords.size(2)})};
+  States parents = {all.discrete.narrow(0, 0, inner), all.continuous.narrow(0, 0, inner),
+                    all.is_initial.narrow(0, 0, inner), all.is_sink.narrow(0, 0, inner)};
+  States children = {all.discrete.narrow(0, B, inner), all.continuous.narrow(0, B, inner),
+                     all.is_initial.narrow(0, B, inner), all.is_sink.narrow(0, B, inner)};
+  Actions bwd = env.backward_action(parents, children, fwd, &bjac);
+  auto head = torch::zeros({B}, comp_all.options());
+  auto bcomp = torch::cat({head, bwd.component}).index_select(0, idx);
+  auto bjac_rows = torch::cat({torch::zeros({B}, bjac.options()), bjac}).index_select(0, idx).to(dtype);
+
+  // backward log-probabilities at s_t (s0 has no parent: its row is masked to 0)
+  auto root = rows.is_initial;
+  auto bmask = env.backward_mask(rows).logical_or(root.unsqueeze(1));
+  torch::Tensor lpb;
+  if (policy.learned_backward()) {
+    auto lpb_rows = masked_log_softmax(policy.backward_logits(hidden), bmask);
+    lpb = lpb_rows.gather(1, bcomp.unsqueeze(1)).squeeze(1);
+  } else {
+    lpb = -bmask.sum(1).to(dtype).log();
+  }
+  lpb = (lpb - bjac_rows).masked_fill(root, 0.0);
+  auto lpb_by_row = zeros.index_copy(0, idx, lpb).view({T, B});
+  // step t's backward probability lives at row t + 1; the exit step's row is the sink (0)
+  auto log_pb = torch::cat({lpb_by_row.narrow(0, 1, T - 1), torch::zeros({1, B}, lpb.options())});
+
+  LossInputs in;
+  in.log_pf = log_pf;
+  in.log_pb = log_pb;
+  in.log_reward = clip_log_reward(traj.log_reward.to(dtype), options.log_reward_clip);
+  in.log_z = estimators.log_z;
+  in.mask = traj.mask;
+  in.length = traj.length;
+  return in;
+}
+
+}  // namespace gfn

@@ -1,0 +1,142 @@
+#include "core/tabular.h"
+
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+namespace gfn {
+
+StateTable::StateTable(const Env& env, const torch::Device& device) {
+  if (!env.enumerable()) throw std::logic_error("StateTable: env '" + env.name() + "' does not enumerate its states");
+  const auto& spec = env.action_spec();
+  if (spec.forward.has_pieces()) throw std::logic_error("StateTable: env '" + env.name() + "' has continuous pieces");
+  torch::NoGradGuard no_grad;
+  states = env.enumerate_states(device);
+  const int64_t S = states.batch_size(), C = spec.forward.size();
+  features = env.features(states);
+  forward_mask = env.forward_mask(states);
+  backward_mask = env.backward_mask(states);
+  log_reward = env.log_reward(states);
+  exit = spec.forward.exit;
+  initial = env.state_index(env.initial_states(1, device)).item<int64_t>();
+
+  // children and the backward moves undoing each forward component
+  auto self = torch::arange(S, states.discrete.options().dtype(torch::kInt64));
+  std::vector<torch::Tensor> child_cols, back_cols;
+  auto coords = torch::zeros({S, spec.coord_dim}, features.options());
+  for (int64_t c = 0; c < C; ++c) {
+    auto allowed = forward_mask.select(1, c);
+    if (c == exit) {
+      child_cols.push_back(self);
+      back_cols.push_back(torch::zeros_like(self));
+      continue;
+    }
+    Actions a{torch::full({S}, c, self.options()), coords};
+    auto next = env.step(states, a).next;
+    // unavailable moves may leave the state space: index only the available ones
+    auto safe = States::where(allowed, next, states);
+    auto idx = env.state_index(safe);
+    child_cols.push_back(torch::where(allowed, idx, self));
+    auto back = env.backward_action(states, safe, a).component;
+    back_cols.push_back(torch::where(allowed, back, torch::zeros_like(back)));
+  }
+  child = torch::stack(child_cols, 1);
+  backward_component = torch::stack(back_cols, 1);
+}
+
+bool tabular_worthwhile(const Env& env, int64_t batch) {
+  if (!env.enumerable() || env.action_spec().forward.has_pieces()) return false;
+  return env.num_states() <= batch * (env.max_length() + 1);
+}
+
+TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
+  auto hidden = policy.trunk(table.features);
+  TablePass pass;
+  pass.logits = policy.forward_logits(hidden);
+  pass.log_pf = masked_log_softmax(pass.logits, table.forward_mask);
+  auto root = table.states.is_initial.unsqueeze(1);
+  auto bmask = table.backward_mask.logical_or(root);
+  if (policy.learned_backward()) {
+    pass.log_pb = masked_log_softmax(policy.backward_logits(hidden), bmask);
+  } else {
+    auto uniform = -bmask.sum(1, /*keepdim=*/true).to(pass.log_pf.scalar_type()).log();
+    pass.log_pb = uniform.expand({-1, bmask.size(1)});
+  }
+  return pass;
+}
+
+Trajectories rollout_tabular(const Env& env, const StateTable& table, const torch::Tensor& probs, int64_t batch,
+                             torch::Generator& generator, torch::Tensor* state_index) {
+  torch::NoGradGuard no_grad;
+  const int64_t steps = env.max_length() + 1;
+  const int64_t C = table.child.size(1);
+  auto idx_opts = table.child.options();
+  auto child_flat = table.child.reshape({-1});
+  auto idx = torch::full({batch}, table.initial, idx_opts);
+  auto done = torch::zeros({batch}, idx_opts.dtype(torch::kBool));
+  std::vector<torch::Tensor> visited{idx}, comps;
+  for (int64_t t = 0; t < steps; ++t) {
+    auto comp = torch::multinomial(probs.index_select(0, idx), 1, /*replacement=*/true, generator).squeeze(1);
+    auto next = child_flat.index_select(0, idx * C + comp);
+    auto stay = done.logical_or(comp.eq(table.exit));
+    comps.push_back(comp.masked_fill(done, -1));
+    idx = torch::where(stay, idx, next);
+    visited.push_back(idx);
+    done = stay;
+  }
+
+  // everything else follows from the visited indices and components
+  Trajectories traj;
+  auto path = torch::stack(visited);  // [T+1, B]
+  auto comp = torch::stack(comps);    // [T, B]
+  auto flat = path.reshape({-1});
+  const auto& st = table.states;
+  traj.states_discrete = st.discrete.index_select(0, flat).view({steps + 1, batch, st.discrete.size(1)});
+  traj.states_continuous = st.continuous.index_select(0, flat).view({steps + 1, batch, st.continuous.size(1)});
+  traj.is_initial = st.is_initial.index_select(0, flat).view({steps + 1, batch});
+  traj.mask = comp.ge(0);
+  traj.is_sink = torch::cat({torch::zeros({1, batch}, traj.mask.options()), traj.mask.logical_not().logical_or(
+                                                                              comp.eq(table.exit))});
+  traj.action_component = comp;
+  const int64_t da = env.action_spec().coord_dim;
+  traj.action_coords = torch::zeros({steps, batch, da}, table.features.options());
+  traj.log_jacobian = torch::zeros({steps, batch}, table.features.options());
+  traj.length = traj.mask.sum(0);
+  auto probs_flat = probs.reshape({-1});
+  auto p = probs_flat.index_select(0, (path.narrow(0, 0, steps) * C + comp.clamp_min(0)).reshape({-1}));
+  traj.log_pf_sampled = p.log().view({steps, batch}).masked_fill(traj.mask.logical_not(), 0.0);
+  auto last = path[steps];
+  traj.terminal_discrete = st.discrete.index_select(0, last);
+  traj.terminal_continuous = st.continuous.index_select(0, last);
+  traj.log_reward = table.log_reward.index_select(0, last);
+  if (state_index != nullptr) *state_index = path;
+  return traj;
+}
+
+LossInputs score_tabular(const StateTable& table, const TablePass& pass, const Trajectories& traj,
+                         const torch::Tensor& state_index, const torch::Tensor& log_z, const ScoreOptions& options) {
+  const int64_t T = traj.num_steps(), B = traj.batch_size();
+  const int64_t C = pass.log_pf.size(1), Cb = pass.log_pb.size(1);
+  auto from = state_index.narrow(0, 0, T);  // [T, B]
+  auto comp = traj.action_component.clamp_min(0);
+  auto invalid = traj.mask.logical_not();
+
+  // forward: log p_F(a_t | s_t) from the table
+  auto lpf = pass.log_pf.reshape({-1}).index_select(0, (from * C + comp).reshape({-1})).view({T, B});
+  // backward: log p_B(s_t | s_{t+1}) at the child, with the component undoing a_t
+  auto to = state_index.narrow(0, 1, T);
+  auto bcomp = table.backward_component.reshape({-1}).index_select(0, (from * C + comp).reshape({-1})).view({T, B});
+  auto lpb = pass.log_pb.reshape({-1}).index_select(0, (to * Cb + bcomp).reshape({-1})).view({T, B});
+  auto no_pb = invalid.logical_or(traj.action_component.eq(table.exit));
+
+  LossInputs in;
+  in.log_pf = lpf.masked_fill(invalid, 0.0);
+  in.log_pb = lpb.masked_fill(no_pb, 0.0);
+  in.log_reward = clip_log_reward(traj.log_reward.to(lpf.scalar_type()), options.log_reward_clip);
+  in.log_z = log_z;
+  in.mask = traj.mask;
+  in.length = traj.length;
+  return in;
+}
+
+}  // namespace gfn

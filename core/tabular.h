@@ -1,0 +1,60 @@
+// Exact state tables of an enumerable environment, and the tabular training path.
+//
+// When an environment enumerates its states and there are no more of them than the rows a
+// rollout would evaluate (num_states <= batch * T), evaluating the policy once on every state
+// per iteration is cheaper than evaluating it at every rollout step and again when scoring:
+// the rollout becomes table look-ups and the loss reads log-probabilities from the same table.
+// The maths is unchanged (the policy is a function of the state); the generic path is the
+// reference it is tested against. The same tables serve exact evaluation (core/evaluation.h).
+#pragma once
+
+#include <torch/types.h>
+
+#include "core/env.h"
+#include "core/estimator.h"
+#include "core/sampler.h"
+#include "core/scoring.h"
+#include "core/types.h"
+
+namespace gfn {
+
+// Constant tables over all S states of an enumerable env, in its topological order.
+struct StateTable {
+  States states;               // [S] rows
+  torch::Tensor features;      // [S, F] float
+  torch::Tensor forward_mask;  // [S, C_f] bool
+  torch::Tensor backward_mask; // [S, C_b] bool
+  torch::Tensor child;         // [S, C_f] int64: index of the child reached by each component
+                               // (the state itself for the exit and unavailable components)
+  torch::Tensor backward_component;  // [S, C_f] int64: backward component undoing each move (0 where none)
+  torch::Tensor log_reward;    // [S] float
+  int64_t initial = 0;         // index of s0
+  int64_t exit = -1;           // exit component
+
+  // Throws std::logic_error if the env does not enumerate its states or has continuous pieces.
+  StateTable(const Env& env, const torch::Device& device);
+  int64_t size() const { return forward_mask.size(0); }
+};
+
+// The policy on every state: log p_F [S, C_f] (-inf where unavailable) and log p_B [S, C_b]
+// (uniform or learned), carrying the autograd graph.
+struct TablePass {
+  torch::Tensor log_pf;
+  torch::Tensor log_pb;
+  torch::Tensor logits;  // [S, C_f] raw forward logits (for exploration)
+};
+TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy);
+
+// Whether the tabular path is worth it for this env and batch size.
+bool tabular_worthwhile(const Env& env, int64_t batch);
+
+// Samples trajectories by table look-up from behaviour probabilities `probs` ([S, C_f], no grad).
+// `state_index` receives the state index of every time step ([T+1, B] int64).
+Trajectories rollout_tabular(const Env& env, const StateTable& table, const torch::Tensor& probs, int64_t batch,
+                             torch::Generator& generator, torch::Tensor* state_index);
+
+// The tabular counterpart of score_trajectories: reads the step log-probabilities from `pass`.
+LossInputs score_tabular(const StateTable& table, const TablePass& pass, const Trajectories& traj,
+                         const torch::Tensor& state_index, const torch::Tensor& log_z, const ScoreOptions& options);
+
+}  // namespace gfn

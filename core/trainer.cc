@@ -1,0 +1,96 @@
+#include "core/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+namespace gfn {
+
+void TrainerOptions::validate() const {
+  if (batch_size < 1) throw ConfigError(fmt::format("train.batch_size = {}: expected an integer >= 1", batch_size));
+  if (!(lr > 0.0) || !std::isfinite(lr)) throw ConfigError(fmt::format("train.lr = {}: expected a float > 0", lr));
+  if (!(lr_logz > 0.0) || !std::isfinite(lr_logz))
+    throw ConfigError(fmt::format("train.lr_logz = {}: expected a float > 0", lr_logz));
+  sampler.validate();
+}
+
+torch::Generator make_generator(uint64_t seed, const torch::Device& device) {
+  if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
+  // other devices: a clone of the device's default generator, reseeded
+  auto gen = at::globalContext().defaultGenerator(device).clone();
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, const TrainerOptions& options,
+                 uint64_t seed, const torch::Device& device)
+    : env_(env),
+      estimators_(estimators),
+      objective_(objective),
+      options_(options),
+      device_(device),
+      generator_(make_generator(seed, device)) {
+  options_.validate();
+  // one parameter group per learning rate
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(estimators_.policy_parameters(), std::make_unique<torch::optim::AdamOptions>(options_.lr));
+  if (objective_.uses_log_z()) {
+    groups.emplace_back(std::vector<torch::Tensor>{estimators_.log_z},
+                        std::make_unique<torch::optim::AdamOptions>(options_.lr_logz));
+  }
+  optimizer_ = std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(options_.lr));
+
+  // state tables: for exact bookkeeping always, for training when worthwhile or asked for
+  if (env_.enumerable() && !env_.action_spec().forward.has_pieces() && env_.num_states() <= (int64_t{1} << 22))
+    table_.emplace(env_, device_);
+  switch (options_.tabular) {
+    case TabularMode::kAuto: tabular_ = table_.has_value() && tabular_worthwhile(env_, options_.batch_size); break;
+    case TabularMode::kOn:
+      if (!table_.has_value())
+        throw ConfigError(fmt::format("train.tabular = \"on\": env '{}' does not enumerate a small enough state space",
+                                      env_.name()));
+      tabular_ = true;
+      break;
+    case TabularMode::kOff: tabular_ = false; break;
+  }
+}
+
+Trainer::~Trainer() = default;
+
+IterationResult Trainer::step() {
+  IterationResult out;
+  LossInputs inputs;
+  const int64_t B = options_.batch_size;
+  if (tabular_) {
+    // the policy on every state, once: sampling reads it detached, the loss with its graph
+    auto pass = evaluate_table(*table_, *estimators_.policy);
+    torch::Tensor probs;
+    {
+      torch::NoGradGuard no_grad;
+      probs = behaviour_probs(pass.logits.detach(), table_->forward_mask, options_.sampler);
+    }
+    torch::Tensor path;
+    out.trajectories = rollout_tabular(env_, *table_, probs, B, generator_, &path);
+    inputs = score_tabular(*table_, pass, out.trajectories, path, estimators_.log_z, options_.score);
+    out.terminal_index = path[path.size(0) - 1];
+  } else {
+    out.trajectories = rollout(env_, *estimators_.policy, B, options_.sampler, generator_, device_);
+    inputs = score_trajectories(env_, estimators_, out.trajectories, options_.score);
+    if (table_) out.terminal_index = env_.state_index(out.trajectories.terminal_states());
+  }
+
+  // loss, gradients, one optimiser step
+  auto loss = objective_.loss(inputs);
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+  objective_.after_step();
+  ++iteration_;
+
+  out.loss = loss.detach();
+  out.log_pf = inputs.log_pf.detach();
+  out.log_pb = inputs.log_pb.detach();
+  return out;
+}
+
+}  // namespace gfn

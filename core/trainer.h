@@ -1,0 +1,84 @@
+// One training iteration (DESIGN.md §4): sample, score under the training policy in one
+// batched pass, loss, backward, optimiser step. Adam with its own learning rate for log Z.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include <torch/types.h>
+
+#include "core/env.h"
+#include "core/estimator.h"
+#include "core/objective.h"
+#include "core/sampler.h"
+#include "core/scoring.h"
+#include "core/tabular.h"
+#include "core/types.h"
+
+namespace torch::optim {
+class Adam;
+}
+
+namespace gfn {
+
+// Whether to train through state tables (core/tabular.h).
+enum class TabularMode { kAuto, kOn, kOff };
+
+struct TrainerOptions {
+  int64_t batch_size = 16;    // trajectories per iteration, >= 1
+  double lr = 1e-3;           // Adam learning rate of the policy, > 0
+  double lr_logz = 0.1;       // Adam learning rate of log Z, > 0
+  SamplerOptions sampler;     // exploration of the behaviour policy
+  ScoreOptions score;         // log-reward clipping
+  TabularMode tabular = TabularMode::kAuto;  // auto: when num_states <= batch * T
+
+  // Throws ConfigError naming the field, its value and the rule.
+  void validate() const;
+};
+
+// What one iteration produced (detached from the graph).
+struct IterationResult {
+  Trajectories trajectories;
+  torch::Tensor loss;            // [] float
+  torch::Tensor log_pf;          // [T, B] float: under the training policy
+  torch::Tensor log_pb;          // [T, B] float
+  torch::Tensor terminal_index;  // [B] int64: state index of x (enumerable envs), else undefined
+};
+
+class Trainer {
+ public:
+  // `env`, `estimators` and `objective` must outlive the trainer. Every random draw of
+  // sampling comes from a generator seeded with `seed`.
+  Trainer(const Env& env, Estimators& estimators, Objective& objective, const TrainerOptions& options,
+          uint64_t seed, const torch::Device& device);
+  ~Trainer();
+
+  // Runs one iteration and returns its trajectories and loss.
+  IterationResult step();
+
+  bool tabular() const { return tabular_; }
+  // The state tables of an enumerable env (null otherwise).
+  const StateTable* table() const { return table_ ? &*table_ : nullptr; }
+  int64_t iteration() const { return iteration_; }
+  torch::Generator& generator() { return generator_; }
+  torch::optim::Adam& optimizer() { return *optimizer_; }
+  const TrainerOptions& options() const { return options_; }
+
+ private:
+  const Env& env_;
+  Estimators& estimators_;
+  Objective& objective_;
+  TrainerOptions options_;
+  torch::Device device_;
+  torch::Generator generator_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::optional<StateTable> table_;
+  bool tabular_ = false;
+  int64_t iteration_ = 0;
+};
+
+// A torch::Generator for `device` seeded with `seed`.
+torch::Generator make_generator(uint64_t seed, const torch::Device& device);
+
+}  // namespace gfn

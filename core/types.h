@@ -1,0 +1,76 @@
+// Batched data of the engine (DESIGN.md §2). Everything lives on one device.
+//
+// Shapes: B batch, T = max_length + 1 steps (the exit step included), Dd discrete and Dc
+// continuous state coordinates, Da chart coordinates. Padding after a trajectory's end is
+// masked by `mask`, never read as data.
+#pragma once
+
+#include <torch/types.h>
+
+namespace gfn {
+
+// A batch of states. A row is either a state of the environment or the sink sf.
+struct States {
+  torch::Tensor discrete;    // [B, Dd] int64 (Dd may be 0)
+  torch::Tensor continuous;  // [B, Dc] float (Dc may be 0)
+  torch::Tensor is_initial;  // [B] bool: the row is s0
+  torch::Tensor is_sink;     // [B] bool: the row is sf (its coordinates keep the last state's)
+
+  int64_t batch_size() const { return is_sink.size(0); }
+  // Rows `index` ([N] int64) of every field.
+  States index_select(const torch::Tensor& index) const;
+  // Row-wise choice: where cond ([B] bool) is true take `a`, else `b`.
+  static States where(const torch::Tensor& cond, const States& a, const States& b);
+  // Stacks T states of batch B into one States of batch T*B (time-major).
+  static States cat(const std::vector<States>& parts);
+  States to(const torch::Device& device) const;
+};
+
+// A batch of actions: a component of the kernel (an atom such as a discrete child or the exit,
+// or a continuous piece) and chart coordinates in that piece's standard domain.
+struct Actions {
+  torch::Tensor component;  // [B] int64: index into the kernel's components
+  torch::Tensor coords;     // [B, Da] float: chart coordinates (zero-width when Da = 0)
+};
+
+// A batch of trajectories s0 -> ... -> x -> sf of fixed time extent T = max_length + 1.
+// Step t takes states[t] to states[t+1]; for trajectory b the steps t < length[b] are valid,
+// the last valid one is the exit (x -> sf). log_pf/log_pb are those seen at sampling time under
+// the behaviour policy (for logging); the trainer recomputes them under the training policy.
+struct Trajectories {
+  torch::Tensor states_discrete;    // [T+1, B, Dd] int64
+  torch::Tensor states_continuous;  // [T+1, B, Dc] float
+  torch::Tensor is_initial;         // [T+1, B] bool
+  torch::Tensor is_sink;            // [T+1, B] bool
+  torch::Tensor action_component;   // [T, B] int64 (-1 on padding)
+  torch::Tensor action_coords;      // [T, B, Da] float
+  torch::Tensor log_jacobian;       // [T, B] float: log-volume factor of each forward step
+  torch::Tensor mask;               // [T, B] bool: valid step
+  torch::Tensor length;             // [B] int64: number of valid steps (moves + exit)
+  torch::Tensor log_reward;         // [B] float: log R(x) of the terminal state x
+  torch::Tensor log_pf_sampled;     // [T, B] float: behaviour log-prob at sampling (0 on padding)
+  torch::Tensor terminal_discrete;  // [B, Dd] int64: x, the state before the exit
+  torch::Tensor terminal_continuous;  // [B, Dc] float
+
+  int64_t num_steps() const { return mask.size(0); }
+  int64_t batch_size() const { return mask.size(1); }
+  // The states at time t ([B] rows).
+  States states_at(int64_t t) const;
+  // The terminal states x ([B] rows).
+  States terminal_states() const;
+};
+
+// What an objective reads: a pure function of these (DESIGN.md §5). Differentiable fields
+// carry the autograd graph of the estimators.
+struct LossInputs {
+  torch::Tensor log_pf;        // [T, B] float: log p_F of each step (0 on padding)
+  torch::Tensor log_pb;        // [T, B] float: log p_B of each step (0 on the exit and padding)
+  torch::Tensor log_flow;      // [T+1, B] float: log F(s_t) where a flow head exists, else undefined
+  torch::Tensor log_reward;    // [B] float: log R(x), clipped as configured
+  torch::Tensor log_z;         // [] float: learned log Z (undefined for objectives without one)
+  torch::Tensor mask;          // [T, B] bool: valid steps
+  torch::Tensor length;        // [B] int64
+  torch::Tensor local_credit;  // [T, B] float: per-step credits (FL/LED), else undefined
+};
+
+}  // namespace gfn

@@ -1,0 +1,182 @@
+#include "envs/hypergrid.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+namespace gfn {
+
+namespace {
+
+constexpr int64_t kMaxEnumerableStates = int64_t{1} << 26;
+
+// per-coordinate indicators of the two reward regions
+bool outer_region(int64_t x, int64_t height) {
+  double a = std::fabs(static_cast<double>(x) / static_cast<double>(height - 1) - 0.5);
+  return 0.25 < a;
+}
+bool ring_region(int64_t x, int64_t height) {
+  double a = std::fabs(static_cast<double>(x) / static_cast<double>(height - 1) - 0.5);
+  return 0.3 < a && a < 0.4;
+}
+
+}  // namespace
+
+std::vector<ParamSpec> HypergridOptions::specs() {
+  HypergridOptions d;
+  return {int_param("ndim", d.ndim, "number of coordinates n", 1, 32),
+          int_param("height", d.height, "side length H of the grid", 2, 1 << 20),
+          float_param("r0", d.r0, "base reward R0", 0.0, INFINITY, /*min_exclusive=*/true),
+          float_param("r1", d.r1, "reward R1 of the outer region", 0.0),
+          float_param("r2", d.r2, "reward R2 of the ring inside the outer region", 0.0)};
+}
+
+void HypergridOptions::validate() const {
+  Params p;
+  p.set("ndim", ndim);
+  p.set("height", height);
+  p.set("r0", r0);
+  p.set("r1", r1);
+  p.set("r2", r2);
+  resolve_params(specs(), p, "HypergridOptions");
+}
+
+HypergridOptions HypergridOptions::from_params(const Params& params) {
+  HypergridOptions o;
+  o.ndim = params.get_int("ndim");
+  o.height = params.get_int("height");
+  o.r0 = params.get_float("r0");
+  o.r1 = params.get_float("r1");
+  o.r2 = params.get_float("r2");
+  o.validate();
+  return o;
+}
+
+HypergridEnv::HypergridEnv(const HypergridOptions& options) : options_(options) {
+  options_.validate();
+  const int64_t n = options_.ndim;
+  for (int64_t d = 0; d < n; ++d) {
+    spec_.forward.components.push_back({fmt::format("+{}", d), ComponentKind::kAtom, 0, Domain::kNone});
+    spec_.backward.components.push_back({fmt::format("-{}", d), ComponentKind::kAtom, 0, Domain::kNone});
+  }
+  spec_.forward.components.push_back({"exit", ComponentKind::kAtom, 0, Domain::kNone});
+  spec_.forward.exit = n;
+  // enumerable while H^n stays small enough to hold a distribution over it
+  double log_states = static_cast<double>(n) * std::log(static_cast<double>(options_.height));
+  enumerable_ = log_states <= std::log(static_cast<double>(kMaxEnumerableStates));
+}
+
+States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) const {
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
+  return {torch::zeros({batch, options_.ndim}, i64), torch::zeros({batch, 0}, f32), torch::ones({batch}, b),
+          torch::zeros({batch}, b)};
+}
+
+torch::Tensor HypergridEnv::features(const States& states) const {
+  const auto& x = states.discrete;  // [B, n]
+  auto offsets = torch::arange(0, options_.ndim * options_.height, options_.height, x.options());
+  auto out = torch::zeros({x.size(0), feature_dim()}, x.options().dtype(torch::kFloat32));
+  return out.scatter_(1, x + offsets, 1.0);
+}
+
+torch::Tensor HypergridEnv::forward_mask(const States& states) const {
+  const auto& x = states.discrete;
+  auto can_exit = torch::ones({x.size(0), 1}, x.options().dtype(torch::kBool));
+  return torch::cat({x.lt(options_.height - 1), can_exit}, 1);
+}
+
+torch::Tensor HypergridEnv::backward_mask(const States& states) const { return states.discrete.gt(0); }
+
+StepResult HypergridEnv::step(const States& states, const Actions& actions) const {
+  const auto& x = states.discrete;
+  // the exit (component n) matches no coordinate, so it leaves x unchanged
+  auto dims = torch::arange(options_.ndim, x.options());
+  auto next = x + actions.component.unsqueeze(1).eq(dims);
+  auto zeros_b = torch::zeros_like(states.is_initial);
+  return {States{next, states.continuous, zeros_b, states.is_sink},
+          torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
+}
+
+StepResult HypergridEnv::backward_step(const States& states, const Actions& actions) const {
+  const auto& x = states.discrete;
+  auto dims = torch::arange(options_.ndim, x.options());
+  auto prev = x - actions.component.unsqueeze(1).eq(dims);
+  return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
+          torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
+}
+
+Actions HypergridEnv::backward_action(const States& parent, const States& child, const Actions& forward,
+                                      torch::Tensor* log_jacobian) const {
+  // the coordinate that went up is the one that comes down
+  if (log_jacobian != nullptr)
+    *log_jacobian = torch::zeros({child.batch_size()}, child.discrete.options().dtype(torch::kFloat32));
+  return {forward.component, forward.coords};
+}
+
+torch::Tensor HypergridEnv::log_reward(const States& states) const {
+  auto a = (states.discrete.to(torch::kFloat64) / static_cast<double>(options_.height - 1) - 0.5).abs();
+  auto outer = a.gt(0.25).all(1).to(torch::kFloat64);
+  auto ring = (a.gt(0.3) & a.lt(0.4)).all(1).to(torch::kFloat64);
+  auto r = options_.r0 + options_.r1 * outer + options_.r2 * ring;
+  return r.log().to(torch::kFloat32);
+}
+
+int64_t HypergridEnv::num_states() const {
+  int64_t s = 1;
+  for (int64_t d = 0; d < options_.ndim; ++d) s *= options_.height;
+  return s;
+}
+
+States HypergridEnv::enumerate_states(const torch::Device& device) const {
+  if (!enumerable_) return Env::enumerate_states(device);
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  auto index = torch::arange(num_states(), i64);
+  // mixed-radix digits, most significant first
+  std::vector<torch::Tensor> digits(options_.ndim);
+  auto rest = index;
+  for (int64_t d = options_.ndim - 1; d >= 0; --d) {
+    digits[d] = rest.remainder(options_.height);
+    rest = rest.div(options_.height, "floor");
+  }
+  auto x = torch::stack(digits, 1);
+  auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
+  return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat32)), index.eq(0), torch::zeros({x.size(0)}, b)};
+}
+
+torch::Tensor HypergridEnv::state_index(const States& states) const {
+  const auto& x = states.discrete;
+  std::vector<int64_t> w(options_.ndim);
+  int64_t m = 1;
+  for (int64_t d = options_.ndim - 1; d >= 0; --d) {
+    w[d] = m;
+    m *= options_.height;
+  }
+  auto weights = torch::tensor(w, x.options().device(torch::kCPU)).to(x.device());
+  return (x * weights).sum(1);
+}
+
+std::optional<double> HypergridEnv::log_partition() const {
+  double outer = 0, ring = 0;
+  for (int64_t i = 0; i < options_.height; ++i) {
+    outer += outer_region(i, options_.height);
+    ring += ring_region(i, options_.height);
+  }
+  const double n = static_cast<double>(options_.ndim);
+  double z = options_.r0 * std::pow(static_cast<double>(options_.height), n) + options_.r1 * std::pow(outer, n) +
+             options_.r2 * std::pow(ring, n);
+  return std::log(z);
+}
+
+double HypergridEnv::reward(const std::vector<int64_t>& x) const {
+  bool outer = true, ring = true;
+  for (auto v : x) {
+    outer = outer && outer_region(v, options_.height);
+    ring = ring && ring_region(v, options_.height);
+  }
+  return options_.r0 + options_.r1 * outer + options_.r2 * ring;
+}
+
+}  // namespace gfn

@@ -1,0 +1,24 @@
+// Trajectory balance (Malkin et al., NeurIPS 2022), in log space:
+//     delta(tau) = log Z + sum_t [log p_F,t - log p_B,t] - log R(x),   L = mean_b delta_b^2,
+// where the exit step has log p_B = 0 and log R may have been clipped (ScoreOptions).
+#pragma once
+
+#include <vector>
+
+#include "core/objective.h"
+#include "core/params.h"
+
+namespace gfn {
+
+class TrajectoryBalance final : public Objective {
+ public:
+  std::string name() const override { return "tb"; }
+  bool uses_log_z() const override { return true; }
+  torch::Tensor loss(const LossInputs& inputs) const override;
+  // The residuals delta_b: [B].
+  static torch::Tensor residuals(const LossInputs& inputs);
+  // Config keys under [objective] for kind "tb" (none beyond the common ones).
+  static std::vector<ParamSpec> specs() { return {}; }
+};
+
+}  // namespace gfn
