@@ -107,6 +107,8 @@ ConfigSchema run_schema(const Registry& registry) {
       int_param("train.batch_size", 16, "trajectories per iteration", 1, 1 << 24),
       float_param("train.lr", 1e-3, "Adam learning rate of the policy", 0.0, 10.0, true),
       float_param("train.lr_logz", 0.1, "Adam learning rate of log Z", 0.0, 100.0, true),
+      int_param("train.lr_decay_every", 0, "every N iterations all learning rates are multiplied by train.lr_decay (0: never)", 0),
+      float_param("train.lr_decay", 0.5, "step decay factor of the learning rates", 0.0, 1.0, true, false),
       float_param("train.epsilon", 0.0, "exploration: probability of a uniform choice among available moves", 0.0,
                   1.0),
       float_param("train.temperature", 1.0, "exploration: sampling logits are divided by it", 0.0, 1e6, true),
@@ -182,6 +184,8 @@ Run build_run(const Params& p, const Registry& registry) {
   t.batch_size = p.get_int("train.batch_size");
   t.lr = p.get_float("train.lr");
   t.lr_logz = p.get_float("train.lr_logz");
+  t.lr_decay_every = p.get_int("train.lr_decay_every");
+  t.lr_decay = p.get_float("train.lr_decay");
   t.sampler.epsilon = p.get_float("train.epsilon");
   t.sampler.temperature = p.get_float("train.temperature");
   t.score.log_reward_clip = p.get_float("objective.log_reward_clip");
@@ -395,7 +399,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
                                 {"wall_s", elapsed()},
                                 {"loss", loss},
                                 {"log_z", run.estimators->log_z.item<double>()},
-                                {"lr", run.trainer_options.lr},
+                                {"lr", trainer.current_lr()},
                                 {"mean_log_reward", tr.log_reward.mean().item<double>()},
                                 {"max_log_reward", tr.log_reward.max().item<double>()},
                                 {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}});

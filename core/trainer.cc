@@ -11,6 +11,10 @@ void TrainerOptions::validate() const {
   if (!(lr > 0.0) || !std::isfinite(lr)) throw ConfigError(fmt::format("train.lr = {}: expected a float > 0", lr));
   if (!(lr_logz > 0.0) || !std::isfinite(lr_logz))
     throw ConfigError(fmt::format("train.lr_logz = {}: expected a float > 0", lr_logz));
+  if (lr_decay_every < 0)
+    throw ConfigError(fmt::format("train.lr_decay_every = {}: expected an integer >= 0", lr_decay_every));
+  if (!(lr_decay > 0.0 && lr_decay <= 1.0))
+    throw ConfigError(fmt::format("train.lr_decay = {}: expected a float in (0, 1]", lr_decay));
   sampler.validate();
 }
 
@@ -57,6 +61,10 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
 
 Trainer::~Trainer() = default;
 
+double Trainer::current_lr() const {
+  return static_cast<const torch::optim::AdamOptions&>(optimizer_->param_groups().front().options()).lr();
+}
+
 IterationResult Trainer::step() {
   IterationResult out;
   LossInputs inputs;
@@ -86,6 +94,13 @@ IterationResult Trainer::step() {
   optimizer_->step();
   objective_.after_step();
   ++iteration_;
+  // step decay of every learning rate
+  if (options_.lr_decay_every > 0 && iteration_ % options_.lr_decay_every == 0) {
+    for (auto& group : optimizer_->param_groups()) {
+      auto& opts = static_cast<torch::optim::AdamOptions&>(group.options());
+      opts.lr(opts.lr() * options_.lr_decay);
+    }
+  }
 
   out.loss = loss.detach();
   out.log_pf = inputs.log_pf.detach();

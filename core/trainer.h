@@ -32,6 +32,8 @@ struct TrainerOptions {
   SamplerOptions sampler;     // exploration of the behaviour policy
   ScoreOptions score;         // log-reward clipping
   TabularMode tabular = TabularMode::kAuto;  // auto: when num_states <= batch * T
+  int64_t lr_decay_every = 0;  // every N iterations all learning rates are multiplied by lr_decay (0: never)
+  double lr_decay = 0.5;       // step decay factor, in (0, 1]
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;
@@ -61,6 +63,8 @@ class Trainer {
   // The state tables of an enumerable env (null otherwise).
   const StateTable* table() const { return table_ ? &*table_ : nullptr; }
   int64_t iteration() const { return iteration_; }
+  // The current learning rate of the policy (after decay).
+  double current_lr() const;
   torch::Generator& generator() { return generator_; }
   torch::optim::Adam& optimizer() { return *optimizer_; }
   const TrainerOptions& options() const { return options_; }
