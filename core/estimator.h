@@ -54,10 +54,10 @@ class PolicyNetImpl : public torch::nn::Module {
 
  private:
   EstimatorOptions options_;
-  std::vector<torch::Tensor> weights_;  // [out, in] per hidden layer
+  std::vector<torch::Tensor> weights_;  // [in, out] per hidden layer (transposed w.r.t. nn::Linear)
   std::vector<torch::Tensor> biases_;   // [out]
-  torch::Tensor forward_weight_, forward_bias_;    // [C_f, hidden], [C_f]
-  torch::Tensor backward_weight_, backward_bias_;  // [C_b, hidden], [C_b] (learned P_B)
+  torch::Tensor forward_weight_, forward_bias_;    // [hidden, C_f], [C_f]
+  torch::Tensor backward_weight_, backward_bias_;  // [hidden, C_b], [C_b] (learned P_B)
 };
 TORCH_MODULE(PolicyNet);
 

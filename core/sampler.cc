@@ -31,51 +31,65 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   const auto& spec = env.action_spec();
   const int64_t exit = spec.forward.exit;
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+
+  // all the randomness of the rollout in one draw: Gumbel noise per step, row and component,
+  // so that argmax(log p + G) is a draw from p (u is clamped away from 0 to keep G finite)
+  auto gumbel = torch::rand({steps, batch, spec.forward.size()}, generator, f32)
+                    .clamp_min_(1e-30).log_().neg_().log_().neg_();
 
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
   auto coords = torch::zeros({batch, spec.coord_dim}, f32);
-  std::vector<torch::Tensor> disc{s.discrete}, cont{s.continuous}, init{s.is_initial}, sink{s.is_sink};
-  std::vector<torch::Tensor> comps, valid, log_pf, log_jac;
+  std::vector<torch::Tensor> disc{s.discrete}, cont{s.continuous}, init{s.is_initial};
+  std::vector<torch::Tensor> comps, finished, scores, log_jac;
   for (int64_t t = 0; t < steps; ++t) {
     // one batched policy evaluation; rows already at the sink get a harmless full mask
     auto logits = policy.forward_logits(policy.trunk(env.features(s)));
     auto mask = env.forward_mask(s).logical_or(done.unsqueeze(1));
-    auto probs = behaviour_probs(logits, mask, options);
-    auto comp = torch::multinomial(probs, 1, /*replacement=*/true, generator);  // [B, 1]
-    auto lp = probs.gather(1, comp).squeeze(1).log();
-    comp = comp.squeeze(1);
+    torch::Tensor score;
+    if (options.on_policy()) {
+      score = torch::where(mask, logits, neg_inf);  // unnormalised: the softmax comes once, at the end
+    } else {
+      score = behaviour_probs(logits, mask, options).log();
+    }
+    auto comp = (score + gumbel[t]).argmax(1);
 
     // move the rows that neither exit nor have finished
     auto res = env.step(s, Actions{comp, coords});
     auto stay = done.logical_or(comp.eq(exit));
-    States next = States::where(stay, s, res.next);
-    next.is_sink = stay;
+    auto stay_col = stay.unsqueeze(1);
+    States next{torch::where(stay_col, s.discrete, res.next.discrete),
+                s.continuous.size(1) ? torch::where(stay_col, s.continuous, res.next.continuous) : s.continuous,
+                torch::where(stay, s.is_initial, res.next.is_initial), stay};
 
-    // record the step
-    comps.push_back(comp.masked_fill(done, -1));
-    valid.push_back(done.logical_not());
-    log_pf.push_back(lp.masked_fill(done, 0.0));
-    log_jac.push_back(res.log_jacobian.masked_fill(stay, 0.0));
+    comps.push_back(comp);
+    finished.push_back(done);
+    scores.push_back(score);
+    log_jac.push_back(res.log_jacobian);
     disc.push_back(next.discrete);
     cont.push_back(next.continuous);
     init.push_back(next.is_initial);
-    sink.push_back(next.is_sink);
     done = stay;
     s = std::move(next);
   }
 
+  // masks and log-probabilities of the whole rollout at once
   Trajectories traj;
+  auto before = torch::stack(finished);  // [T, B]: the row had finished before step t
+  auto comp = torch::stack(comps);
+  auto after = torch::cat({before.narrow(0, 1, steps - 1), done.unsqueeze(0)});
   traj.states_discrete = torch::stack(disc);
   traj.states_continuous = torch::stack(cont);
   traj.is_initial = torch::stack(init);
-  traj.is_sink = torch::stack(sink);
-  traj.action_component = torch::stack(comps);
+  traj.is_sink = torch::cat({torch::zeros({1, batch}, before.options()), after});
+  traj.action_component = comp.masked_fill(before, -1);
   traj.action_coords = torch::zeros({steps, batch, spec.coord_dim}, f32);
-  traj.log_jacobian = torch::stack(log_jac);
-  traj.mask = torch::stack(valid);
+  traj.log_jacobian = torch::stack(log_jac).masked_fill(after, 0.0);
+  traj.mask = before.logical_not();
   traj.length = traj.mask.sum(0);
-  traj.log_pf_sampled = torch::stack(log_pf);
+  traj.log_pf_sampled =
+      torch::stack(scores).log_softmax(2).gather(2, comp.unsqueeze(2)).squeeze(2).masked_fill(before, 0.0);
   // the sink keeps the coordinates of the state it was reached from
   traj.terminal_discrete = s.discrete;
   traj.terminal_continuous = s.continuous;

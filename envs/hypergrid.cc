@@ -65,6 +65,12 @@ HypergridEnv::HypergridEnv(const HypergridOptions& options) : options_(options) 
   // enumerable while H^n stays small enough to hold a distribution over it
   double log_states = static_cast<double>(n) * std::log(static_cast<double>(options_.height));
   enumerable_ = log_states <= std::log(static_cast<double>(kMaxEnumerableStates));
+  dims_ = torch::arange(n, torch::kInt64);
+  offsets_ = dims_ * options_.height;
+}
+
+torch::Tensor HypergridEnv::on(const torch::Tensor& cached, const torch::Device& device) {
+  return cached.device() == device ? cached : cached.to(device);
 }
 
 States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) const {
@@ -77,9 +83,8 @@ States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) 
 
 torch::Tensor HypergridEnv::features(const States& states) const {
   const auto& x = states.discrete;  // [B, n]
-  auto offsets = torch::arange(0, options_.ndim * options_.height, options_.height, x.options());
   auto out = torch::zeros({x.size(0), feature_dim()}, x.options().dtype(torch::kFloat32));
-  return out.scatter_(1, x + offsets, 1.0);
+  return out.scatter_(1, x + on(offsets_, x.device()), 1.0);
 }
 
 torch::Tensor HypergridEnv::forward_mask(const States& states) const {
@@ -93,8 +98,7 @@ torch::Tensor HypergridEnv::backward_mask(const States& states) const { return s
 StepResult HypergridEnv::step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
   // the exit (component n) matches no coordinate, so it leaves x unchanged
-  auto dims = torch::arange(options_.ndim, x.options());
-  auto next = x + actions.component.unsqueeze(1).eq(dims);
+  auto next = x + actions.component.unsqueeze(1).eq(on(dims_, x.device()));
   auto zeros_b = torch::zeros_like(states.is_initial);
   return {States{next, states.continuous, zeros_b, states.is_sink},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -102,8 +106,7 @@ StepResult HypergridEnv::step(const States& states, const Actions& actions) cons
 
 StepResult HypergridEnv::backward_step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
-  auto dims = torch::arange(options_.ndim, x.options());
-  auto prev = x - actions.component.unsqueeze(1).eq(dims);
+  auto prev = x - actions.component.unsqueeze(1).eq(on(dims_, x.device())).to(x.scalar_type());  // int - bool is an error
   return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
 }
