@@ -65,18 +65,21 @@ TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
   return pass;
 }
 
-Trajectories rollout_tabular(const Env& env, const StateTable& table, const torch::Tensor& probs, int64_t batch,
-                             torch::Generator& generator, torch::Tensor* state_index) {
-  torch::NoGradGuard no_grad;
-  const int64_t steps = env.max_length() + 1;
+namespace {
+
+// the walk as tensor operations: Gumbel-max draws, no host sync
+void walk_tensor(const StateTable& table, const torch::Tensor& probs, int64_t steps, int64_t batch,
+                 torch::Generator& generator, torch::Tensor* path, torch::Tensor* components) {
   const int64_t C = table.child.size(1);
-  auto idx_opts = table.child.options();
   auto child_flat = table.child.reshape({-1});
-  auto idx = torch::full({batch}, table.initial, idx_opts);
-  auto done = torch::zeros({batch}, idx_opts.dtype(torch::kBool));
+  auto idx = torch::full({batch}, table.initial, table.child.options());
+  auto done = torch::zeros({batch}, table.child.options().dtype(torch::kBool));
+  auto log_probs = probs.log();
+  auto gumbel = torch::rand({steps, batch, C}, generator, probs.options())
+                    .clamp_min_(1e-30).log_().neg_().log_().neg_();
   std::vector<torch::Tensor> visited{idx}, comps;
   for (int64_t t = 0; t < steps; ++t) {
-    auto comp = torch::multinomial(probs.index_select(0, idx), 1, /*replacement=*/true, generator).squeeze(1);
+    auto comp = (log_probs.index_select(0, idx) + gumbel[t]).argmax(1);
     auto next = child_flat.index_select(0, idx * C + comp);
     auto stay = done.logical_or(comp.eq(table.exit));
     comps.push_back(comp.masked_fill(done, -1));
@@ -84,11 +87,71 @@ Trajectories rollout_tabular(const Env& env, const StateTable& table, const torc
     visited.push_back(idx);
     done = stay;
   }
+  *path = torch::stack(visited);
+  *components = torch::stack(comps);
+}
+
+// the walk as a host loop over a CPU table: inverse-CDF draws from uniforms of the generator
+void walk_host(const StateTable& table, const torch::Tensor& probs, int64_t steps, int64_t batch,
+               torch::Generator& generator, torch::Tensor* path, torch::Tensor* components) {
+  const int64_t C = table.child.size(1);
+  auto cdf_t = probs.to(torch::kFloat64).cumsum(1).contiguous();
+  auto u_t = torch::rand({steps, batch}, generator, torch::TensorOptions().dtype(torch::kFloat64));
+  auto child_t = table.child.contiguous();
+  *path = torch::empty({steps + 1, batch}, torch::kInt64);
+  *components = torch::full({steps, batch}, -1, torch::kInt64);
+  const double* cdf = cdf_t.data_ptr<double>();
+  const double* u = u_t.data_ptr<double>();
+  const int64_t* child = child_t.data_ptr<int64_t>();
+  int64_t* pp = path->data_ptr<int64_t>();
+  int64_t* cp = components->data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t s = table.initial;
+    pp[b] = s;
+    bool done = false;
+    for (int64_t t = 0; t < steps; ++t) {
+      if (!done) {
+        // the first component whose cumulative probability exceeds u * total; zero-probability
+        // components never qualify, and rounding at the top falls back to the last possible one
+        const double* row = cdf + s * C;
+        const double target = u[t * batch + b] * row[C - 1];
+        int64_t c = 0;
+        while (c < C && !(row[c] > target)) ++c;
+        if (c == C) {
+          c = C - 1;
+          while (c > 0 && row[c] == row[c - 1]) --c;
+        }
+        cp[t * batch + b] = c;
+        if (c == table.exit) {
+          done = true;
+        } else {
+          s = child[s * C + c];
+        }
+      }
+      pp[(t + 1) * batch + b] = s;
+    }
+  }
+}
+
+}  // namespace
+
+Trajectories rollout_tabular(const Env& env, const StateTable& table, const torch::Tensor& probs, int64_t batch,
+                             torch::Generator& generator, torch::Tensor* state_index, TabularBackend backend) {
+  torch::NoGradGuard no_grad;
+  const int64_t steps = env.max_length() + 1;
+  const int64_t C = table.child.size(1);
+  if (backend == TabularBackend::kAuto) backend = probs.is_cpu() ? TabularBackend::kHost : TabularBackend::kTensor;
+  if (backend == TabularBackend::kHost && !probs.is_cpu())
+    throw std::logic_error("rollout_tabular: the host walk needs a CPU table");
+  torch::Tensor path, comp;
+  if (backend == TabularBackend::kHost) {
+    walk_host(table, probs, steps, batch, generator, &path, &comp);
+  } else {
+    walk_tensor(table, probs, steps, batch, generator, &path, &comp);
+  }
 
   // everything else follows from the visited indices and components
   Trajectories traj;
-  auto path = torch::stack(visited);  // [T+1, B]
-  auto comp = torch::stack(comps);    // [T, B]
   auto flat = path.reshape({-1});
   const auto& st = table.states;
   traj.states_discrete = st.discrete.index_select(0, flat).view({steps + 1, batch, st.discrete.size(1)});

@@ -36,13 +36,9 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
       generator_(make_generator(seed, device)) {
   options_.validate();
   // one parameter group per learning rate
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(estimators_.policy_parameters(), std::make_unique<torch::optim::AdamOptions>(options_.lr));
-  if (objective_.uses_log_z()) {
-    groups.emplace_back(std::vector<torch::Tensor>{estimators_.log_z},
-                        std::make_unique<torch::optim::AdamOptions>(options_.lr_logz));
-  }
-  optimizer_ = std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(options_.lr));
+  std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
+  if (objective_.uses_log_z()) groups.push_back({{estimators_.log_z}, options_.lr_logz});
+  optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
   if (env_.enumerable() && !env_.action_spec().forward.has_pieces() && env_.num_states() <= (int64_t{1} << 22))
@@ -62,7 +58,7 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
 Trainer::~Trainer() = default;
 
 double Trainer::current_lr() const {
-  return static_cast<const torch::optim::AdamOptions&>(optimizer_->param_groups().front().options()).lr();
+  return optimizer_->groups().front().lr;
 }
 
 IterationResult Trainer::step() {
@@ -96,10 +92,7 @@ IterationResult Trainer::step() {
   ++iteration_;
   // step decay of every learning rate
   if (options_.lr_decay_every > 0 && iteration_ % options_.lr_decay_every == 0) {
-    for (auto& group : optimizer_->param_groups()) {
-      auto& opts = static_cast<torch::optim::AdamOptions&>(group.options());
-      opts.lr(opts.lr() * options_.lr_decay);
-    }
+    for (auto& group : optimizer_->groups()) group.lr *= options_.lr_decay;
   }
 
   out.loss = loss.detach();

@@ -11,14 +11,11 @@
 #include "core/env.h"
 #include "core/estimator.h"
 #include "core/objective.h"
+#include "core/optim.h"
 #include "core/sampler.h"
 #include "core/scoring.h"
 #include "core/tabular.h"
 #include "core/types.h"
-
-namespace torch::optim {
-class Adam;
-}
 
 namespace gfn {
 
@@ -66,7 +63,7 @@ class Trainer {
   // The current learning rate of the policy (after decay).
   double current_lr() const;
   torch::Generator& generator() { return generator_; }
-  torch::optim::Adam& optimizer() { return *optimizer_; }
+  FusedAdam& optimizer() { return *optimizer_; }
   const TrainerOptions& options() const { return options_; }
 
  private:
@@ -76,7 +73,7 @@ class Trainer {
   TrainerOptions options_;
   torch::Device device_;
   torch::Generator generator_;
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<FusedAdam> optimizer_;
   std::optional<StateTable> table_;
   bool tabular_ = false;
   int64_t iteration_ = 0;

@@ -1,0 +1,88 @@
+#include "core/optim.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <ATen/core/grad_mode.h>
+#include <torch/types.h>
+
+namespace gfn {
+
+namespace {
+
+// one fused pass over a contiguous CPU parameter
+template <typename T>
+void adam_cpu(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, double b1, double b2, double step_size, double bc2_sqrt,
+              double eps) {
+  const T tb1 = static_cast<T>(b1), tb2 = static_cast<T>(b2);
+  const T ob1 = static_cast<T>(1 - b1), ob2 = static_cast<T>(1 - b2);
+  const T ss = static_cast<T>(step_size), bc = static_cast<T>(bc2_sqrt), te = static_cast<T>(eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T mi = tb1 * m[i] + ob1 * gi;
+    const T vi = tb2 * v[i] + ob2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= ss * mi / (std::sqrt(vi) / bc + te);
+  }
+}
+
+}  // namespace
+
+FusedAdam::FusedAdam(std::vector<AdamGroup> groups, double beta1, double beta2, double eps)
+    : groups_(std::move(groups)), beta1_(beta1), beta2_(beta2), eps_(eps) {
+  for (const auto& g : groups_) {
+    if (!(g.lr > 0.0)) throw std::invalid_argument("FusedAdam: learning rates must be > 0");
+    std::vector<torch::Tensor> m, v;
+    for (const auto& p : g.params) {
+      if (!p.is_leaf() || !p.requires_grad())
+        throw std::invalid_argument("FusedAdam: parameters must be leaf tensors that require grad");
+      m.push_back(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+      v.push_back(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+    }
+    exp_avg_.push_back(std::move(m));
+    exp_avg_sq_.push_back(std::move(v));
+  }
+}
+
+void FusedAdam::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g.params) p.mutable_grad() = torch::Tensor();
+}
+
+void FusedAdam::step() {
+  at::NoGradGuard no_grad;
+  ++steps_;
+  const double t = static_cast<double>(steps_);
+  const double bc1 = 1.0 - std::pow(beta1_, t);
+  const double bc2_sqrt = std::sqrt(1.0 - std::pow(beta2_, t));
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    auto& group = groups_[gi];
+    const double step_size = group.lr / bc1;
+    for (size_t pi = 0; pi < group.params.size(); ++pi) {
+      auto& p = group.params[pi];
+      const auto& grad = p.grad();
+      if (!grad.defined()) continue;
+      auto& m = exp_avg_[gi][pi];
+      auto& v = exp_avg_sq_[gi][pi];
+      if (p.is_cpu() && p.is_contiguous() && (p.scalar_type() == torch::kFloat32 || p.scalar_type() == torch::kFloat64)) {
+        auto g = grad.contiguous();
+        if (p.scalar_type() == torch::kFloat32) {
+          adam_cpu(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.numel(),
+                   beta1_, beta2_, step_size, bc2_sqrt, eps_);
+        } else {
+          adam_cpu(p.data_ptr<double>(), g.data_ptr<double>(), m.data_ptr<double>(), v.data_ptr<double>(),
+                   p.numel(), beta1_, beta2_, step_size, bc2_sqrt, eps_);
+        }
+      } else {
+        // the same update as tensor operations (other devices, other layouts)
+        m.mul_(beta1_).add_(grad, 1.0 - beta1_);
+        v.mul_(beta2_).addcmul_(grad, grad, 1.0 - beta2_);
+        auto denom = (v.sqrt() / bc2_sqrt).add_(eps_);
+        p.addcdiv_(m, denom, -step_size);
+      }
+    }
+  }
+}
+
+}  // namespace gfn
