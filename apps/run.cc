@@ -317,7 +317,7 @@ std::string RunSummary::report() const {
                               iterations, trajectories, wall_s, ms_per_iteration());
   s += fmt::format("  final loss {:.5g}, log Z {:.5f}\n", final_loss, log_z);
   if (exact) {
-    s += fmt::format("  exact: TV {:.5f}  JSD {:.5f}  KL(pi||p) {:.5f}  |log Z - log Z_hat| {:.5f} (log Z {:.5f})\n",
+    s += fmt::format("  exact: TV {:.3e}  JSD {:.3e}  KL(pi||p) {:.3e}  |log Z - log Z_hat| {:.3e} (log Z {:.5f})\n",
                      exact->tv, exact->jsd, exact->kl, exact->log_z_error, exact->log_z_exact);
   }
   if (l1) s += fmt::format("  empirical L1 (papers' scale) {:.3e}\n", *l1);

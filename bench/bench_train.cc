@@ -2,6 +2,8 @@
 // second, for hypergrid with trajectory balance. Prints one line per configuration.
 //
 //   bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -75,5 +77,8 @@ int main(int argc, char** argv) {
                              {"hypergrid 4-D H=8 batch 16", 4, 8, 16, 256, 2}};
   for (const auto& c : cases)
     if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, iters, warmup, mode);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("peak resident memory %.0f MiB\n", usage.ru_maxrss / 1024.0);
   return 0;
 }
