@@ -198,30 +198,6 @@ Run build_run(const Params& p, const Registry& registry) {
   return run;
 }
 
-// Saves the estimators and the iteration atomically: a temporary file, then a rename.
-void save_model(const Estimators& est, int64_t iteration, const fs::path& path) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  torch::serialize::OutputArchive archive;
-  est.policy->save(archive);
-  archive.write("log_z", est.log_z, /*is_buffer=*/false);
-  archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
-  archive.save_to(tmp.string());
-  fs::rename(tmp, path);
-}
-
-int64_t load_model(Estimators& est, const fs::path& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path.string());
-  est.policy->load(archive);
-  torch::Tensor z, it;
-  archive.read("log_z", z);
-  archive.read("iteration", it, /*is_buffer=*/true);
-  torch::NoGradGuard no_grad;
-  est.log_z.copy_(z);
-  return it.item<int64_t>();
-}
-
 // Appends a tensor (moved to host, contiguous) as rows of /<group>/<name>.
 void append_tensor(Hdf5Log& log, const std::string& group, const std::string& name, torch::Tensor t) {
   t = t.to(torch::kCPU).contiguous();
@@ -427,7 +403,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
         }
       }
       log->append_row("eval", row);
-      save_model(*run.estimators, it, dir / "model.pt");
+      run.estimators->save((dir / "model.pt").string(), it);
       log->flush();
       progress.line(text);
     }
@@ -486,7 +462,7 @@ EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
   Run run = build_run(config.params, registry);
   EvalResult result;
   result.env = run.env->name();
-  result.iteration = load_model(*run.estimators, dir / "model.pt");
+  result.iteration = run.estimators->load((dir / "model.pt").string());
   if (run.env->enumerable()) {
     StateTable table(*run.env, run.device);
     result.exact = exact_metrics(table, *run.estimators);

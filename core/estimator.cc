@@ -1,6 +1,8 @@
 #include "core/estimator.h"
 
 #include <cmath>
+#include <cstdio>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -87,25 +89,26 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
 
 std::vector<torch::Tensor> Estimators::policy_parameters() const { return policy->parameters(); }
 
-void Estimators::save(const std::string& path) const {
+void Estimators::save(const std::string& path, int64_t iteration) const {
   torch::serialize::OutputArchive archive;
   policy->save(archive);
   archive.write("log_z", log_z, /*is_buffer=*/false);
-  archive.save_to(path);
+  archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
+  const std::string tmp = path + ".tmp";
+  archive.save_to(tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
 }
 
-void Estimators::load(const std::string& path) {
+int64_t Estimators::load(const std::string& path) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   policy->load(archive);
-  torch::Tensor z;
+  torch::Tensor z, it;
   archive.read("log_z", z);
+  archive.read("iteration", it, /*is_buffer=*/true);
   torch::NoGradGuard no_grad;
   log_z.copy_(z);
-}
-
-torch::Tensor masked_log_softmax(const torch::Tensor& logits, const torch::Tensor& mask) {
-  return logits.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity()).log_softmax(1);
+  return it.item<int64_t>();
 }
 
 }  // namespace gfn

@@ -17,6 +17,7 @@
 
 #include "core/env.h"
 #include "core/params.h"
+#include "measures/categorical.h"
 
 namespace gfn {
 
@@ -69,12 +70,11 @@ struct Estimators {
   Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
              const torch::Device& device);
   std::vector<torch::Tensor> policy_parameters() const;
-  // Writes / reads every parameter (the policy module and log Z) to a LibTorch archive file.
-  void save(const std::string& path) const;
-  void load(const std::string& path);
+  // Writes every parameter (the policy module and log Z) and `iteration` to a LibTorch archive
+  // file, atomically: a temporary file beside it, then a rename.
+  void save(const std::string& path, int64_t iteration = 0) const;
+  // Reads what save wrote into these estimators (same architecture); returns the iteration.
+  int64_t load(const std::string& path);
 };
-
-// log softmax of `logits` over the entries where `mask` ([N, C] bool) is true; -inf elsewhere.
-torch::Tensor masked_log_softmax(const torch::Tensor& logits, const torch::Tensor& mask);
 
 }  // namespace gfn

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "measures/categorical.h"
+
 namespace gfn {
 
 void SamplerOptions::validate() const {
@@ -33,10 +35,8 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   const double neg_inf = -std::numeric_limits<double>::infinity();
 
-  // all the randomness of the rollout in one draw: Gumbel noise per step, row and component,
-  // so that argmax(log p + G) is a draw from p (u is clamped away from 0 to keep G finite)
-  auto gumbel = torch::rand({steps, batch, spec.forward.size()}, generator, f32)
-                    .clamp_min_(1e-30).log_().neg_().log_().neg_();
+  // all the randomness of the rollout in one draw: Gumbel noise per step, row and component
+  auto gumbel = gumbel_noise({steps, batch, spec.forward.size()}, generator, f32);
 
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "measures/categorical.h"
+
 namespace gfn {
 
 StateTable::StateTable(const Env& env, const torch::Device& device) {
@@ -75,8 +77,7 @@ void walk_tensor(const StateTable& table, const torch::Tensor& probs, int64_t st
   auto idx = torch::full({batch}, table.initial, table.child.options());
   auto done = torch::zeros({batch}, table.child.options().dtype(torch::kBool));
   auto log_probs = probs.log();
-  auto gumbel = torch::rand({steps, batch, C}, generator, probs.options())
-                    .clamp_min_(1e-30).log_().neg_().log_().neg_();
+  auto gumbel = gumbel_noise({steps, batch, C}, generator, probs.options());
   std::vector<torch::Tensor> visited{idx}, comps;
   for (int64_t t = 0; t < steps; ++t) {
     auto comp = (log_probs.index_select(0, idx) + gumbel[t]).argmax(1);
@@ -111,16 +112,7 @@ void walk_host(const StateTable& table, const torch::Tensor& probs, int64_t step
     bool done = false;
     for (int64_t t = 0; t < steps; ++t) {
       if (!done) {
-        // the first component whose cumulative probability exceeds u * total; zero-probability
-        // components never qualify, and rounding at the top falls back to the last possible one
-        const double* row = cdf + s * C;
-        const double target = u[t * batch + b] * row[C - 1];
-        int64_t c = 0;
-        while (c < C && !(row[c] > target)) ++c;
-        if (c == C) {
-          c = C - 1;
-          while (c > 0 && row[c] == row[c - 1]) --c;
-        }
+        const int64_t c = inverse_cdf_pick(cdf + s * C, C, u[t * batch + b]);
         cp[t * batch + b] = c;
         if (c == table.exit) {
           done = true;
