@@ -9,25 +9,15 @@
 #include <torch/torch.h>
 
 #include "core/tabular.h"
-#include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "tests/testing/fixtures.h"
 
 namespace gfn {
 namespace {
 
-HypergridEnv grid(int64_t ndim, int64_t height) {
-  HypergridOptions o;
-  o.ndim = ndim;
-  o.height = height;
-  return HypergridEnv(o);
-}
-
-EstimatorOptions net64() {
-  EstimatorOptions o;
-  o.hidden = 16;
-  o.dtype = torch::kFloat64;
-  return o;
-}
+using testing::GridSetup;
+using testing::make_grid;
+using testing::small_net;
 
 // Brute force: walks every trajectory s0 -> ... -> x -> sf recursively on host coordinates,
 // multiplying p_F along the path, and adds the path probability to p(x) at the exit.
@@ -57,11 +47,9 @@ struct BruteForce {
 // The DP terminating distribution equals the brute-force sum over all paths (float64, 1e-12).
 TEST(EvaluationTest, DpMatchesBruteForce) {
   for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{2, 3}, {3, 2}, {1, 5}, {2, 4}}) {
-    auto env = grid(n, h);
-    auto gen = make_generator(static_cast<uint64_t>(10 * n + h), torch::kCPU);
-    Estimators est(env, net64(), gen, torch::kCPU);
-    StateTable table(env, torch::kCPU);
-    auto log_pf = evaluate_table(table, *est.policy).log_pf.detach().contiguous();
+    GridSetup g(n, h, static_cast<uint64_t>(10 * n + h), small_net(16, torch::kFloat64));
+    StateTable table(g.env, torch::kCPU);
+    auto log_pf = evaluate_table(table, *g.est.policy).log_pf.detach().contiguous();
     ASSERT_EQ(log_pf.scalar_type(), torch::kFloat64);
     auto dp = terminating_distribution(table, log_pf);
 
@@ -81,13 +69,11 @@ TEST(EvaluationTest, DpMatchesBruteForce) {
 
 // The DP distribution sums to 1 on a larger grid too, and exact_metrics reports its distances.
 TEST(EvaluationTest, DpSumsToOneAndMetrics) {
-  auto env = grid(2, 8);
-  auto gen = make_generator(3, torch::kCPU);
-  Estimators est(env, net64(), gen, torch::kCPU);
-  StateTable table(env, torch::kCPU);
-  auto p = terminating_distribution(table, evaluate_table(table, *est.policy).log_pf);
+  GridSetup g(2, 8, 3, small_net(16, torch::kFloat64));
+  StateTable table(g.env, torch::kCPU);
+  auto p = terminating_distribution(table, evaluate_table(table, *g.est.policy).log_pf);
   EXPECT_NEAR(std::accumulate(p.begin(), p.end(), 0.0), 1.0, 1e-12);
-  auto m = exact_metrics(table, est);
+  auto m = exact_metrics(table, g.est);
   double log_z = 0.0;
   auto pi = target_distribution(table, &log_z);
   EXPECT_NEAR(m.tv, total_variation(p, pi), 1e-12);
@@ -123,7 +109,7 @@ TEST(EvaluationTest, DistancesByHand) {
 // target_distribution is R/Z over the states, and its log Z is the env's closed form.
 TEST(EvaluationTest, TargetDistribution) {
   for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{2, 8}, {3, 5}}) {
-    auto env = grid(n, h);
+    auto env = make_grid(n, h);
     StateTable table(env, torch::kCPU);
     double log_z = 0.0;
     auto pi = target_distribution(table, &log_z);

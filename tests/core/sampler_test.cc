@@ -7,44 +7,18 @@
 #include <torch/torch.h>
 
 #include "core/estimator.h"
-#include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "tests/testing/fixtures.h"
 
 namespace gfn {
 namespace {
 
-HypergridEnv grid(int64_t ndim, int64_t height) {
-  HypergridOptions o;
-  o.ndim = ndim;
-  o.height = height;
-  return HypergridEnv(o);
-}
+using testing::validate_error;
 
-struct Fixture {
-  HypergridEnv env = grid(2, 4);
-  torch::Generator init_gen = make_generator(7, torch::kCPU);
-  Estimators est{env, options(), init_gen, torch::kCPU};
-
-  static EstimatorOptions options() {
-    EstimatorOptions o;
-    o.hidden = 32;
-    return o;
-  }
-  Trajectories sample(int64_t batch, uint64_t seed, const SamplerOptions& so = {}) {
-    auto gen = make_generator(seed, torch::kCPU);
-    return rollout(env, *est.policy, batch, so, gen, torch::kCPU);
-  }
+// The 2-D H=4 grid with hidden-32 estimators from seed 7 that every sampling test draws from.
+struct Fixture : testing::GridSetup {
+  Fixture() : GridSetup(2, 4, 7, testing::small_net(32)) {}
 };
-
-// The ConfigError message of validate ("" when it does not throw).
-std::string validate_error(const SamplerOptions& o) {
-  try {
-    o.validate();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Every field has the documented shape with T = max_length + 1 steps.
 TEST(SamplerTest, Shapes) {

@@ -10,60 +10,49 @@
 #include "core/evaluation.h"
 #include "envs/hypergrid.h"
 #include "losses/tb.h"
+#include "tests/testing/fixtures.h"
 
 namespace gfn {
 namespace {
 
-HypergridEnv grid(int64_t ndim, int64_t height) {
-  HypergridOptions o;
-  o.ndim = ndim;
-  o.height = height;
-  return HypergridEnv(o);
-}
+using testing::GridSetup;
+using testing::make_grid;
+using testing::small_net;
+using testing::validate_error;
 
-EstimatorOptions net() {
-  EstimatorOptions o;
-  o.hidden = 32;
-  return o;
-}
+// TB training on a grid: estimators (hidden 32) initialised from `init_seed`, and a trainer with
+// `options` whose sampling is seeded with `seed`.
+struct TbRun : GridSetup {
+  TrajectoryBalance tb;
+  Trainer trainer;
 
-// The ConfigError message of validate ("" when it does not throw).
-std::string validate_error(const TrainerOptions& o) {
-  try {
-    o.validate();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+  TbRun(int64_t ndim, int64_t height, uint64_t init_seed, const TrainerOptions& options, uint64_t seed)
+      : GridSetup(ndim, height, init_seed, small_net(32)), trainer(env, est, tb, options, seed, torch::kCPU) {}
+};
 
 // 300 TB iterations (lr 1e-2) on 2-D H=4 bring the exact terminating distribution close to R/Z,
 // learn log Z and shrink the loss, in both the tabular and the generic mode.
 TEST(TrainerTest, TrainingImprovesTv) {
-  auto env = grid(2, 4);
   for (auto mode : {TabularMode::kOn, TabularMode::kOff}) {
-    auto gen = make_generator(1, torch::kCPU);
-    Estimators est(env, net(), gen, torch::kCPU);
-    TrajectoryBalance tb;
     TrainerOptions opts;
     opts.lr = 1e-2;
     opts.tabular = mode;
-    Trainer trainer(env, est, tb, opts, 2, torch::kCPU);
-    ASSERT_EQ(trainer.tabular(), mode == TabularMode::kOn);
-    ASSERT_NE(trainer.table(), nullptr);
-    const double tv0 = exact_metrics(*trainer.table(), est).tv;
-    const double err0 = exact_metrics(*trainer.table(), est).log_z_error;
+    TbRun run(2, 4, 1, opts, 2);
+    ASSERT_EQ(run.trainer.tabular(), mode == TabularMode::kOn);
+    ASSERT_NE(run.trainer.table(), nullptr);
+    const double tv0 = exact_metrics(*run.trainer.table(), run.est).tv;
+    const double err0 = exact_metrics(*run.trainer.table(), run.est).log_z_error;
     double first = 0.0, last = 0.0;
     const int64_t iters = 300, window = 30;
     for (int64_t i = 0; i < iters; ++i) {
-      auto r = trainer.step();
+      auto r = run.trainer.step();
       const double l = r.loss.item<double>();
       ASSERT_TRUE(std::isfinite(l)) << "iteration " << i;
       if (i < window) first += l / window;
       if (i >= iters - window) last += l / window;
     }
-    EXPECT_EQ(trainer.iteration(), iters);
-    auto m = exact_metrics(*trainer.table(), est);
+    EXPECT_EQ(run.trainer.iteration(), iters);
+    auto m = exact_metrics(*run.trainer.table(), run.est);
     const char* what = mode == TabularMode::kOn ? "tabular" : "generic";
     // measured over 8 seeds: tv 0.37-0.44 -> <= 0.0041, log Z error 1.28 -> <= 0.0049, mean loss
     // of the first 30 iterations 0.43-0.63 -> <= 2e-4 for the last 30; bounds with a >= 10x margin
@@ -77,17 +66,13 @@ TEST(TrainerTest, TrainingImprovesTv) {
 // One iteration's outputs: shapes, a loss equal to TB recomputed from the returned log-probs,
 // and terminal indices that match the terminal states, in both modes.
 TEST(TrainerTest, IterationResult) {
-  auto env = grid(2, 4);
   for (auto mode : {TabularMode::kOn, TabularMode::kOff}) {
-    auto gen = make_generator(3, torch::kCPU);
-    Estimators est(env, net(), gen, torch::kCPU);
-    TrajectoryBalance tb;
     TrainerOptions opts;
     opts.batch_size = 8;
     opts.tabular = mode;
-    Trainer trainer(env, est, tb, opts, 4, torch::kCPU);
-    const double log_z_before = est.log_z.item<double>();
-    auto r = trainer.step();
+    TbRun run(2, 4, 3, opts, 4);
+    const double log_z_before = run.est.log_z.item<double>();
+    auto r = run.trainer.step();
     EXPECT_EQ(r.trajectories.batch_size(), 8);
     EXPECT_EQ(r.log_pf.sizes(), r.trajectories.mask.sizes());
     EXPECT_EQ(r.log_pb.sizes(), r.trajectories.mask.sizes());
@@ -99,24 +84,20 @@ TEST(TrainerTest, IterationResult) {
     in.log_z = torch::tensor(log_z_before);
     in.mask = r.trajectories.mask;
     in.length = r.trajectories.length;
-    EXPECT_NEAR(tb.loss(in).item<double>(), r.loss.item<double>(), 1e-5);
+    EXPECT_NEAR(run.tb.loss(in).item<double>(), r.loss.item<double>(), 1e-5);
     ASSERT_TRUE(r.terminal_index.defined());
-    EXPECT_TRUE(torch::equal(r.terminal_index, env.state_index(r.trajectories.terminal_states())));
+    EXPECT_TRUE(torch::equal(r.terminal_index, run.env.state_index(r.trajectories.terminal_states())));
     // the optimiser moved log Z (lr_logz 0.1: Adam's first step is ~lr)
-    EXPECT_NEAR(std::fabs(est.log_z.item<double>() - log_z_before), 0.1, 1e-3);
+    EXPECT_NEAR(std::fabs(run.est.log_z.item<double>() - log_z_before), 0.1, 1e-3);
   }
 }
 
 // A seed fixes a whole training run.
 TEST(TrainerTest, SeedDeterminism) {
-  auto env = grid(2, 4);
   std::vector<double> losses[2];
-  for (int run = 0; run < 2; ++run) {
-    auto gen = make_generator(5, torch::kCPU);
-    Estimators est(env, net(), gen, torch::kCPU);
-    TrajectoryBalance tb;
-    Trainer trainer(env, est, tb, TrainerOptions{}, 6, torch::kCPU);
-    for (int i = 0; i < 5; ++i) losses[run].push_back(trainer.step().loss.item<double>());
+  for (int i_run = 0; i_run < 2; ++i_run) {
+    TbRun run(2, 4, 5, TrainerOptions{}, 6);
+    for (int i = 0; i < 5; ++i) losses[i_run].push_back(run.trainer.step().loss.item<double>());
   }
   EXPECT_EQ(losses[0], losses[1]);
 }
@@ -124,25 +105,21 @@ TEST(TrainerTest, SeedDeterminism) {
 // kOff never uses tables; kAuto uses them when num_states <= batch * T (2-D H=8: 64 <= 16 * 15)
 // and not otherwise (4-D H=8: 4096 > 16 * 29); kOn forces them where a table exists.
 TEST(TrainerTest, TabularModeSelection) {
-  TrajectoryBalance tb;
-  auto check = [&](int64_t ndim, TabularMode mode) {
-    auto env = grid(ndim, 8);
-    auto gen = make_generator(7, torch::kCPU);
-    Estimators est(env, net(), gen, torch::kCPU);
+  auto check = [](int64_t ndim, TabularMode mode) {
     TrainerOptions opts;
     opts.batch_size = 16;
     opts.tabular = mode;
-    Trainer trainer(env, est, tb, opts, 8, torch::kCPU);
-    EXPECT_NE(trainer.table(), nullptr);
-    return trainer.tabular();
+    TbRun run(ndim, 8, 7, opts, 8);
+    EXPECT_NE(run.trainer.table(), nullptr);
+    return run.trainer.tabular();
   };
   EXPECT_TRUE(check(2, TabularMode::kAuto));
   EXPECT_FALSE(check(2, TabularMode::kOff));
   EXPECT_FALSE(check(4, TabularMode::kAuto));
   EXPECT_TRUE(check(4, TabularMode::kOn));
-  EXPECT_TRUE(tabular_worthwhile(grid(2, 8), 16));
-  EXPECT_FALSE(tabular_worthwhile(grid(4, 8), 16));
-  EXPECT_TRUE(tabular_worthwhile(grid(4, 8), 4096 / 29 + 1));
+  EXPECT_TRUE(tabular_worthwhile(make_grid(2, 8), 16));
+  EXPECT_FALSE(tabular_worthwhile(make_grid(4, 8), 16));
+  EXPECT_TRUE(tabular_worthwhile(make_grid(4, 8), 4096 / 29 + 1));
 }
 
 // kOn on an env without a small enough table throws ConfigError naming train.tabular, both for a
@@ -150,15 +127,13 @@ TEST(TrainerTest, TabularModeSelection) {
 TEST(TrainerTest, TabularOnNeedsTable) {
   TrajectoryBalance tb;
   for (int64_t ndim : {9, 8}) {
-    auto env = grid(ndim, 8);
-    EXPECT_EQ(env.enumerable(), ndim == 8);
-    auto gen = make_generator(9, torch::kCPU);
-    Estimators est(env, net(), gen, torch::kCPU);
+    GridSetup g(ndim, 8, 9, small_net(32));
+    EXPECT_EQ(g.env.enumerable(), ndim == 8);
     TrainerOptions opts;
     opts.tabular = TabularMode::kOn;
     std::string msg;
     try {
-      Trainer trainer(env, est, tb, opts, 10, torch::kCPU);
+      Trainer trainer(g.env, g.est, tb, opts, 10, torch::kCPU);
     } catch (const ConfigError& e) {
       msg = e.what();
     }
@@ -166,7 +141,7 @@ TEST(TrainerTest, TabularOnNeedsTable) {
     EXPECT_NE(msg.find("hypergrid"), std::string::npos) << msg;
     // auto falls back to the generic path
     opts.tabular = TabularMode::kAuto;
-    Trainer fallback(env, est, tb, opts, 10, torch::kCPU);
+    Trainer fallback(g.env, g.est, tb, opts, 10, torch::kCPU);
     EXPECT_FALSE(fallback.tabular());
     EXPECT_EQ(fallback.table(), nullptr);
   }
@@ -190,13 +165,11 @@ TEST(TrainerTest, ValidateNamesKey) {
   o.sampler.epsilon = 2.0;
   EXPECT_NE(validate_error(o).find("train.epsilon"), std::string::npos);
   // the constructor validates
-  auto env = grid(2, 4);
-  auto gen = make_generator(11, torch::kCPU);
-  Estimators est(env, net(), gen, torch::kCPU);
+  GridSetup g(2, 4, 11, small_net(32));
   TrajectoryBalance tb;
   TrainerOptions bad;
   bad.batch_size = -3;
-  EXPECT_THROW(Trainer(env, est, tb, bad, 0, torch::kCPU), ConfigError);
+  EXPECT_THROW(Trainer(g.env, g.est, tb, bad, 0, torch::kCPU), ConfigError);
 }
 
 }  // namespace

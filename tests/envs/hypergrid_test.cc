@@ -7,15 +7,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "tests/testing/fixtures.h"
+
 namespace gfn {
 namespace {
 
-HypergridEnv make_env(int64_t ndim, int64_t height) {
-  HypergridOptions o;
-  o.ndim = ndim;
-  o.height = height;
-  return HypergridEnv(o);
-}
+using testing::make_grid;
+using testing::validate_error;
 
 // A batch of states from coordinate vectors (s0 flagged where all coordinates are 0).
 States make_states(const std::vector<std::vector<int64_t>>& rows) {
@@ -39,19 +37,9 @@ std::vector<std::vector<int64_t>> all_points(int64_t n, int64_t h) {
   return out;
 }
 
-// The ConfigError message of validate ("" when it does not throw).
-std::string validate_error(const HypergridOptions& o) {
-  try {
-    o.validate();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // R by hand on 2-D H=8: corners are in the outer region, x=1 in the ring, x=3 in neither.
 TEST(HypergridTest, RewardByHand) {
-  auto env = make_env(2, 8);
+  auto env = make_grid(2, 8);
   const auto& o = env.options();
   EXPECT_DOUBLE_EQ(env.reward({0, 0}), o.r0 + o.r1);
   EXPECT_DOUBLE_EQ(env.reward({7, 7}), o.r0 + o.r1);
@@ -71,7 +59,7 @@ TEST(HypergridTest, RewardByHand) {
 // log_reward on every state agrees with the host reference reward().
 TEST(HypergridTest, LogRewardMatchesReward) {
   for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{2, 8}, {3, 5}, {1, 11}}) {
-    auto env = make_env(n, h);
+    auto env = make_grid(n, h);
     auto pts = all_points(n, h);
     auto lr = env.log_reward(make_states(pts));
     for (size_t i = 0; i < pts.size(); ++i)
@@ -82,14 +70,14 @@ TEST(HypergridTest, LogRewardMatchesReward) {
 // log Z in closed form equals the log of the brute-force sum of R over all H^n states.
 TEST(HypergridTest, LogPartitionBruteForce) {
   for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{1, 2}, {2, 4}, {2, 8}, {3, 5}, {3, 7}, {4, 6}, {2, 11}}) {
-    auto env = make_env(n, h);
+    auto env = make_grid(n, h);
     double z = 0.0;
     for (const auto& x : all_points(n, h)) z += env.reward(x);
     ASSERT_TRUE(env.log_partition().has_value());
     EXPECT_NEAR(*env.log_partition(), std::log(z), 1e-12) << "n=" << n << " H=" << h;
   }
   // 3-D H=5: a = 0.25 at x=1 and x=3 is excluded from the outer region, the ring is empty
-  auto env = make_env(3, 5);
+  auto env = make_grid(3, 5);
   const auto& o = env.options();
   EXPECT_DOUBLE_EQ(env.reward({1, 1, 1}), o.r0);
   EXPECT_DOUBLE_EQ(env.reward({0, 4, 0}), o.r0 + o.r1);
@@ -98,7 +86,7 @@ TEST(HypergridTest, LogPartitionBruteForce) {
 
 // Forward masks close the moves at H-1 and always allow the exit; backward masks close at 0.
 TEST(HypergridTest, MasksAtCorners) {
-  auto env = make_env(2, 4);
+  auto env = make_grid(2, 4);
   auto s = make_states({{0, 0}, {3, 0}, {0, 3}, {3, 3}, {1, 2}});
   auto fm = env.forward_mask(s).to(torch::kInt64);
   auto bm = env.backward_mask(s).to(torch::kInt64);
@@ -114,7 +102,7 @@ TEST(HypergridTest, MasksAtCorners) {
 
 // step increments the chosen coordinate; backward_step with backward_action recovers the parent.
 TEST(HypergridTest, StepThenBackwardStep) {
-  auto env = make_env(3, 4);
+  auto env = make_grid(3, 4);
   auto parent = make_states({{0, 0, 0}, {1, 2, 0}, {2, 2, 2}, {0, 3, 1}});
   auto comp = torch::tensor({0, 1, 2, 2}, torch::kInt64);
   Actions fwd{comp, torch::zeros({4, 0})};
@@ -137,7 +125,7 @@ TEST(HypergridTest, StepThenBackwardStep) {
 // Enumeration: H^n states, state_index inverts it, and every move goes to a larger index.
 TEST(HypergridTest, EnumerationIsTopological) {
   for (auto [n, h] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {3, 5}, {1, 6}}) {
-    auto env = make_env(n, h);
+    auto env = make_grid(n, h);
     ASSERT_TRUE(env.enumerable());
     const int64_t S = static_cast<int64_t>(std::llround(std::pow(h, n)));
     EXPECT_EQ(env.num_states(), S);
@@ -165,7 +153,7 @@ TEST(HypergridTest, EnumerationIsTopological) {
 
 // Features are one-hot per coordinate: n ones per row at d*H + x_d.
 TEST(HypergridTest, FeaturesOneHot) {
-  auto env = make_env(3, 5);
+  auto env = make_grid(3, 5);
   auto st = env.enumerate_states(torch::kCPU);
   auto f = env.features(st);
   ASSERT_EQ(f.size(0), 125);

@@ -1,0 +1,71 @@
+// Shared test helpers: small hypergrids, small estimator networks, a bundle of both, and the
+// message of a failing validate().
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "core/estimator.h"
+#include "core/params.h"
+#include "core/sampler.h"
+#include "core/trainer.h"
+#include "envs/hypergrid.h"
+
+namespace gfn::testing {
+
+// A hypergrid env with `ndim` dimensions of `height` cells and the default rewards.
+inline HypergridEnv make_grid(int64_t ndim, int64_t height) {
+  HypergridOptions o;
+  o.ndim = ndim;
+  o.height = height;
+  return HypergridEnv(o);
+}
+
+// Estimator options of a small network: the given width, dtype and P_B, other fields default.
+inline EstimatorOptions small_net(int64_t hidden = 16, torch::Dtype dtype = torch::kFloat32,
+                                  BackwardPolicy backward = BackwardPolicy::kUniform) {
+  EstimatorOptions o;
+  o.hidden = hidden;
+  o.dtype = dtype;
+  o.backward = backward;
+  return o;
+}
+
+// A grid, the CPU generator seeded with `init_seed`, and estimators initialised from it (in that order).
+struct GridSetup {
+  HypergridEnv env;
+  torch::Generator init_gen;
+  Estimators est;
+
+  GridSetup(int64_t ndim, int64_t height, uint64_t init_seed, const EstimatorOptions& options)
+      : env(make_grid(ndim, height)),
+        init_gen(make_generator(init_seed, torch::kCPU)),
+        est(env, options, init_gen, torch::kCPU) {}
+  GridSetup(const GridSetup&) = delete;
+  GridSetup& operator=(const GridSetup&) = delete;
+
+  // `batch` trajectories of the policy, drawn from `gen` (which advances).
+  Trajectories sample(int64_t batch, torch::Generator& gen, const SamplerOptions& so = {}) {
+    return rollout(env, *est.policy, batch, so, gen, torch::kCPU);
+  }
+  // `batch` trajectories of the policy, drawn from a fresh CPU generator seeded with `seed`.
+  Trajectories sample(int64_t batch, uint64_t seed, const SamplerOptions& so = {}) {
+    auto gen = make_generator(seed, torch::kCPU);
+    return sample(batch, gen, so);
+  }
+};
+
+// The ConfigError message of `options.validate()` ("" when it does not throw).
+template <class Options>
+std::string validate_error(const Options& options) {
+  try {
+    options.validate();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace gfn::testing
