@@ -262,7 +262,7 @@ class Progress {
     int filled = static_cast<int>(kWidth * it / std::max<int64_t>(total_, 1));
     out_ << fmt::format("\r{:>8}/{} [{}{}] loss {:.4g}  log Z {:+.4f}{}  {:.2f} ms/it ", it, total_,
                         std::string(filled, '#'), std::string(kWidth - filled, '.'), loss, log_z,
-                        std::isnan(tv) ? "" : fmt::format("  TV {:.4f}", tv), ms_per_it)
+                        std::isnan(tv) ? "" : fmt::format("  TV {:.2e}", tv), ms_per_it)
          << std::flush;
   }
 
@@ -361,13 +361,14 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
   double last_tv = std::nan("");
   double loss = 0;
   for (int64_t it = 1; it <= iterations; ++it) {
-    IterationResult r = trainer.step();
+    const bool last = it == iterations;
+    const bool log_row = it % log_every == 0 || last;
+    IterationResult r = trainer.step(/*with_grad_norm=*/log_row);
     trajectories += run.trainer_options.batch_size;
     if (l1) l1->add(r.terminal_index);
-    const bool last = it == iterations;
 
     // a /train row
-    if (it % log_every == 0 || last) {
+    if (log_row) {
       loss = r.loss.item<double>();
       const auto& tr = r.trajectories;
       log->append_row("train", {{"iteration", static_cast<double>(it)},
@@ -376,6 +377,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
                                 {"loss", loss},
                                 {"log_z", run.estimators->log_z.item<double>()},
                                 {"lr", trainer.current_lr()},
+                                {"grad_norm", r.grad_norm},
                                 {"mean_log_reward", tr.log_reward.mean().item<double>()},
                                 {"max_log_reward", tr.log_reward.max().item<double>()},
                                 {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}});
@@ -395,7 +397,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
         double l1v = l1->l1(target);
         row.insert(row.end(), {{"tv", m.tv}, {"jsd", m.jsd}, {"kl", m.kl}, {"log_z_error", m.log_z_error},
                                {"log_z_exact", m.log_z_exact}, {"l1", l1v}});
-        text += fmt::format("  TV {:.4f}  JSD {:.5f}  |dlogZ| {:.4f}  L1 {:.3e}", m.tv, m.jsd, m.log_z_error, l1v);
+        text += fmt::format("  TV {:.3e}  JSD {:.2e}  |dlogZ| {:.2e}  L1 {:.3e}", m.tv, m.jsd, m.log_z_error, l1v);
         last_tv = m.tv;
         if (last) {
           summary.exact = m;

@@ -61,7 +61,7 @@ double Trainer::current_lr() const {
   return optimizer_->groups().front().lr;
 }
 
-IterationResult Trainer::step() {
+IterationResult Trainer::step(bool with_grad_norm) {
   IterationResult out;
   LossInputs inputs;
   const int64_t B = options_.batch_size;
@@ -87,6 +87,13 @@ IterationResult Trainer::step() {
   auto loss = objective_.loss(inputs);
   optimizer_->zero_grad();
   loss.backward();
+  if (with_grad_norm) {
+    double sq = 0.0;
+    for (const auto& group : optimizer_->groups())
+      for (const auto& p : group.params)
+        if (p.grad().defined()) sq += p.grad().to(torch::kFloat64).square().sum().item<double>();
+    out.grad_norm = std::sqrt(sq);
+  }
   optimizer_->step();
   objective_.after_step();
   ++iteration_;

@@ -2,6 +2,7 @@
 // batched pass, loss, backward, optimiser step. Adam with its own learning rate for log Z.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -43,6 +44,7 @@ struct IterationResult {
   torch::Tensor log_pf;          // [T, B] float: under the training policy
   torch::Tensor log_pb;          // [T, B] float
   torch::Tensor terminal_index;  // [B] int64: state index of x (enumerable envs), else undefined
+  double grad_norm = std::nan("");  // global L2 norm of the gradients, when asked for
 };
 
 class Trainer {
@@ -53,8 +55,9 @@ class Trainer {
           uint64_t seed, const torch::Device& device);
   ~Trainer();
 
-  // Runs one iteration and returns its trajectories and loss.
-  IterationResult step();
+  // Runs one iteration and returns its trajectories and loss; with `with_grad_norm` also the
+  // global gradient norm before the update (a host sync: ask only on logged iterations).
+  IterationResult step(bool with_grad_norm = false);
 
   bool tabular() const { return tabular_; }
   // The state tables of an enumerable env (null otherwise).

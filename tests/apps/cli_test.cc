@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -80,7 +81,7 @@ TEST_F(Cli, TrainWritesRunAndEvalPrintsJson) {
   EXPECT_EQ(log.read_int64("train/iteration").size(), 12u);
   EXPECT_EQ(log.read_int64("train/iteration").back(), 60);
   EXPECT_EQ(log.read_int64("eval/iteration"), (std::vector<int64_t>{20, 40, 60}));
-  for (const char* m : {"train/loss", "train/log_z", "train/wall_s", "train/trajectories", "train/lr",
+  for (const char* m : {"train/loss", "train/log_z", "train/wall_s", "train/trajectories", "train/lr", "train/grad_norm",
                         "train/mean_log_reward", "eval/tv", "eval/jsd", "eval/kl", "eval/l1", "eval/log_z_error"})
     EXPECT_TRUE(log.has(m)) << m;
   // trajectories at iterations 30 and 60, 4 each, T = 2*(4-1)+1 = 7 steps
@@ -88,6 +89,7 @@ TEST_F(Cli, TrainWritesRunAndEvalPrintsJson) {
   EXPECT_EQ(log.shape("trajectories/action_component"), (std::vector<int64_t>{8, 7}));
   EXPECT_EQ(log.shape("trajectories/log_pf"), (std::vector<int64_t>{8, 7}));
   EXPECT_EQ(log.shape("samples/states_discrete"), (std::vector<int64_t>{50, 2}));
+  for (double g : log.read_double("train/grad_norm")) EXPECT_TRUE(std::isfinite(g) && g > 0) << g;
   auto tv = log.read_double("eval/tv");
   for (double v : tv) EXPECT_TRUE(v >= 0 && v <= 1) << v;
 
