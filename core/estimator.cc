@@ -32,10 +32,15 @@ std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, tor
 
 }  // namespace
 
-PolicyNetImpl::PolicyNetImpl(int64_t in_features, int64_t forward_outputs, int64_t backward_outputs,
-                             const EstimatorOptions& options, torch::Generator& generator)
-    : options_(options) {
+PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const EstimatorOptions& options,
+                             torch::Generator& generator)
+    : options_(options),
+      forward_head_(spec.forward, spec.coord_dim, options.head),
+      backward_head_(spec.backward, spec.coord_dim, options.head) {
   options_.validate();
+  const int64_t forward_outputs = forward_head_.output_size();
+  const int64_t backward_outputs = backward_head_.output_size();
+  if (options_.backward == BackwardPolicy::kUniform) backward_head_.require_uniform();
   int64_t width = in_features;
   for (int64_t l = 0; l < options_.layers; ++l) {
     auto [w, b] = make_linear(width, options_.hidden, options_.dtype, generator);
@@ -66,22 +71,26 @@ torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
   return h;
 }
 
-torch::Tensor PolicyNetImpl::forward_logits(const torch::Tensor& hidden) {
+torch::Tensor PolicyNetImpl::forward_outputs(const torch::Tensor& hidden) {
   return torch::addmm(forward_bias_, hidden, forward_weight_);
 }
 
-torch::Tensor PolicyNetImpl::backward_logits(const torch::Tensor& hidden) {
-  TORCH_CHECK(learned_backward(), "backward_logits: the backward policy is not learned");
+torch::Tensor PolicyNetImpl::forward_logits(const torch::Tensor& hidden) {
+  return forward_head_.logits(forward_outputs(hidden));
+}
+
+torch::Tensor PolicyNetImpl::backward_outputs(const torch::Tensor& hidden) {
+  TORCH_CHECK(learned_backward(), "backward_outputs: the backward policy is not learned");
   return torch::addmm(backward_bias_, hidden, backward_weight_);
+}
+
+torch::Tensor PolicyNetImpl::backward_logits(const torch::Tensor& hidden) {
+  return backward_head_.logits(backward_outputs(hidden));
 }
 
 Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
                        const torch::Device& device) {
-  const auto& spec = env.action_spec();
-  if (spec.forward.has_pieces() || spec.backward.has_pieces())
-    throw ConfigError(fmt::format(
-        "env '{}' has continuous pieces; this build's policy heads cover atoms only", env.name()));
-  policy = PolicyNet(env.feature_dim(), spec.forward.size(), spec.backward.size(), options, generator);
+  policy = PolicyNet(env.action_spec(), env.feature_dim(), options, generator);
   policy->to(device);
   log_z = torch::full({}, options.init_log_z, torch::TensorOptions().dtype(options.dtype).device(device))
               .set_requires_grad(true);

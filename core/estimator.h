@@ -16,6 +16,7 @@
 #include <torch/types.h>
 
 #include "core/env.h"
+#include "core/kernel_head.h"
 #include "core/params.h"
 #include "measures/categorical.h"
 
@@ -30,31 +31,40 @@ struct EstimatorOptions {
   Activation activation = Activation::kRelu;         // nonlinearity of the trunk
   BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform or a learned head on the trunk
   double init_log_z = 0.0;                           // initial value of log Z
+  HeadOptions head;                                  // densities of continuous pieces
   torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;
 };
 
-// The trunk and heads. Parameters are initialised from `generator` with PyTorch's default
-// Linear scheme (uniform in +-1/sqrt(fan_in)), so a seed fixes them.
+// The trunk and heads, sized from the env's action specification. Parameters are initialised
+// from `generator` with PyTorch's default Linear scheme (uniform in +-1/sqrt(fan_in)), so a
+// seed fixes them. Throws ConfigError for a uniform backward policy on pieces over R^k.
 class PolicyNetImpl : public torch::nn::Module {
  public:
-  PolicyNetImpl(int64_t in_features, int64_t forward_outputs, int64_t backward_outputs,
-                const EstimatorOptions& options, torch::Generator& generator);
+  PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const EstimatorOptions& options,
+                torch::Generator& generator);
 
   // [N, F] -> [N, hidden]
   torch::Tensor trunk(const torch::Tensor& features);
-  // [N, hidden] -> [N, C_f] raw logits
+  // [N, hidden] -> [N, forward_head().output_size()]: C_f logits, then the pieces' parameters
+  torch::Tensor forward_outputs(const torch::Tensor& hidden);
+  // [N, hidden] -> [N, C_f] raw component logits
   torch::Tensor forward_logits(const torch::Tensor& hidden);
-  // [N, hidden] -> [N, C_b] raw logits (learned backward policy only)
+  // the backward head's outputs and logits (learned backward policy only)
+  torch::Tensor backward_outputs(const torch::Tensor& hidden);
   torch::Tensor backward_logits(const torch::Tensor& hidden);
 
+  const KernelHead& forward_head() const { return forward_head_; }
+  const KernelHead& backward_head() const { return backward_head_; }
   bool learned_backward() const { return backward_weight_.defined(); }
   const EstimatorOptions& options() const { return options_; }
 
  private:
   EstimatorOptions options_;
+  KernelHead forward_head_;
+  KernelHead backward_head_;
   std::vector<torch::Tensor> weights_;  // [in, out] per hidden layer (transposed w.r.t. nn::Linear)
   std::vector<torch::Tensor> biases_;   // [out]
   torch::Tensor forward_weight_, forward_bias_;    // [hidden, C_f], [C_f]

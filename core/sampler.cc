@@ -38,14 +38,16 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   // all the randomness of the rollout in one draw: Gumbel noise per step, row and component
   auto gumbel = gumbel_noise({steps, batch, spec.forward.size()}, generator, f32);
 
+  const auto& head = policy.forward_head();
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
-  auto coords = torch::zeros({batch, spec.coord_dim}, f32);
+  auto no_coords = torch::zeros({batch, spec.coord_dim}, f32);
   std::vector<torch::Tensor> disc{s.discrete}, cont{s.continuous}, init{s.is_initial};
-  std::vector<torch::Tensor> comps, finished, scores, log_jac;
+  std::vector<torch::Tensor> comps, finished, scores, log_jac, coord_steps, log_q;
   for (int64_t t = 0; t < steps; ++t) {
     // one batched policy evaluation; rows already at the sink get a harmless full mask
-    auto logits = policy.forward_logits(policy.trunk(env.features(s)));
+    auto out = policy.forward_outputs(policy.trunk(env.features(s)));
+    auto logits = head.logits(out);
     auto mask = env.forward_mask(s).logical_or(done.unsqueeze(1));
     torch::Tensor score;
     if (options.on_policy()) {
@@ -54,6 +56,13 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
       score = behaviour_probs(logits, mask, options).log();
     }
     auto comp = (score + gumbel[t]).argmax(1);
+    // chart coordinates for the rows that chose a continuous piece
+    auto coords = no_coords;
+    if (head.has_pieces()) {
+      coords = head.sample_coords(out, comp, generator).to(f32);
+      coord_steps.push_back(coords);
+      log_q.push_back(head.log_density(out, comp, coords));
+    }
 
     // move the rows that neither exit nor have finished
     auto res = env.step(s, Actions{comp, coords});
@@ -84,12 +93,15 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   traj.is_initial = torch::stack(init);
   traj.is_sink = torch::cat({torch::zeros({1, batch}, before.options()), after});
   traj.action_component = comp.masked_fill(before, -1);
-  traj.action_coords = torch::zeros({steps, batch, spec.coord_dim}, f32);
+  traj.action_coords = head.has_pieces() ? torch::stack(coord_steps).masked_fill(before.unsqueeze(2), 0.0)
+                                         : torch::zeros({steps, batch, spec.coord_dim}, f32);
   traj.log_jacobian = torch::stack(log_jac).masked_fill(after, 0.0);
   traj.mask = before.logical_not();
   traj.length = traj.mask.sum(0);
-  traj.log_pf_sampled =
-      torch::stack(scores).log_softmax(2).gather(2, comp.unsqueeze(2)).squeeze(2).masked_fill(before, 0.0);
+  // log p_F = log pi(c) + log q(u) - log J under the behaviour policy
+  auto log_pi = torch::stack(scores).log_softmax(2).gather(2, comp.unsqueeze(2)).squeeze(2);
+  if (head.has_pieces()) log_pi = log_pi + torch::stack(log_q).to(log_pi.scalar_type()) - traj.log_jacobian;
+  traj.log_pf_sampled = log_pi.masked_fill(before, 0.0);
   // the sink keeps the coordinates of the state it was reached from
   traj.terminal_discrete = s.discrete;
   traj.terminal_continuous = s.continuous;

@@ -25,10 +25,18 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   auto comp_all = traj.action_component.reshape({-1});
   auto comp = comp_all.index_select(0, idx);
 
-  // forward log-probabilities, one pass of the trunk
+  // forward log-probabilities, one pass of the trunk: log pi(c) + log q(u) (the chart's log J
+  // is subtracted below)
+  const auto& fhead = policy.forward_head();
   auto hidden = policy.trunk(env.features(rows));
-  auto lpf_rows = masked_log_softmax(policy.forward_logits(hidden), env.forward_mask(rows));
+  auto fout = policy.forward_outputs(hidden);
+  auto lpf_rows = masked_log_softmax(fhead.logits(fout), env.forward_mask(rows));
   auto lpf = lpf_rows.gather(1, comp.unsqueeze(1)).squeeze(1);
+  const int64_t da = traj.action_coords.size(2);
+  if (fhead.has_pieces()) {
+    auto coords = traj.action_coords.reshape({T * B, da}).index_select(0, idx);
+    lpf = lpf + fhead.log_density(fout, comp, coords);
+  }
   auto zeros = torch::zeros({T * B}, lpf.options());
   auto log_pf = zeros.index_copy(0, idx, lpf).view({T, B}) - traj.log_jacobian.to(dtype);
 
@@ -42,19 +50,27 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   States children = {all.discrete.narrow(0, B, inner), all.continuous.narrow(0, B, inner),
                      all.is_initial.narrow(0, B, inner), all.is_sink.narrow(0, B, inner)};
   Actions bwd = env.backward_action(parents, children, fwd, &bjac);
-  auto head = torch::zeros({B}, comp_all.options());
-  auto bcomp = torch::cat({head, bwd.component}).index_select(0, idx);
+  auto first = torch::zeros({B}, comp_all.options());
+  auto bcomp = torch::cat({first, bwd.component}).index_select(0, idx);
   auto bjac_rows = torch::cat({torch::zeros({B}, bjac.options()), bjac}).index_select(0, idx).to(dtype);
 
   // backward log-probabilities at s_t (s0 has no parent: its row is masked to 0)
+  const auto& bhead = policy.backward_head();
   auto root = rows.is_initial;
   auto bmask = env.backward_mask(rows).logical_or(root.unsqueeze(1));
   torch::Tensor lpb;
   if (policy.learned_backward()) {
-    auto lpb_rows = masked_log_softmax(policy.backward_logits(hidden), bmask);
+    auto bout = policy.backward_outputs(hidden);
+    auto lpb_rows = masked_log_softmax(bhead.logits(bout), bmask);
     lpb = lpb_rows.gather(1, bcomp.unsqueeze(1)).squeeze(1);
+    if (bhead.has_pieces()) {
+      auto bcoords = torch::cat({torch::zeros({B, da}, bwd.coords.options()), bwd.coords.reshape({inner, da})})
+                         .index_select(0, idx);
+      lpb = lpb + bhead.log_density(bout, bcomp, bcoords);
+    }
   } else {
     lpb = -bmask.sum(1).to(dtype).log();
+    if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp).to(dtype);
   }
   lpb = (lpb - bjac_rows).masked_fill(root, 0.0);
   auto lpb_by_row = zeros.index_copy(0, idx, lpb).view({T, B});

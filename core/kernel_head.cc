@@ -1,0 +1,133 @@
+#include "core/kernel_head.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "core/params.h"
+#include "measures/densities.h"
+
+namespace gfn {
+
+void HeadOptions::validate() const {
+  if (mixture_components < 1)
+    throw ConfigError(fmt::format("policy.mixture_components = {}: expected an integer >= 1", mixture_components));
+  if (!(min_concentration > 0.0) || !(max_concentration > min_concentration))
+    throw ConfigError(fmt::format("policy.min_concentration = {}, policy.max_concentration = {}: expected 0 < min < max",
+                                  min_concentration, max_concentration));
+}
+
+KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOptions& options)
+    : spec_(spec), coord_dim_(coord_dim), options_(options) {
+  options_.validate();
+  output_size_ = spec_.size();
+  for (int64_t c = 0; c < spec_.size(); ++c) {
+    const auto& comp = spec_.components[c];
+    if (comp.kind != ComponentKind::kPiece) continue;
+    if (comp.dim < 1 || comp.dim > coord_dim_)
+      throw std::invalid_argument(fmt::format("piece '{}': dimension {} outside [1, coord_dim = {}]", comp.name,
+                                              comp.dim, coord_dim_));
+    int64_t raw = 0;
+    switch (comp.domain) {
+      case Domain::kUnitCube:
+      case Domain::kInterval: raw = BetaMixture::raw_size(options_.mixture_components, comp.dim); break;
+      case Domain::kReal: raw = 2 * comp.dim; break;
+      case Domain::kCircle:
+        if (comp.dim != 1) throw std::invalid_argument("piece '" + comp.name + "': a circle piece has dimension 1");
+        raw = 2;
+        break;
+      case Domain::kNone: throw std::invalid_argument("piece '" + comp.name + "' has no chart domain");
+    }
+    pieces_.push_back({c, comp.domain, comp.dim, output_size_, raw});
+    output_size_ += raw;
+  }
+}
+
+torch::Tensor KernelHead::logits(const torch::Tensor& out) const { return out.narrow(1, 0, spec_.size()); }
+
+torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Tensor& raw,
+                                            const torch::Tensor& u) const {
+  switch (piece.domain) {
+    case Domain::kUnitCube:
+    case Domain::kInterval:
+      return BetaMixture::from_raw(raw, options_.mixture_components, piece.dim, options_.min_concentration,
+                                   options_.max_concentration)
+          .log_prob(u);
+    case Domain::kReal:
+      return DiagonalGaussian{raw.narrow(1, 0, piece.dim), raw.narrow(1, piece.dim, piece.dim).clamp(-7.0, 3.0)}
+          .log_prob(u);
+    case Domain::kCircle:
+      return VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))}.log_prob(u);
+    case Domain::kNone: break;
+  }
+  throw std::logic_error("piece without a domain");
+}
+
+torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator) const {
+  switch (piece.domain) {
+    case Domain::kUnitCube:
+    case Domain::kInterval:
+      return BetaMixture::from_raw(raw, options_.mixture_components, piece.dim, options_.min_concentration,
+                                   options_.max_concentration)
+          .sample(generator);
+    case Domain::kReal:
+      return DiagonalGaussian{raw.narrow(1, 0, piece.dim), raw.narrow(1, piece.dim, piece.dim).clamp(-7.0, 3.0)}
+          .sample(generator)
+          .detach();
+    case Domain::kCircle:
+      return VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))}.sample(generator);
+    case Domain::kNone: break;
+  }
+  throw std::logic_error("piece without a domain");
+}
+
+namespace {
+
+// an interior point of each domain, where every density is finite
+double interior_point(Domain domain) { return domain == Domain::kUnitCube || domain == Domain::kInterval ? 0.5 : 0.0; }
+
+}  // namespace
+
+torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Tensor& component,
+                                      const torch::Tensor& coords) const {
+  auto total = torch::zeros({out.size(0)}, out.options());
+  for (const auto& piece : pieces_) {
+    auto mine = component.eq(piece.component);
+    auto u = torch::where(mine.unsqueeze(1), coords.narrow(1, 0, piece.dim), interior_point(piece.domain));
+    auto lq = piece_log_density(piece, out.narrow(1, piece.offset, piece.raw_size), u.to(out.scalar_type()));
+    total = total + torch::where(mine, lq, torch::zeros_like(lq));
+  }
+  return total;
+}
+
+torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::Tensor& component,
+                                        torch::Generator& generator) const {
+  auto coords = torch::zeros({out.size(0), coord_dim_}, out.options());
+  for (const auto& piece : pieces_) {
+    auto u = piece_sample(piece, out.narrow(1, piece.offset, piece.raw_size), generator);
+    auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
+    coords = torch::where(component.eq(piece.component).unsqueeze(1), padded.to(coords.scalar_type()), coords);
+  }
+  return coords;
+}
+
+torch::Tensor KernelHead::log_uniform_density(const torch::Tensor& component) const {
+  require_uniform();
+  auto total = torch::zeros({component.size(0)}, component.options().dtype(torch::kFloat32));
+  for (const auto& piece : pieces_) {
+    const double lq = piece.domain == Domain::kCircle ? -std::log(2 * M_PI) : 0.0;
+    total = torch::where(component.eq(piece.component), torch::full_like(total, lq), total);
+  }
+  return total;
+}
+
+void KernelHead::require_uniform() const {
+  for (const auto& piece : pieces_)
+    if (piece.domain == Domain::kReal)
+      throw ConfigError(fmt::format("policy.backward = \"uniform\": piece '{}' lives on R^{}, which has no uniform "
+                                    "density; use \"learned\"",
+                                    spec_.components[piece.component].name, piece.dim));
+}
+
+}  // namespace gfn

@@ -1,0 +1,74 @@
+// The policy head of one kernel (forward or backward), built from its KernelSpec: a categorical
+// over the available components times, for a continuous piece, a density on the piece's chart
+// domain (DESIGN.md §1):
+//     log pi(c | s) + log q(u | s, c)       (the chart's -log J is the environment's part).
+// The network emits one flat row per state: C component logits, then each piece's raw density
+// parameters in component order. Densities by domain:
+//   unit cube / interval  mixture of products of Betas, concentrations in [cmin, cmax]
+//   R^k                   diagonal Gaussian, log-scale clamped to [-7, 3]
+//   circle                von Mises, location pi tanh(raw), concentration softplus(raw)
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "core/env.h"
+
+namespace gfn {
+
+struct HeadOptions {
+  int64_t mixture_components = 2;   // Beta mixture components per piece, >= 1
+  double min_concentration = 0.1;   // Beta concentration bounds, 0 < min < max
+  double max_concentration = 5.1;
+
+  // Throws ConfigError naming the field, its value and the rule.
+  void validate() const;
+};
+
+class KernelHead {
+ public:
+  KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOptions& options);
+
+  // Width of the network output this head reads: C + the pieces' raw parameter sizes.
+  int64_t output_size() const { return output_size_; }
+  int64_t num_components() const { return spec_.size(); }
+  bool has_pieces() const { return !pieces_.empty(); }
+
+  // The component logits: out [N, output_size] -> [N, C] (a view).
+  torch::Tensor logits(const torch::Tensor& out) const;
+  // log q(u | s, c) of each row's piece at its coordinates, 0 for atoms: [N]. Rows of other
+  // components never reach a density (their coordinates are replaced by an interior point), so
+  // gradients stay finite.
+  torch::Tensor log_density(const torch::Tensor& out, const torch::Tensor& component,
+                            const torch::Tensor& coords) const;
+  // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da].
+  torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component,
+                              torch::Generator& generator) const;
+  // log of the uniform density on each row's piece domain (0 on the unit cube and for atoms,
+  // -log 2pi on the circle): [N] float32.
+  torch::Tensor log_uniform_density(const torch::Tensor& component) const;
+  // Throws ConfigError if a piece lives on R^k, where no uniform density exists.
+  void require_uniform() const;
+
+ private:
+  struct Piece {
+    int64_t component;   // index in the kernel
+    Domain domain;
+    int64_t dim;
+    int64_t offset;      // first raw column in the output row
+    int64_t raw_size;
+  };
+  // log q of one piece for every row at coordinates u [N, dim]
+  torch::Tensor piece_log_density(const Piece& piece, const torch::Tensor& raw, const torch::Tensor& u) const;
+  torch::Tensor piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator) const;
+
+  KernelSpec spec_;
+  int64_t coord_dim_;
+  HeadOptions options_;
+  std::vector<Piece> pieces_;
+  int64_t output_size_ = 0;
+};
+
+}  // namespace gfn
