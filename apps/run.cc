@@ -15,6 +15,7 @@
 #include "core/threads.h"
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "envs/line.h"
 #include "io/hdf5_log.h"
 #include "losses/tb.h"
 
@@ -29,6 +30,8 @@ Registry Registry::builtin() {
   Registry r;
   r.add_env({"hypergrid", "n-dimensional grid of side H with the TB paper's reward", HypergridOptions::specs(),
              [](const Params& p) { return std::make_unique<HypergridEnv>(HypergridOptions::from_params(p)); }});
+  r.add_env({"line", "1-D Gaussian mixture reached by a fixed number of Gaussian increments", LineOptions::specs(),
+             [](const Params& p) { return std::make_unique<LineEnv>(LineOptions::from_params(p)); }});
   r.add_objective({"tb", "trajectory balance", TrajectoryBalance::specs(),
                    [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
   return r;
@@ -117,6 +120,8 @@ ConfigSchema run_schema(const Registry& registry) {
                    {"auto", "on", "off"}),
       int_param("eval.every", 500, "exact evaluation and log flush every N iterations (0: at the end only)", 0),
       int_param("eval.l1_window", 200000, "terminal states in the empirical distribution of the papers' L1", 1),
+      int_param("eval.is_samples", 4096,
+                "trajectories for the importance-sampled log Z and ELBO at each evaluation of a non-enumerable env (0: none)", 0, 1 << 24),
       int_param("eval.samples", 1000, "terminal samples of the final policy written to /samples", 0, 1 << 24),
       int_param("log.every", 10, "a /train row every N iterations", 1),
       int_param("log.trajectories_every", 1000, "store sampled trajectories every N iterations (0: never)", 0),
@@ -297,6 +302,9 @@ std::string RunSummary::report() const {
                      exact->tv, exact->jsd, exact->kl, exact->log_z_error, exact->log_z_exact);
   }
   if (l1) s += fmt::format("  empirical L1 (papers' scale) {:.3e}\n", *l1);
+  if (importance)
+    s += fmt::format("  importance-sampled log Z {:.5f} (ELBO {:.5f}, ESS {:.0f} of {})\n", importance->log_z,
+                     importance->elbo, importance->ess, importance->samples);
   s += fmt::format("  log: {}/log.h5\n", out_dir);
   return s;
 }
@@ -317,6 +325,8 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
   const int64_t traj_every = p.get_int("log.trajectories_every");
   const int64_t traj_count = p.get_int("log.trajectories_count");
   const int64_t seed = p.get_int("seed");
+  const int64_t is_samples = p.get_int("eval.is_samples");
+  auto eval_gen = make_generator(static_cast<uint64_t>(seed) * 2 + 5, run.device);
   set_cpu_threads(static_cast<int>(p.get_int("threads")));
 
   Trainer trainer(*run.env, *run.estimators, *run.objective, run.trainer_options, static_cast<uint64_t>(seed) * 2,
@@ -404,6 +414,13 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
           summary.l1 = l1v;
         }
       }
+      if (is_samples > 0 && table == nullptr) {  // enumerable envs have the exact metrics above
+        ImportanceEstimate e = importance_log_z(*run.env, *run.estimators, is_samples, 4096, eval_gen, run.device);
+        row.insert(row.end(), {{"log_z_is", e.log_z}, {"elbo", e.elbo}, {"ess", e.ess}});
+        if (auto exact = run.env->log_partition()) row.push_back({"log_z_is_error", std::fabs(e.log_z - *exact)});
+        text += fmt::format("  log Z_IS {:+.4f}  ELBO {:+.4f}", e.log_z, e.elbo);
+        if (last) summary.importance = e;
+      }
       log->append_row("eval", row);
       run.estimators->save((dir / "model.pt").string(), it);
       log->flush();
@@ -440,6 +457,10 @@ std::string EvalResult::json() const {
                      num(exact->tv), num(exact->jsd), num(exact->kl), num(exact->log_z), num(exact->log_z_exact),
                      num(exact->log_z_error));
   }
+  if (importance) {
+    s += fmt::format(", \"log_z_is\": {}, \"elbo\": {}, \"ess\": {}", num(importance->log_z), num(importance->elbo),
+                     num(importance->ess));
+  }
   return s + "}";
 }
 
@@ -448,6 +469,9 @@ std::string EvalResult::report() const {
   if (exact) {
     s += fmt::format("  TV {:.6f}\n  JSD {:.6f}\n  KL(pi||p) {:.6f}\n  log Z {:.6f} (exact {:.6f}, error {:.6f})\n",
                      exact->tv, exact->jsd, exact->kl, exact->log_z, exact->log_z_exact, exact->log_z_error);
+  } else if (importance) {
+    s += fmt::format("  importance-sampled log Z {:.6f}\n  ELBO {:.6f}\n  ESS {:.0f} of {}\n", importance->log_z,
+                     importance->elbo, importance->ess, importance->samples);
   } else {
     s += "  (no exact evaluation for this environment)\n";
   }
@@ -468,6 +492,9 @@ EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
   if (run.env->enumerable()) {
     StateTable table(*run.env, run.device);
     result.exact = exact_metrics(table, *run.estimators);
+  } else if (const int64_t n = config.params.get_int("eval.is_samples"); n > 0) {
+    auto gen = make_generator(static_cast<uint64_t>(config.params.get_int("seed")) * 2 + 5, run.device);
+    result.importance = importance_log_z(*run.env, *run.estimators, n, 4096, gen, run.device);
   }
   return result;
 }

@@ -82,6 +82,7 @@ struct RunSummary {
   double log_z = 0;
   std::optional<ExactMetrics> exact;  // enumerable environments
   std::optional<double> l1;           // the papers' L1 over the last eval.l1_window terminal states
+  std::optional<ImportanceEstimate> importance;  // log Z_IS and ELBO of the final policy
 
   double ms_per_iteration() const { return iterations ? 1e3 * wall_s / static_cast<double>(iterations) : 0; }
   // Multi-line human-readable summary.
@@ -98,6 +99,7 @@ struct EvalResult {
   int64_t iteration = 0;
   std::string env;
   std::optional<ExactMetrics> exact;
+  std::optional<ImportanceEstimate> importance;  // non-enumerable envs: log Z_IS, ELBO
   // JSON object with every field.
   std::string json() const;
   std::string report() const;

@@ -5,6 +5,9 @@
 
 #include <torch/torch.h>
 
+#include "core/sampler.h"
+#include "core/scoring.h"
+
 namespace gfn {
 
 std::vector<double> terminating_distribution(const StateTable& table, const torch::Tensor& log_pf) {
@@ -97,6 +100,29 @@ ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators) {
   m.log_z = estimators.log_z.item<double>();
   m.log_z_error = std::fabs(m.log_z - m.log_z_exact);
   return m;
+}
+
+ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
+                                    torch::Generator& generator, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t done = 0; done < samples; done += batch) {
+    auto tr = rollout(env, *estimators.policy, std::min(batch, samples - done), SamplerOptions{}, generator, device);
+    auto in = score_trajectories(env, estimators, tr, ScoreOptions{});
+    parts.push_back((in.log_reward + (in.log_pb - in.log_pf).sum(0)).to(torch::kCPU, torch::kFloat64));
+  }
+  auto log_w = torch::cat(parts);
+  const double n = static_cast<double>(log_w.numel());
+  const double m = log_w.max().item<double>();
+  auto w = (log_w - m).exp();  // weights scaled by exp(-m)
+  const double mean = w.mean().item<double>();
+  ImportanceEstimate e;
+  e.samples = log_w.numel();
+  e.log_z = m + std::log(mean);
+  e.relative_se = w.std(/*unbiased=*/true).item<double>() / mean / std::sqrt(n);
+  e.elbo = log_w.mean().item<double>();
+  e.ess = std::pow(w.sum().item<double>(), 2) / w.square().sum().item<double>();
+  return e;
 }
 
 EmpiricalL1::EmpiricalL1(int64_t num_states, int64_t window) : window_(window), counts_(num_states, 0) {}

@@ -44,6 +44,22 @@ struct ExactMetrics {
 // The policy's exact metrics: one batched pass of the policy over every state (in chunks).
 ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators);
 
+// Importance-sampling estimates of the partition function from trajectories of the policy
+// (DESIGN.md §1 invariant 3, §6): with log w = log R(x) + log P_B(tau|x) - log P_F(tau),
+//     E_{tau ~ P_F}[w] = Z  for any full-support P_F and P_B,
+//     log Z_IS = log mean w,  ELBO = mean log w <= log Z.
+// A missing or wrong Jacobian, or a density that does not normalise, biases Z_IS.
+struct ImportanceEstimate {
+  double log_z = 0;          // log Z_IS
+  double relative_se = 0;    // standard error of Z_IS relative to Z_IS: sd(w) / mean(w) / sqrt(N)
+  double elbo = 0;           // mean log w
+  double ess = 0;            // effective sample size (sum w)^2 / sum w^2
+  int64_t samples = 0;
+};
+// Samples `samples` on-policy trajectories in batches of `batch` and scores them.
+ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
+                                    torch::Generator& generator, const torch::Device& device);
+
 // The empirical distribution of the last `window` visited terminal states and its L1 to pi.
 class EmpiricalL1 {
  public:
