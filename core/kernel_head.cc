@@ -46,40 +46,33 @@ KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOpti
 
 torch::Tensor KernelHead::logits(const torch::Tensor& out) const { return out.narrow(1, 0, spec_.size()); }
 
-torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Tensor& raw,
-                                            const torch::Tensor& u) const {
-  switch (piece.domain) {
+namespace {
+
+// Builds the density of a piece from its raw parameters and hands it to `f`.
+template <typename F>
+torch::Tensor with_density(Domain domain, int64_t dim, const HeadOptions& options, const torch::Tensor& raw, F f) {
+  switch (domain) {
     case Domain::kUnitCube:
     case Domain::kInterval:
-      return BetaMixture::from_raw(raw, options_.mixture_components, piece.dim, options_.min_concentration,
-                                   options_.max_concentration)
-          .log_prob(u);
-    case Domain::kReal:
-      return DiagonalGaussian{raw.narrow(1, 0, piece.dim), raw.narrow(1, piece.dim, piece.dim).clamp(-7.0, 3.0)}
-          .log_prob(u);
-    case Domain::kCircle:
-      return VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))}.log_prob(u);
+      return f(BetaMixture::from_raw(raw, options.mixture_components, dim, options.min_concentration,
+                                     options.max_concentration));
+    case Domain::kReal: return f(DiagonalGaussian{raw.narrow(1, 0, dim), raw.narrow(1, dim, dim).clamp(-7.0, 3.0)});
+    case Domain::kCircle: return f(VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))});
     case Domain::kNone: break;
   }
   throw std::logic_error("piece without a domain");
 }
 
+}  // namespace
+
+torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Tensor& raw,
+                                            const torch::Tensor& u) const {
+  return with_density(piece.domain, piece.dim, options_, raw, [&](const auto& q) { return q.log_prob(u); });
+}
+
 torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator) const {
-  switch (piece.domain) {
-    case Domain::kUnitCube:
-    case Domain::kInterval:
-      return BetaMixture::from_raw(raw, options_.mixture_components, piece.dim, options_.min_concentration,
-                                   options_.max_concentration)
-          .sample(generator);
-    case Domain::kReal:
-      return DiagonalGaussian{raw.narrow(1, 0, piece.dim), raw.narrow(1, piece.dim, piece.dim).clamp(-7.0, 3.0)}
-          .sample(generator)
-          .detach();
-    case Domain::kCircle:
-      return VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))}.sample(generator);
-    case Domain::kNone: break;
-  }
-  throw std::logic_error("piece without a domain");
+  return with_density(piece.domain, piece.dim, options_, raw,
+                      [&](const auto& q) { return q.sample(generator).detach(); });
 }
 
 namespace {
