@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include "apps/run.h"
@@ -95,6 +96,10 @@ int main(int argc, char** argv) {
   } catch (const gfn::LogError& e) {
     std::cerr << "gfn: error: " << e.what() << "\n";
     return 2;
+  } catch (const c10::Error& e) {
+    // LibTorch's messages carry a C++ backtrace that helps nobody running the command
+    std::cerr << "gfn: failed: " << e.what_without_backtrace() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "gfn: failed: " << e.what() << "\n";
     return 1;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 namespace gfn {
@@ -110,14 +111,26 @@ void Estimators::save(const std::string& path, int64_t iteration) const {
 
 int64_t Estimators::load(const std::string& path) {
   torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  policy->load(archive);
-  torch::Tensor z, it;
-  archive.read("log_z", z);
-  archive.read("iteration", it, /*is_buffer=*/true);
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw ConfigError(fmt::format("{}: not a gfn model file ({})", path, e.what_without_backtrace()));
+  }
+  // every parameter must be there with the shape this config builds
+  auto read = [&](const std::string& key, torch::Tensor& into, bool is_buffer) {
+    torch::Tensor t;
+    if (!archive.try_read(key, t, is_buffer))
+      throw ConfigError(fmt::format("{}: no entry '{}' (not a model of this config)", path, key));
+    if (into.defined() && t.sizes() != into.sizes())
+      throw ConfigError(fmt::format("{}: '{}' has shape {} but this config builds {} (not a model of this config)",
+                                    path, key, fmt::join(t.sizes(), "x"), fmt::join(into.sizes(), "x")));
+    return t;
+  };
   torch::NoGradGuard no_grad;
-  log_z.copy_(z);
-  return it.item<int64_t>();
+  for (auto& p : policy->named_parameters()) p.value().copy_(read(p.key(), p.value(), false));
+  log_z.copy_(read("log_z", log_z, false));
+  torch::Tensor none;
+  return read("iteration", none, true).item<int64_t>();
 }
 
 }  // namespace gfn

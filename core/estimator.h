@@ -84,6 +84,8 @@ struct Estimators {
   // file, atomically: a temporary file beside it, then a rename.
   void save(const std::string& path, int64_t iteration = 0) const;
   // Reads what save wrote into these estimators (same architecture); returns the iteration.
+  // Throws ConfigError naming the file for a file that is not such an archive or whose
+  // parameters do not match this architecture.
   int64_t load(const std::string& path);
 };
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -64,6 +65,38 @@ TEST(EstimatorTest, SaveLoadRoundTrip) {
   auto pa = a.policy_parameters(), pb = b.policy_parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
   std::filesystem::remove(path);
+}
+
+// a file that is not a model, or a model of another architecture, is refused by name
+TEST(EstimatorTest, LoadRefusesForeignFiles) {
+  HypergridEnv env(HypergridOptions{});
+  auto g = make_generator(1, torch::kCPU);
+  Estimators est(env, EstimatorOptions{}, g, torch::kCPU);
+  auto dir = std::filesystem::temp_directory_path();
+  auto junk = dir / ("gfn_junk_" + std::to_string(::getpid()) + ".pt");
+  { std::ofstream(junk) << "garbage"; }
+  try {
+    est.load(junk.string());
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a gfn model file"), std::string::npos) << e.what();
+  }
+  HypergridOptions other;
+  other.height = 9;
+  HypergridEnv env9(other);
+  Estimators est9(env9, EstimatorOptions{}, g, torch::kCPU);
+  auto model = dir / ("gfn_h9_" + std::to_string(::getpid()) + ".pt");
+  est9.save(model.string(), 1);
+  try {
+    est.load(model.string());
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'trunk0_weight' has shape 18x256 but this config builds 16x256"),
+              std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(junk);
+  std::filesystem::remove(model);
 }
 
 // bad options name the config key
