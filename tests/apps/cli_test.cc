@@ -140,6 +140,32 @@ TEST_F(Cli, UsageErrorsExitTwo) {
   EXPECT_NE(ev.err.find("no config.toml"), std::string::npos) << ev.err;
 }
 
+// a continuous environment logs the importance-sampled log Z and ELBO; a uniform P_B on R is
+// refused before anything is written
+TEST_F(Cli, ContinuousEnvLogsImportanceEstimates) {
+  auto cfg = dir_ / "line.toml";
+  std::ofstream(cfg) << "[env]\nkind = \"line\"\nsteps = 2\n[policy]\nbackward = \"learned\"\nhidden = 32\n"
+                        "[train]\niterations = 40\n[eval]\nevery = 20\nis_samples = 512\nsamples = 10\n"
+                        "[log]\ntrajectories_every = 20\n";
+  auto out = dir_ / "line";
+  auto r = run("train '" + cfg.string() + "' --out '" + out.string() + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  Hdf5LogReader log((out / "log.h5").string());
+  EXPECT_EQ(log.read_int64("eval/iteration"), (std::vector<int64_t>{20, 40}));
+  for (const char* m : {"eval/log_z_is", "eval/elbo", "eval/ess", "eval/log_z_is_error"}) EXPECT_TRUE(log.has(m)) << m;
+  EXPECT_FALSE(log.has("eval/tv"));
+  EXPECT_EQ(log.shape("trajectories/action_coords").size(), 3u);
+  for (double e : log.read_double("eval/ess")) EXPECT_TRUE(e >= 1 && e <= 512) << e;
+  auto ev = run("eval '" + out.string() + "' --json");
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_NE(ev.out.find("\"log_z_is\": "), std::string::npos) << ev.out;
+
+  auto uniform = run("train '" + cfg.string() + "' --set policy.backward=uniform --out '" + (dir_ / "u").string() + "'");
+  EXPECT_EQ(uniform.code, 2);
+  EXPECT_NE(uniform.err.find("piece 'move_back' lives on R^1"), std::string::npos) << uniform.err;
+  EXPECT_FALSE(fs::exists(dir_ / "u"));
+}
+
 // the README's h5py snippet runs on a real log (skipped where h5py is missing)
 TEST_F(Cli, ReadmeH5pySnippetRuns) {
   if (std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no h5py";
