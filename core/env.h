@@ -37,6 +37,7 @@ struct Component {
   ComponentKind kind = ComponentKind::kAtom;
   int64_t dim = 0;                           // chart dimension k of a piece (0 for atoms)
   Domain domain = Domain::kNone;             // chart domain of a piece
+  bool initial_only = false;                 // available only at s0 (its head may differ there)
 };
 
 // The components of one kernel (forward or backward).
@@ -59,6 +60,13 @@ struct ActionSpec {
 struct StepResult {
   States next;               // [B] rows
   torch::Tensor log_jacobian;  // [B] float: log J of the chart at the taken coordinates (0 for atoms)
+};
+
+// Terminal states on a regular grid over their continuous coordinates, for evaluating a
+// terminating density against R/Z where the continuous dimension is small (DESIGN.md §6).
+struct TerminalGrid {
+  States states;                 // [N] terminal states at the cell centres
+  torch::Tensor log_cell_volume;  // [N] float64: log of each cell's reference measure
 };
 
 class Env {
@@ -94,6 +102,12 @@ class Env {
   // For pieces, `log_jacobian` (if not null) receives the backward chart's log J, [B] float.
   virtual Actions backward_action(const States& parent, const States& child, const Actions& forward,
                                   torch::Tensor* log_jacobian = nullptr) const = 0;
+  // The forward action that takes `parent` to `child`, where parent = backward_step(child,
+  // backward): the inverse of backward_action, used to score trajectories sampled backward
+  // (from terminal states towards s0). For pieces, `log_jacobian` (if not null) receives the
+  // forward chart's log J at the recovered coordinates, [B] float.
+  virtual Actions forward_action(const States& child, const States& parent, const Actions& backward,
+                                 torch::Tensor* log_jacobian = nullptr) const = 0;
   // log R(x) of each state: [B] float (where the exit is allowed).
   virtual torch::Tensor log_reward(const States& states) const = 0;
 
@@ -104,6 +118,12 @@ class Env {
   virtual States enumerate_states(const torch::Device& device) const;
   virtual torch::Tensor state_index(const States& states) const;  // [B] int64
   virtual std::optional<double> log_partition() const { return std::nullopt; }
+  // Continuous evaluation (optional): the terminal states on a grid of `points` cells per
+  // continuous dimension covering where R/Z has its mass (envs with at most 2 continuous
+  // coordinates; nullopt otherwise).
+  virtual std::optional<TerminalGrid> terminal_grid(int64_t points, const torch::Device& device) const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace gfn

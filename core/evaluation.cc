@@ -125,6 +125,46 @@ ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int6
   return e;
 }
 
+torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, const States& terminal,
+                                      int64_t samples, int64_t batch, torch::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = terminal.batch_size();
+  const int64_t per_chunk = std::max<int64_t>(1, batch / samples);  // states per chunk
+  const auto device = terminal.is_sink.device();
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < n; start += per_chunk) {
+    const int64_t m = std::min(per_chunk, n - start);
+    // each state `samples` times, consecutively
+    auto rows = torch::arange(start, start + m, torch::TensorOptions().dtype(torch::kInt64).device(device))
+                    .repeat_interleave(samples);
+    auto tr = backward_rollout(env, *estimators.policy, terminal.index_select(rows), generator);
+    auto in = score_trajectories(env, estimators, tr, ScoreOptions{});
+    auto log_ratio = (in.log_pf - in.log_pb).sum(0).to(torch::kCPU, torch::kFloat64).view({m, samples});
+    parts.push_back(log_ratio.logsumexp(1) - std::log(static_cast<double>(samples)));
+  }
+  return torch::cat(parts);
+}
+
+GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalGrid& grid, int64_t samples,
+                         int64_t batch, torch::Generator& generator) {
+  auto log_p = terminating_log_density(env, estimators, grid.states, samples, batch, generator);
+  auto log_vol = grid.log_cell_volume.to(torch::kCPU, torch::kFloat64);
+  auto log_r = env.log_reward(grid.states).to(torch::kCPU, torch::kFloat64);
+  auto to_vector = [](const torch::Tensor& t) {
+    auto c = t.contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  GridMetrics g;
+  g.cells = log_p.numel();
+  g.mass = (log_p + log_vol).logsumexp(0).exp().item<double>();
+  auto p = to_vector((log_p + log_vol).softmax(0));
+  auto pi = to_vector((log_r + log_vol).softmax(0));
+  g.jsd = jensen_shannon(p, pi);
+  g.kl = kl_divergence(pi, p);
+  g.tv = total_variation(p, pi);
+  return g;
+}
+
 EmpiricalL1::EmpiricalL1(int64_t num_states, int64_t window) : window_(window), counts_(num_states, 0) {}
 
 void EmpiricalL1::add(const torch::Tensor& state_index) {

@@ -60,6 +60,27 @@ struct ImportanceEstimate {
 ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
                                     torch::Generator& generator, const torch::Device& device);
 
+// The terminating density of P_F at the states `terminal` ([N] rows, w.r.t. the reference
+// measure nu), estimated without a kernel density estimate by importance sampling through P_B
+// (DESIGN.md §6):
+//     p_hat(x) = mean_k P_F(tau_k) / P_B(tau_k | x),   tau_k ~ P_B(. | x),  k = 1..samples,
+// an unbiased estimate of p(x) = E_{P_B}[P_F(tau) / P_B(tau | x)] for any full-support P_B.
+// Returns log p_hat, [N] float64 on the CPU. Trajectories are drawn in batches of about `batch`.
+torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, const States& terminal,
+                                      int64_t samples, int64_t batch, torch::Generator& generator);
+
+// The estimated terminating distribution against pi = R/Z on the env's terminal grid
+// (Env::terminal_grid): both normalised over the cells (p_i ∝ p_hat(x_i) vol_i,
+// pi_i ∝ R(x_i) vol_i), then JSD and KL(pi||p) as for exact evaluation; `mass` is
+// sum_i p_hat(x_i) vol_i, the share of P_F's mass the grid sees (≈ 1 when it covers the support).
+struct GridMetrics {
+  double jsd = 0, kl = 0, tv = 0;
+  double mass = 0;
+  int64_t cells = 0;
+};
+GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalGrid& grid, int64_t samples,
+                         int64_t batch, torch::Generator& generator);
+
 // The empirical distribution of the last `window` visited terminal states and its L1 to pi.
 class EmpiricalL1 {
  public:

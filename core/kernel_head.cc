@@ -13,6 +13,9 @@ namespace gfn {
 void HeadOptions::validate() const {
   if (mixture_components < 1)
     throw ConfigError(fmt::format("policy.mixture_components = {}: expected an integer >= 1", mixture_components));
+  if (initial_mixture_components < 0)
+    throw ConfigError(fmt::format("policy.s0_mixture_components = {}: expected an integer >= 0 (0: as "
+                                  "policy.mixture_components)", initial_mixture_components));
   if (!(min_concentration > 0.0) || !(max_concentration > min_concentration))
     throw ConfigError(fmt::format("policy.min_concentration = {}, policy.max_concentration = {}: expected 0 < min < max",
                                   min_concentration, max_concentration));
@@ -29,9 +32,12 @@ KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOpti
       throw std::invalid_argument(fmt::format("piece '{}': dimension {} outside [1, coord_dim = {}]", comp.name,
                                               comp.dim, coord_dim_));
     int64_t raw = 0;
+    const int64_t mixtures = comp.initial_only && options_.initial_mixture_components > 0
+                                 ? options_.initial_mixture_components
+                                 : options_.mixture_components;
     switch (comp.domain) {
       case Domain::kUnitCube:
-      case Domain::kInterval: raw = BetaMixture::raw_size(options_.mixture_components, comp.dim); break;
+      case Domain::kInterval: raw = BetaMixture::raw_size(mixtures, comp.dim); break;
       case Domain::kReal: raw = 2 * comp.dim; break;
       case Domain::kCircle:
         if (comp.dim != 1) throw std::invalid_argument("piece '" + comp.name + "': a circle piece has dimension 1");
@@ -39,7 +45,7 @@ KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOpti
         break;
       case Domain::kNone: throw std::invalid_argument("piece '" + comp.name + "' has no chart domain");
     }
-    pieces_.push_back({c, comp.domain, comp.dim, output_size_, raw});
+    pieces_.push_back({c, comp.domain, comp.dim, output_size_, raw, mixtures});
     output_size_ += raw;
   }
 }
@@ -50,12 +56,12 @@ namespace {
 
 // Builds the density of a piece from its raw parameters and hands it to `f`.
 template <typename F>
-torch::Tensor with_density(Domain domain, int64_t dim, const HeadOptions& options, const torch::Tensor& raw, F f) {
+torch::Tensor with_density(Domain domain, int64_t dim, int64_t mixtures, const HeadOptions& options,
+                           const torch::Tensor& raw, F f) {
   switch (domain) {
     case Domain::kUnitCube:
     case Domain::kInterval:
-      return f(BetaMixture::from_raw(raw, options.mixture_components, dim, options.min_concentration,
-                                     options.max_concentration));
+      return f(BetaMixture::from_raw(raw, mixtures, dim, options.min_concentration, options.max_concentration));
     case Domain::kReal: return f(DiagonalGaussian{raw.narrow(1, 0, dim), raw.narrow(1, dim, dim).clamp(-7.0, 3.0)});
     case Domain::kCircle: return f(VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))});
     case Domain::kNone: break;
@@ -67,11 +73,12 @@ torch::Tensor with_density(Domain domain, int64_t dim, const HeadOptions& option
 
 torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Tensor& raw,
                                             const torch::Tensor& u) const {
-  return with_density(piece.domain, piece.dim, options_, raw, [&](const auto& q) { return q.log_prob(u); });
+  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw,
+                      [&](const auto& q) { return q.log_prob(u); });
 }
 
 torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator) const {
-  return with_density(piece.domain, piece.dim, options_, raw,
+  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw,
                       [&](const auto& q) { return q.sample(generator).detach(); });
 }
 
@@ -101,6 +108,20 @@ torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::T
     auto u = piece_sample(piece, out.narrow(1, piece.offset, piece.raw_size), generator);
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
     coords = torch::where(component.eq(piece.component).unsqueeze(1), padded.to(coords.scalar_type()), coords);
+  }
+  return coords;
+}
+
+torch::Tensor KernelHead::sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const {
+  require_uniform();
+  auto f32 = component.options().dtype(torch::kFloat32);
+  auto coords = torch::zeros({component.size(0), coord_dim_}, f32);
+  for (const auto& piece : pieces_) {
+    // the open cube (0, 1)^k: a draw of exactly 0 would sit outside the Betas' support
+    auto u = torch::rand({component.size(0), piece.dim}, generator, f32).clamp(1e-7, 1.0 - 1e-7);
+    if (piece.domain == Domain::kCircle) u = (2.0 * M_PI) * u - M_PI;
+    auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
+    coords = torch::where(component.eq(piece.component).unsqueeze(1), padded, coords);
   }
   return coords;
 }

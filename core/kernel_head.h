@@ -20,6 +20,7 @@ namespace gfn {
 
 struct HeadOptions {
   int64_t mixture_components = 2;   // Beta mixture components per piece, >= 1
+  int64_t initial_mixture_components = 0;  // for pieces available only at s0 (0: as mixture_components)
   double min_concentration = 0.1;   // Beta concentration bounds, 0 < min < max
   double max_concentration = 5.1;
 
@@ -46,6 +47,9 @@ class KernelHead {
   // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da].
   torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component,
                               torch::Generator& generator) const;
+  // Draws chart coordinates uniformly on each row's piece domain (zeros for atoms): [N, Da]
+  // float32. Throws ConfigError if a piece lives on R^k.
+  torch::Tensor sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const;
   // log of the uniform density on each row's piece domain (0 on the unit cube and for atoms,
   // -log 2pi on the circle): [N] float32.
   torch::Tensor log_uniform_density(const torch::Tensor& component) const;
@@ -59,6 +63,7 @@ class KernelHead {
     int64_t dim;
     int64_t offset;      // first raw column in the output row
     int64_t raw_size;
+    int64_t mixtures;    // Beta mixture components (cube and interval domains)
   };
   // log q of one piece for every row at coordinates u [N, dim]
   torch::Tensor piece_log_density(const Piece& piece, const torch::Tensor& raw, const torch::Tensor& u) const;

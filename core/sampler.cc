@@ -109,4 +109,96 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   return traj;
 }
 
+Trajectories backward_rollout(const Env& env, PolicyNetImpl& policy, const States& terminal,
+                              torch::Generator& generator) {
+  torch::NoGradGuard no_grad;
+  const int64_t moves_max = env.max_length();
+  const int64_t steps = moves_max + 1;
+  const int64_t batch = terminal.batch_size();
+  const auto& spec = env.action_spec();
+  const auto device = terminal.is_sink.device();
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const auto i64 = f32.dtype(torch::kInt64);
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  const auto& head = policy.backward_head();
+  const bool learned = policy.learned_backward();
+
+  // walk back from x; rows that reached s0 stay there
+  auto gumbel = gumbel_noise({std::max<int64_t>(moves_max, 1), batch, spec.backward.size()}, generator, f32);
+  States s{terminal.discrete, terminal.continuous, terminal.is_initial, torch::zeros_like(terminal.is_sink)};
+  auto at_root = s.is_initial;
+  auto moves = torch::zeros({batch}, i64);
+  std::vector<torch::Tensor> disc{s.discrete}, cont{s.continuous}, init{s.is_initial};
+  std::vector<torch::Tensor> fcomp, fcoords, fjac;  // entry k takes chain state k+1 to chain state k
+  for (int64_t k = 0; k < moves_max; ++k) {
+    auto mask = env.backward_mask(s).logical_or(at_root.unsqueeze(1));
+    torch::Tensor comp, coords;
+    if (learned) {
+      auto out = policy.backward_outputs(policy.trunk(env.features(s)));
+      comp = (torch::where(mask, head.logits(out), neg_inf) + gumbel[k]).argmax(1);
+      coords = head.has_pieces() ? head.sample_coords(out, comp, generator).to(f32)
+                                 : torch::zeros({batch, spec.coord_dim}, f32);
+    } else {
+      comp = (torch::zeros({batch, spec.backward.size()}, f32).masked_fill(mask.logical_not(), neg_inf) + gumbel[k])
+                 .argmax(1);
+      coords = head.has_pieces() ? head.sample_uniform_coords(comp, generator).to(f32)
+                                 : torch::zeros({batch, spec.coord_dim}, f32);
+    }
+    auto res = env.backward_step(s, Actions{comp, coords});
+    torch::Tensor log_j;
+    Actions fwd = env.forward_action(s, res.next, Actions{comp, coords}, &log_j);
+    fcomp.push_back(fwd.component);
+    fcoords.push_back(fwd.coords.to(f32));
+    fjac.push_back(log_j.to(torch::kFloat32));
+    auto stay = at_root;
+    auto stay_col = stay.unsqueeze(1);
+    States parent{torch::where(stay_col, s.discrete, res.next.discrete),
+                  s.continuous.size(1) ? torch::where(stay_col, s.continuous, res.next.continuous) : s.continuous,
+                  torch::where(stay, s.is_initial, res.next.is_initial), s.is_sink};
+    moves = moves + stay.logical_not().to(torch::kInt64);
+    at_root = at_root.logical_or(parent.is_initial);
+    disc.push_back(parent.discrete);
+    cont.push_back(parent.continuous);
+    init.push_back(parent.is_initial);
+    s = std::move(parent);
+  }
+
+  // forward time: state t is chain state n - t (x itself, as the sink, after the exit)
+  auto chain_disc = torch::stack(disc), chain_cont = torch::stack(cont), chain_init = torch::stack(init);
+  auto t_states = torch::arange(steps + 1, i64).unsqueeze(1);  // [T+1, 1]
+  auto sidx = (moves.unsqueeze(0) - t_states).clamp_min(0);     // [T+1, B]
+  auto gather3 = [](const torch::Tensor& x, const torch::Tensor& idx) {
+    return x.gather(0, idx.unsqueeze(2).expand({idx.size(0), idx.size(1), x.size(2)}));
+  };
+  Trajectories traj;
+  traj.states_discrete = gather3(chain_disc, sidx);
+  traj.states_continuous = gather3(chain_cont, sidx);
+  traj.is_initial = chain_init.gather(0, sidx);
+  traj.is_sink = t_states.gt(moves.unsqueeze(0));
+
+  // forward step t < n is chain action n - 1 - t; step n is the exit
+  auto t_steps = torch::arange(steps, i64).unsqueeze(1);  // [T, 1]
+  auto n = moves.unsqueeze(0);
+  auto is_move = t_steps.lt(n);
+  if (moves_max > 0) {
+    auto aidx = (n - 1 - t_steps).clamp(0, moves_max - 1);  // [T, B]
+    auto comps = torch::stack(fcomp).gather(0, aidx);
+    traj.action_component = torch::where(is_move, comps, torch::full_like(comps, -1));
+    traj.action_coords = gather3(torch::stack(fcoords), aidx).masked_fill(is_move.logical_not().unsqueeze(2), 0.0);
+    traj.log_jacobian = torch::stack(fjac).gather(0, aidx).masked_fill(is_move.logical_not(), 0.0);
+  } else {
+    traj.action_component = torch::full({steps, batch}, -1, i64);
+    traj.action_coords = torch::zeros({steps, batch, spec.coord_dim}, f32);
+    traj.log_jacobian = torch::zeros({steps, batch}, f32);
+  }
+  traj.action_component.masked_fill_(t_steps.eq(n), spec.forward.exit);
+  traj.mask = t_steps.le(n);
+  traj.length = moves + 1;
+  traj.log_pf_sampled = torch::zeros({steps, batch}, f32);
+  traj.terminal_discrete = terminal.discrete;
+  traj.terminal_continuous = terminal.continuous;
+  traj.log_reward = env.log_reward(terminal);
+  return traj;
+}
+
 }  // namespace gfn

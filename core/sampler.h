@@ -32,4 +32,14 @@ torch::Tensor behaviour_probs(const torch::Tensor& logits, const torch::Tensor& 
 Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const SamplerOptions& options,
                      torch::Generator& generator, const torch::Device& device);
 
+// Samples one trajectory backward from each state of `terminal` ([B] rows, none the sink) to s0
+// under P_B (the learned head, or the uniform policy: uniform over the available components and
+// on each piece's domain), with no host sync, and returns it in forward time as score_trajectories
+// reads it: states[0] = s0, ..., states[n] = x, the exit at step n, padding after. Forward actions
+// come from env.forward_action. A row that has not reached s0 within max_length backward moves
+// (an environment bug the checker reports) starts at the state it reached, with is_initial false.
+// log_pf_sampled is 0: these trajectories were not drawn from P_F.
+Trajectories backward_rollout(const Env& env, PolicyNetImpl& policy, const States& terminal,
+                              torch::Generator& generator);
+
 }  // namespace gfn

@@ -119,6 +119,13 @@ Actions HypergridEnv::backward_action(const States& parent, const States& child,
   return {forward.component, forward.coords};
 }
 
+Actions HypergridEnv::forward_action(const States& child, const States& parent, const Actions& backward,
+                                     torch::Tensor* log_jacobian) const {
+  if (log_jacobian != nullptr)
+    *log_jacobian = torch::zeros({child.batch_size()}, child.discrete.options().dtype(torch::kFloat32));
+  return {backward.component, backward.coords};
+}
+
 torch::Tensor HypergridEnv::log_reward(const States& states) const {
   auto a = (states.discrete.to(torch::kFloat64) / static_cast<double>(options_.height - 1) - 0.5).abs();
   auto outer = a.gt(0.25).all(1).to(torch::kFloat64);

@@ -50,6 +50,9 @@ class HypergridEnv final : public Env {
   StepResult backward_step(const States& states, const Actions& actions) const override;
   Actions backward_action(const States& parent, const States& child, const Actions& forward,
                           torch::Tensor* log_jacobian = nullptr) const override;
+  // the coordinate that came down is the one that goes up
+  Actions forward_action(const States& child, const States& parent, const Actions& backward,
+                         torch::Tensor* log_jacobian = nullptr) const override;
   torch::Tensor log_reward(const States& states) const override;
 
   bool enumerable() const override { return enumerable_; }

@@ -118,6 +118,25 @@ Actions LineEnv::backward_action(const States& parent, const States& child, cons
   return {component, coords};
 }
 
+Actions LineEnv::forward_action(const States& child, const States& parent, const Actions& backward,
+                                torch::Tensor* log_jacobian) const {
+  const int64_t b = child.batch_size();
+  auto device = child.continuous.device();
+  if (log_jacobian != nullptr) *log_jacobian = torch::zeros({b}, child.continuous.options().dtype(torch::kFloat32));
+  return {torch::full({b}, kMove, torch::TensorOptions().dtype(torch::kInt64).device(device)),
+          child.continuous - parent.continuous};
+}
+
+std::optional<TerminalGrid> LineEnv::terminal_grid(int64_t points, const torch::Device& device) const {
+  const double reach = 0.5 * options_.separation + 6.0 * options_.sigma;
+  const double width = 2.0 * reach / static_cast<double>(points);
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  auto x = (torch::arange(points, f64) + 0.5) * width - reach;  // cell centres
+  States s{torch::full({points, 1}, options_.steps, f64.dtype(torch::kInt64)), x.unsqueeze(1).to(torch::kFloat32),
+           torch::zeros({points}, f64.dtype(torch::kBool)), torch::zeros({points}, f64.dtype(torch::kBool))};
+  return TerminalGrid{s, torch::full({points}, std::log(width), f64)};
+}
+
 torch::Tensor LineEnv::log_reward(const States& states) const {
   const double m = 0.5 * options_.separation, s = options_.sigma, w = options_.weight;
   auto x = states.continuous.select(1, 0).to(torch::kFloat64);  // [B]

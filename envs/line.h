@@ -72,10 +72,15 @@ class LineEnv final : public Env {
   // move_back with u = child.x - parent.x where child t >= 2, else to_s0 with u = 0; log J = 0.
   Actions backward_action(const States& parent, const States& child, const Actions& forward,
                           torch::Tensor* log_jacobian = nullptr) const override;
+  // move with u = child.x - parent.x (s0 sits at x = 0); log J = 0.
+  Actions forward_action(const States& child, const States& parent, const Actions& backward,
+                         torch::Tensor* log_jacobian = nullptr) const override;
   // log R(x): [B] float32 (depends on x only).
   torch::Tensor log_reward(const States& states) const override;
 
   std::optional<double> log_partition() const override { return options_.log_scale; }
+  // `points` cells on [-m - 6 sigma, m + 6 sigma] (both modes to 6 sd) at t = n.
+  std::optional<TerminalGrid> terminal_grid(int64_t points, const torch::Device& device) const override;
 
   const LineOptions& options() const { return options_; }
 

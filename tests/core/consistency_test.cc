@@ -37,6 +37,9 @@ class StretchedLine final : public Env {
   Actions backward_action(const States& p, const States& c, const Actions& f, torch::Tensor* lj) const override {
     return line_.backward_action(p, c, f, lj);
   }
+  Actions forward_action(const States& c, const States& p, const Actions& b, torch::Tensor* lj) const override {
+    return line_.forward_action(c, p, b, lj);
+  }
   torch::Tensor log_reward(const States& s) const override { return line_.log_reward(s); }
   std::optional<double> log_partition() const override { return line_.log_partition(); }
 
