@@ -3,9 +3,11 @@
 //   gfn train CONFIG [--set key=value ...] [--out DIR]   train, writing DIR/{config.toml,model.pt,log.h5}
 //   gfn eval DIR [--json]                                exact metrics of the policy saved in DIR
 //   gfn keys                                             every config key with its default and rule
+//   gfn check-env NAME [--set env.key=value ...] [--seed N] [--samples N]
+//                                                        run the environment checker (core/checker.h)
 //
 // Exit codes: 0 success, 2 usage or config error (message on stderr, nothing written),
-// 1 failure while running.
+// 1 failure while running (for check-env: a check failed).
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "apps/run.h"
+#include "core/checker.h"
 #include "io/config.h"
 #include "io/hdf5_log.h"
 
@@ -51,6 +54,43 @@ int cmd_eval(const std::string& dir, bool json) {
   return 0;
 }
 
+// The env NAME with its [env] keys from `sets` ("env.key=value"), validated by the run schema as
+// `gfn train` validates them; then the checker's report and a verdict line.
+int cmd_check_env(const std::string& name, const std::vector<std::string>& sets, uint64_t seed, int64_t samples) {
+  auto registry = gfn::Registry::builtin();
+  const auto& entry = registry.env(name);  // an unknown name lists the known ones
+  for (const auto& s : sets) {
+    const auto key = s.substr(0, s.find('='));
+    if (key.rfind("env.", 0) != 0 || key == "env.kind")
+      throw gfn::ConfigError(fmt::format("--set {}: check-env takes the env's own keys, as env.KEY=VALUE (keys of "
+                                         "env.kind = \"{}\": see 'gfn keys')",
+                                         s, name));
+  }
+  auto config = gfn::load_config(fmt::format("[env]\nkind = \"{}\"\n", name), sets, gfn::run_schema(registry),
+                                 "check-env");
+  auto env = entry.make(config.params.section("env"));
+  gfn::CheckOptions options;
+  options.seed = seed;
+  options.is_samples = samples;
+  options.validate();
+  std::cout << fmt::format("gfn check-env {}: seed {}, {} trajectories, {} importance samples\n", name, seed,
+                           options.trajectories, options.is_samples);
+  auto report = gfn::check_env(*env, options);
+  std::cout << report.text();
+  int failed = 0, skipped = 0;
+  for (const auto& c : report.checks) {
+    failed += !c.skipped && !c.passed;
+    skipped += c.skipped;
+  }
+  const int checks = static_cast<int>(report.checks.size());
+  if (failed == 0) {
+    std::cout << fmt::format("{}: passed {} of {} checks ({} skipped)\n", name, checks - skipped, checks, skipped);
+    return 0;
+  }
+  std::cout << fmt::format("{}: FAILED {} of {} checks\n", name, failed, checks);
+  return 1;
+}
+
 int cmd_keys() {
   std::cout << gfn::describe_schema(gfn::run_schema(gfn::Registry::builtin()));
   return 0;
@@ -74,6 +114,16 @@ int main(int argc, char** argv) {
   eval->add_option("dir", dir, "run directory written by gfn train")->required();
   eval->add_flag("--json", json, "print one JSON object");
   auto* keys = app.add_subcommand("keys", "list every config key with its default and rule");
+  std::string env_name;
+  std::vector<std::string> env_sets;
+  uint64_t check_seed = 0;
+  int64_t check_samples = gfn::CheckOptions{}.is_samples;
+  auto* check = app.add_subcommand("check-env", "check an environment's invariants (inverse, Jacobians, "
+                                                "normalisation, log Z, termination)");
+  check->add_option("name", env_name, "environment kind (see 'gfn keys')")->required();
+  check->add_option("--set", env_sets, "override an env key: env.key=value (repeatable)")->take_all();
+  check->add_option("--seed", check_seed, "seed of the reference policy and every draw");
+  check->add_option("--samples", check_samples, "trajectories of the importance-sampling estimate of Z (>= 2)");
 
   try {
     app.parse(argc, argv);
@@ -90,6 +140,7 @@ int main(int argc, char** argv) {
     if (train->parsed()) return cmd_train(config_path, sets, out);
     if (eval->parsed()) return cmd_eval(dir, json);
     if (keys->parsed()) return cmd_keys();
+    if (check->parsed()) return cmd_check_env(env_name, env_sets, check_seed, check_samples);
   } catch (const gfn::ConfigError& e) {
     std::cerr << "gfn: error: " << e.what() << "\n";
     return 2;

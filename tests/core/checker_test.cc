@@ -1,0 +1,334 @@
+// The environment checker (core/checker.h): correct environments pass every check; each kind of
+// broken environment fails the check that is meant to catch it, and the report names it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "apps/run.h"
+#include "core/checker.h"
+#include "envs/hypergrid.h"
+#include "envs/line.h"
+#include "measures/charts.h"
+#include "tests/testing/fixtures.h"
+
+namespace gfn {
+namespace {
+
+// the result of check `name` in `report` (fails the test if it is missing)
+const CheckResult& find(const CheckReport& report, const std::string& name) {
+  for (const auto& c : report.checks)
+    if (c.name == name) return c;
+  ADD_FAILURE() << "no check named " << name;
+  static CheckResult none;
+  return none;
+}
+
+// passes unless the check ran and failed
+bool failed(const CheckReport& report, const std::string& name) {
+  const auto& c = find(report, name);
+  return !c.skipped && !c.passed;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// An env that forwards every call to `inner`; the broken envs below override one method.
+class Wrapper : public Env {
+ public:
+  explicit Wrapper(std::unique_ptr<Env> inner) : inner_(std::move(inner)) {}
+  std::string name() const override { return "broken_" + inner_->name(); }
+  const ActionSpec& action_spec() const override { return inner_->action_spec(); }
+  int64_t max_length() const override { return inner_->max_length(); }
+  int64_t discrete_dim() const override { return inner_->discrete_dim(); }
+  int64_t continuous_dim() const override { return inner_->continuous_dim(); }
+  int64_t feature_dim() const override { return inner_->feature_dim(); }
+  States initial_states(int64_t b, const torch::Device& d) const override { return inner_->initial_states(b, d); }
+  torch::Tensor features(const States& s) const override { return inner_->features(s); }
+  torch::Tensor forward_mask(const States& s) const override { return inner_->forward_mask(s); }
+  torch::Tensor backward_mask(const States& s) const override { return inner_->backward_mask(s); }
+  StepResult step(const States& s, const Actions& a) const override { return inner_->step(s, a); }
+  StepResult backward_step(const States& s, const Actions& a) const override { return inner_->backward_step(s, a); }
+  Actions backward_action(const States& p, const States& c, const Actions& f, torch::Tensor* lj) const override {
+    return inner_->backward_action(p, c, f, lj);
+  }
+  Actions forward_action(const States& c, const States& p, const Actions& b, torch::Tensor* lj) const override {
+    return inner_->forward_action(c, p, b, lj);
+  }
+  torch::Tensor log_reward(const States& s) const override { return inner_->log_reward(s); }
+  std::optional<double> log_partition() const override { return inner_->log_partition(); }
+
+ protected:
+  std::unique_ptr<Env> inner_;
+};
+
+std::unique_ptr<Env> line(int64_t steps, double log_scale = 0.7) {
+  LineOptions o;
+  o.steps = steps;
+  o.log_scale = log_scale;
+  return std::make_unique<LineEnv>(o);
+}
+
+// Line with every increment stretched by 2 (x' = x + 2u) and log J left at 0; the inverse maps
+// are consistent with the stretch, so only the Jacobian is wrong.
+class StretchedLine final : public Wrapper {
+ public:
+  using Wrapper::Wrapper;
+  StepResult step(const States& s, const Actions& a) const override {
+    return inner_->step(s, Actions{a.component, a.coords * 2.0});
+  }
+  Actions forward_action(const States& c, const States& p, const Actions& b, torch::Tensor* lj) const override {
+    auto a = inner_->forward_action(c, p, b, lj);
+    return {a.component, a.coords / 2.0};
+  }
+};
+
+// Line whose forward log J is off by a constant 0.3 (in step and in forward_action alike).
+class OffsetLine final : public Wrapper {
+ public:
+  using Wrapper::Wrapper;
+  StepResult step(const States& s, const Actions& a) const override {
+    auto r = inner_->step(s, a);
+    return {r.next, r.log_jacobian + 0.3};
+  }
+  Actions forward_action(const States& c, const States& p, const Actions& b, torch::Tensor* lj) const override {
+    auto a = inner_->forward_action(c, p, b, lj);
+    if (lj != nullptr) *lj = *lj + 0.3;
+    return a;
+  }
+};
+
+// Line whose backward_action gets the increment wrong by 0.1.
+class ShiftedBackwardLine final : public Wrapper {
+ public:
+  using Wrapper::Wrapper;
+  Actions backward_action(const States& p, const States& c, const Actions& f, torch::Tensor* lj) const override {
+    auto a = inner_->backward_action(p, c, f, lj);
+    return {a.component, a.coords + 0.1};
+  }
+};
+
+// Hypergrid whose backward_action names the next coordinate instead of the one that moved.
+class WrongCoordinateGrid final : public Wrapper {
+ public:
+  using Wrapper::Wrapper;
+  Actions backward_action(const States& p, const States& c, const Actions& f, torch::Tensor* lj) const override {
+    auto a = inner_->backward_action(p, c, f, lj);
+    return {(a.component + 1).remainder(action_spec().backward.size()), a.coords};
+  }
+};
+
+// Line that claims one move fewer than it makes: no trajectory reaches the exit in time.
+class ShortLine final : public Wrapper {
+ public:
+  using Wrapper::Wrapper;
+  int64_t max_length() const override { return inner_->max_length() - 1; }
+};
+
+// One continuous step into the quarter disk of radius delta (polar chart from [0,1]^2,
+// J = delta^2 r pi/2), then the exit; back to s0 by an atom. R(x) = 1 + x0 x1, so
+//     Z = pi delta^2 / 4 + delta^4 / 8.
+// With `drop_radial` the chart's log J misses its log r term (in step and forward_action alike).
+class QuarterDisk final : public Env {
+ public:
+  QuarterDisk(double delta, bool drop_radial) : delta_(delta), drop_radial_(drop_radial) {
+    spec_.forward.components = {{"ball", ComponentKind::kPiece, 2, Domain::kUnitCube},
+                                {"exit", ComponentKind::kAtom, 0, Domain::kNone}};
+    spec_.forward.exit = 1;
+    spec_.backward.components = {{"to_s0", ComponentKind::kAtom, 0, Domain::kNone}};
+    spec_.coord_dim = 2;
+  }
+  std::string name() const override { return drop_radial_ ? "broken_quarter_disk" : "quarter_disk"; }
+  const ActionSpec& action_spec() const override { return spec_; }
+  int64_t max_length() const override { return 1; }
+  int64_t discrete_dim() const override { return 1; }
+  int64_t continuous_dim() const override { return 2; }
+  int64_t feature_dim() const override { return 3; }
+  States initial_states(int64_t b, const torch::Device& d) const override {
+    auto o = torch::TensorOptions().device(d);
+    return {torch::zeros({b, 1}, o.dtype(torch::kInt64)), torch::zeros({b, 2}, o.dtype(torch::kFloat32)),
+            torch::ones({b}, o.dtype(torch::kBool)), torch::zeros({b}, o.dtype(torch::kBool))};
+  }
+  torch::Tensor features(const States& s) const override {
+    return torch::cat({s.discrete.to(torch::kFloat32), s.continuous.to(torch::kFloat32)}, 1);
+  }
+  torch::Tensor forward_mask(const States& s) const override {
+    return torch::cat({s.discrete.eq(0), s.discrete.eq(1)}, 1);
+  }
+  torch::Tensor backward_mask(const States& s) const override { return s.discrete.eq(1); }
+  StepResult step(const States& s, const Actions& a) const override {
+    auto move = a.component.eq(0).logical_and(s.discrete.select(1, 0).eq(0));
+    // exit and padding rows get an interior point, so log J stays finite there
+    auto u = torch::where(move.unsqueeze(1), a.coords.narrow(1, 0, 2).to(s.continuous.scalar_type()), 0.5);
+    auto p = chart(s.continuous).forward(u);
+    auto t = s.discrete + move.unsqueeze(1).to(torch::kInt64);
+    auto x = torch::where(move.unsqueeze(1), p.x, s.continuous);
+    return {States{t, x, t.select(1, 0).eq(0), s.is_sink},
+            torch::where(move, log_j(p.log_jacobian, u), torch::zeros_like(p.log_jacobian))};
+  }
+  StepResult backward_step(const States& s, const Actions& a) const override {
+    const int64_t b = s.batch_size();
+    return {States{torch::zeros_like(s.discrete), torch::zeros_like(s.continuous),
+                   torch::ones({b}, s.is_initial.options()), torch::zeros_like(s.is_sink)},
+            torch::zeros({b}, s.continuous.options())};
+  }
+  Actions backward_action(const States& p, const States& c, const Actions& f, torch::Tensor* lj) const override {
+    const int64_t b = c.batch_size();
+    if (lj != nullptr) *lj = torch::zeros({b}, c.continuous.options());
+    return {torch::zeros({b}, torch::kInt64), torch::zeros({b, 2}, c.continuous.options())};
+  }
+  Actions forward_action(const States& c, const States& p, const Actions& bwd, torch::Tensor* lj) const override {
+    auto ch = chart(p.continuous);
+    auto u = ch.inverse(c.continuous);
+    if (lj != nullptr) *lj = log_j(ch.forward(u).log_jacobian, u);
+    return {torch::zeros({c.batch_size()}, torch::kInt64), u};
+  }
+  torch::Tensor log_reward(const States& s) const override {
+    auto x = s.continuous.to(torch::kFloat64);
+    return torch::log1p(x.select(1, 0) * x.select(1, 1)).to(torch::kFloat32);
+  }
+  std::optional<double> log_partition() const override {
+    return std::log(M_PI * delta_ * delta_ / 4 + std::pow(delta_, 4) / 8);
+  }
+
+ private:
+  OrthantBallChart chart(const torch::Tensor& center) const { return OrthantBallChart{center, delta_}; }
+  torch::Tensor log_j(const torch::Tensor& lj, const torch::Tensor& u) const {
+    return drop_radial_ ? lj - u.select(1, 0).log() : lj;
+  }
+  double delta_;
+  bool drop_radial_;
+  ActionSpec spec_;
+};
+
+// options that keep the broken-env tests fast: the biases they look for are many SE wide
+CheckOptions quick() {
+  CheckOptions o;
+  o.trajectories = 256;
+  o.is_samples = 20000;
+  return o;
+}
+
+TEST(CheckerTest, DefaultOptionsAreValidAndBadOnesNamed) {
+  EXPECT_EQ(testing::validate_error(CheckOptions{}), "");
+  CheckOptions o;
+  o.trajectories = 0;
+  EXPECT_EQ(testing::validate_error(o), "CheckOptions.trajectories = 0: expected an integer >= 1");
+  o = CheckOptions{};
+  o.quadrature_nodes = 25;
+  EXPECT_EQ(testing::validate_error(o), "CheckOptions.quadrature_nodes = 25: expected one of 20, 30, 40, 60");
+  o = CheckOptions{};
+  o.is_tolerance_se = -1;
+  EXPECT_EQ(testing::validate_error(o), "CheckOptions.is_tolerance_se = -1: expected a finite float > 0");
+  o = CheckOptions{};
+  o.finite_difference_step = 0.5;
+  EXPECT_EQ(testing::validate_error(o), "CheckOptions.finite_difference_step = 0.5: expected a float in (0, 0.01]");
+  // check_env validates before any work
+  EXPECT_THROW(check_env(*line(1), o), ConfigError);
+}
+
+// hypergrids pass; without pieces "jacobian" is skipped and the report says so
+TEST(CheckerTest, HypergridPasses) {
+  for (auto [ndim, height] : {std::pair<int64_t, int64_t>{2, 4}, {3, 3}}) {
+    auto env = testing::make_grid(ndim, height);
+    auto report = check_env(env);
+    EXPECT_TRUE(report.passed()) << report.text();
+    ASSERT_EQ(report.checks.size(), 5u);
+    const char* names[] = {"inverse", "jacobian", "normalisation", "partition", "termination"};
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(report.checks[i].name, names[i]);
+    EXPECT_TRUE(find(report, "jacobian").skipped);
+    EXPECT_FALSE(find(report, "partition").skipped);
+    EXPECT_TRUE(contains(report.text(), "PASS partition: log Z_IS")) << report.text();
+    EXPECT_EQ(report.env, "hypergrid");
+  }
+}
+
+TEST(CheckerTest, LinePasses) {
+  for (int64_t steps : {1, 2, 3}) {
+    auto env = line(steps);
+    auto report = check_env(*env);
+    EXPECT_TRUE(report.passed()) << steps << " steps\n" << report.text();
+    for (const auto& c : report.checks) EXPECT_FALSE(c.skipped) << c.name;
+    // a piece on R was integrated, forward and backward (learned P_B) alike
+    EXPECT_TRUE(contains(find(report, "normalisation").detail, "piece integrals")) << report.text();
+  }
+}
+
+// a 2-D polar chart with a non-constant Jacobian passes; without its log r term it fails
+// "jacobian", "normalisation" and "partition", and only those
+TEST(CheckerTest, QuarterDiskPassesAndMissingRadialTermIsCaught) {
+  auto good = check_env(QuarterDisk(0.5, false));
+  EXPECT_TRUE(good.passed()) << good.text();
+  auto bad = check_env(QuarterDisk(0.5, true), quick());
+  EXPECT_FALSE(bad.passed());
+  EXPECT_TRUE(failed(bad, "jacobian")) << bad.text();
+  EXPECT_TRUE(failed(bad, "normalisation")) << bad.text();
+  EXPECT_TRUE(failed(bad, "partition")) << bad.text();
+  EXPECT_FALSE(failed(bad, "inverse")) << bad.text();
+  EXPECT_FALSE(failed(bad, "termination")) << bad.text();
+  EXPECT_TRUE(contains(bad.text(), "FAIL jacobian: forward 'ball' (cube^2)")) << bad.text();
+}
+
+// x' = x + 2u with log J = 0: caught by the Jacobian check (naming the piece) and by Z_IS,
+// which lands near log Z - steps * log 2
+TEST(CheckerTest, StretchedLineFailsJacobianAndPartition) {
+  StretchedLine env(line(2));
+  auto report = check_env(env, quick());
+  EXPECT_FALSE(report.passed());
+  EXPECT_FALSE(failed(report, "inverse")) << report.text();
+  EXPECT_TRUE(failed(report, "jacobian")) << report.text();
+  EXPECT_TRUE(failed(report, "partition")) << report.text();
+  const auto text = report.text();
+  EXPECT_TRUE(contains(text, "FAIL jacobian: forward 'move' (R^1): log J of the env 0 but numerically 0.693")) << text;
+  EXPECT_TRUE(contains(text, "FAIL partition: log Z_IS = -0.6")) << text;  // 0.7 - 2 log 2 = -0.686
+}
+
+TEST(CheckerTest, ConstantLogJacobianOffsetIsCaught) {
+  OffsetLine env(line(3));
+  auto report = check_env(env, quick());
+  EXPECT_TRUE(failed(report, "jacobian")) << report.text();
+  EXPECT_TRUE(failed(report, "partition")) << report.text();
+  EXPECT_FALSE(failed(report, "inverse")) << report.text();
+  EXPECT_TRUE(contains(report.text(), "FAIL jacobian: forward 'move' (R^1): log J of the env 0.3 but numerically"))
+      << report.text();
+}
+
+TEST(CheckerTest, WrongBackwardActionFailsInverse) {
+  ShiftedBackwardLine env(line(3));
+  auto report = check_env(env, quick());
+  EXPECT_TRUE(failed(report, "inverse")) << report.text();
+  EXPECT_TRUE(contains(find(report, "inverse").detail, "backward_step(child, 'move_back') misses the parent"))
+      << report.text();
+
+  WrongCoordinateGrid grid(std::make_unique<HypergridEnv>(testing::make_grid(2, 4)));
+  auto grid_report = check_env(grid, quick());
+  EXPECT_TRUE(failed(grid_report, "inverse")) << grid_report.text();
+  EXPECT_TRUE(contains(find(grid_report, "inverse").detail, "fail")) << grid_report.text();
+}
+
+TEST(CheckerTest, EnvThatOverrunsMaxLengthFailsTermination) {
+  ShortLine env(line(3));
+  auto report = check_env(env, quick());
+  EXPECT_TRUE(failed(report, "termination")) << report.text();
+  EXPECT_TRUE(contains(find(report, "termination").detail, "256 of 256 trajectories did not end with 'exit' within "
+                                                           "max_length = 2 moves"))
+      << report.text();
+}
+
+// every shipped environment passes with its default parameters (environments registered later
+// are checked here automatically)
+TEST(CheckerTest, EveryBuiltinEnvPasses) {
+  auto registry = Registry::builtin();
+  ASSERT_FALSE(registry.env_names().empty());
+  for (const auto& name : registry.env_names()) {
+    const auto& entry = registry.env(name);
+    auto env = entry.make(resolve_params(entry.params, Params{}, name));
+    auto report = check_env(*env);
+    EXPECT_TRUE(report.passed()) << name << "\n" << report.text();
+  }
+}
+
+}  // namespace
+}  // namespace gfn
