@@ -51,22 +51,39 @@ struct OrthantBallChart {
   torch::Tensor inverse(const torch::Tensor& x) const;  // x [N, d] -> u [N, d]
 };
 
-// The arc of the positive-orthant circle of radius delta around `center` ([N, 2]) that stays
-// inside the unit square, from [0,1] (the later steps of Lahlou et al.'s Box in 2-D): with
-// g_i = (1 - c_i) / delta, the angle runs over [a, b], a = arccos(min(1, g_0)),
-// b = arcsin(min(1, g_1)), and
-//     theta = a + u (b - a),   x = c + delta (cos theta, sin theta),   log J = log delta + log(b - a).
-// `feasible` reports the rows where a < b (some move fits); elsewhere log J is -inf.
-// Only d = 2: in higher dimensions the set of angles that keep every coordinate inside is not a
-// product of intervals, and a chart of it needs the projection of that set (the Box issue).
+// The part of the positive-orthant sphere of radius delta around `center` ([N, d], d >= 2) that
+// stays inside the unit cube, from [0,1]^(d-1): the later steps of Lahlou et al.'s Box in any
+// dimension. The point is x = c + delta v with v a unit vector of the closed positive orthant
+// (hyperspherical angles phi_0..phi_{d-2} as above) and x <= 1 componentwise, i.e. v_i <= h_i with
+//     h_i = min(1, max(0, (1 - c_i) / delta)).
+// That set of angles is not a product of intervals, so the chart is sequential (triangular):
+// with rho_0 = 1 the norm of the tail (v_i, ..., v_{d-1}), rho_{i+1} = rho_i sin phi_i and
+// H_{i+1} = ||(h_{i+1}, ..., h_{d-1})||_2, angle phi_i runs over [a_i, b_i],
+//     a_i = arccos(min(1, h_i / rho_i))      (keeps v_i = rho_i cos phi_i <= h_i),
+//     b_i = arcsin(min(1, H_{i+1} / rho_i))  (keeps a feasible tail: rho_{i+1} <= H_{i+1}),
+//     phi_i = a_i + u_i (b_i - a_i).
+// Some move fits iff ||h||_2 >= 1; then rho_i <= H_i = sqrt(h_i^2 + H_{i+1}^2) at every stage, so
+// sin a_i = sqrt(1 - h_i^2 / rho_i^2) <= H_{i+1} / rho_i = sin b_i and a_i <= b_i: the ranges never
+// empty. D phi / D u is triangular with diagonal (b_i - a_i), so the (d-1)-volume factor is
+//     log J = (d-1) log delta + sum_{i<d-2} (d-2-i) log sin phi_i + sum_i log(b_i - a_i).
+// For d = 2 this is the arc theta in [arccos(min(1, h_0)), arcsin(min(1, h_1))] with
+// log J = log delta + log(b - a).
+// Rows with no feasible move (`feasible` false) keep finite points; their log J is -inf (an empty
+// range has no volume), the only place it is not finite. A zero tail norm (rho_i = 0, reached
+// only at u_i = 0 with a_i = 0) is guarded the same way. Any float dtype; float64 recommended for
+// states near the feasibility boundary, where a_i and b_i nearly meet.
 struct OrthantSphereChart {
-  torch::Tensor center;  // [N, 2], inside [0, 1]^2
+  torch::Tensor center;  // [N, d], inside [0, 1]^d
   double delta = 0.25;   // radius, > 0
-  ChartPoint forward(const torch::Tensor& u) const;     // u [N, 1]
-  torch::Tensor inverse(const torch::Tensor& x) const;  // x [N, 2] on the arc -> u [N, 1]
-  torch::Tensor feasible() const;                       // [N] bool
-  // The angle range [a, b] of each row: [N] each.
+  ChartPoint forward(const torch::Tensor& u) const;     // u [N, d-1]
+  torch::Tensor inverse(const torch::Tensor& x) const;  // x [N, d] on the piece -> u [N, d-1]
+  // [N] bool: some move fits, ||h||_2 > 1 (strict: on ||h||_2 = 1 a single point fits, with no volume).
+  torch::Tensor feasible() const;
+  // The range [a, b] of the first angle phi_0 (which depends on the center only): [N] each. For
+  // d = 2 the whole chart.
   std::pair<torch::Tensor, torch::Tensor> range() const;
+  // The ranges [a_i, b_i] of every angle at coordinates u ([N, d-1]): [N, d-1] each.
+  std::pair<torch::Tensor, torch::Tensor> ranges(const torch::Tensor& u) const;
 };
 
 }  // namespace gfn

@@ -121,5 +121,137 @@ TEST(ChartsTest, OrthantSphereArc) {
   EXPECT_TRUE(torch::allclose(chart.inverse(p.x).index_select(0, ok), u.index_select(0, ok), 1e-10, 1e-10));
 }
 
+// Jacobian of a row-wise map f: [N, k] -> [N, d] by central finite differences: [N, d, k]
+template <typename F>
+torch::Tensor fd_jacobian(F f, const torch::Tensor& u, double h = 1e-6) {
+  std::vector<torch::Tensor> cols;
+  for (int64_t k = 0; k < u.size(1); ++k) {
+    auto e = torch::zeros_like(u);
+    e.select(1, k).fill_(h);
+    cols.push_back((f(u + e) - f(u - e)) / (2 * h));
+  }
+  return torch::stack(cols, 2);
+}
+
+// centres [n, d] in [0, 0.95]^d whose sphere chart is feasible with some margin (||h|| > 1.02)
+torch::Tensor feasible_centres(int64_t n, int64_t d, double delta, uint64_t seed) {
+  auto c = interior_uniform(4 * n, d, seed) * 0.95;
+  auto h = ((1.0 - c) / delta).clamp(0.0, 1.0);
+  auto ok = h.square().sum(1).gt(1.02 * 1.02).nonzero().squeeze(1);
+  return c.index_select(0, ok).narrow(0, 0, std::min<int64_t>(n, ok.size(0)));
+}
+
+// the sequential sphere chart in d = 2..5: points on the sphere of radius delta, in the box and
+// in the positive orthant around the centre; the inverse; log J against the finite-difference
+// (d-1)-volume factor sqrt(det(D^T D)) in float64
+TEST(ChartsTest, OrthantSphereAnyDimension) {
+  const double delta = 0.3;
+  for (int64_t d : {2, 3, 4, 5}) {
+    auto centre = feasible_centres(200, d, delta, 11 + d);
+    const int64_t n = centre.size(0);
+    ASSERT_GE(n, 100) << d;
+    OrthantSphereChart chart{centre, delta};
+    EXPECT_TRUE(chart.feasible().all().item<bool>()) << d;
+    auto u = interior_uniform(n, d - 1, 5 + d);
+    auto p = chart.forward(u);
+    auto y = p.x - centre;
+    EXPECT_TRUE(torch::allclose(y.norm(2, 1), torch::full({n}, delta, kF64), 1e-12, 1e-12)) << d;
+    EXPECT_TRUE(y.ge(-1e-12).all().item<bool>()) << d;
+    EXPECT_TRUE(p.x.le(1.0 + 1e-12).all().item<bool>()) << d;
+    EXPECT_TRUE(p.x.ge(0.0).all().item<bool>()) << d;
+    EXPECT_LT((chart.inverse(p.x) - u).abs().max().item<double>(), 1e-9) << d;
+    auto jac = fd_jacobian([&](const torch::Tensor& v) { return chart.forward(v).x; }, u);
+    auto fd = log_volume(jac);
+    // arccos(min(1, t)) has a square-root singularity at t = 1 (where a bound starts to bind),
+    // which spoils the finite differences of rows near it: those rows only get a loose bound
+    auto v = y / delta;
+    auto rho = v.square().flip({1}).cumsum(1).flip({1}).sqrt();  // [N, d]: ||v_{i:}||
+    auto hb = ((1.0 - centre) / delta).clamp(0.0, 1.0);
+    auto tail = hb.square().flip({1}).cumsum(1).flip({1}).sqrt();
+    auto t = hb.narrow(1, 0, d - 1) / rho.narrow(1, 0, d - 1);
+    auto q = tail.narrow(1, 1, d - 1) / rho.narrow(1, 0, d - 1);
+    // (stage 0 has rho = 1 whatever u, so its ratios never move)
+    auto near_kink = ((t - 1).abs().lt(1e-3) | (q - 1).abs().lt(1e-3)).narrow(1, 1, d - 2).any(1);
+    auto err = (p.log_jacobian - fd).abs();
+    EXPECT_LT(err.masked_select(near_kink.logical_not()).max().item<double>(), 1e-6) << d;
+    EXPECT_LT(err.max().item<double>(), 1e-4) << d;
+    EXPECT_LT(near_kink.sum().item<int64_t>(), n / 20) << d;
+    // the ranges are ordered and the angles inside them
+    auto [a, b] = chart.ranges(u);
+    EXPECT_TRUE(a.le(b).all().item<bool>()) << d;
+    EXPECT_TRUE(b.le(M_PI / 2 + 1e-15).all().item<bool>()) << d;
+    // the first range is the one range() reports
+    auto [a0, b0] = chart.range();
+    EXPECT_TRUE(torch::allclose(a0, a.select(1, 0), 1e-15, 0)) << d;
+    EXPECT_TRUE(torch::allclose(b0, b.select(1, 0), 1e-15, 0)) << d;
+  }
+}
+
+// at the origin the whole orthant fits: integrating J over [0,1]^(d-1) gives the orthant's share
+// of the sphere's area, 2 pi delta^2 / 8 in 3-D and 2 pi^2 delta^3 / 16 in 4-D (midpoint rule);
+// close to the far corner the piece shrinks and J with it
+TEST(ChartsTest, OrthantSphereArea) {
+  const double delta = 0.25;
+  for (int64_t d : {3, 4}) {
+    const int64_t m = d == 3 ? 400 : 60;
+    auto g = (torch::arange(m, kF64) + 0.5) / m;
+    std::vector<torch::Tensor> axes(d - 1, g);
+    std::vector<torch::Tensor> cols;
+    for (auto& t : torch::meshgrid(axes, "ij")) cols.push_back(t.reshape({-1}));
+    auto u = torch::stack(cols, 1);
+    OrthantSphereChart chart{torch::zeros({u.size(0), d}, kF64), delta};
+    const double area = chart.forward(u).log_jacobian.exp().mean().item<double>();
+    const double expected = d == 3 ? 4 * M_PI * delta * delta / 8 : 2 * M_PI * M_PI * std::pow(delta, 3) / 16;
+    EXPECT_NEAR(area / expected, 1.0, 1e-3) << d;
+    // a centre whose piece is a small cap: J well below the full orthant's
+    OrthantSphereChart small{torch::full({u.size(0), d}, 1.0 - 0.7 * delta, kF64), delta};
+    const double cap = small.forward(u).log_jacobian.exp().mean().item<double>();
+    EXPECT_GT(cap, 0.0) << d;
+    EXPECT_LT(cap, 0.9 * expected) << d;
+  }
+}
+
+// feasibility is ||min((1 - c)/delta, 1)||_2 > 1: just inside, log J is finite and the points
+// stay in the box; just outside, log J is -inf and the points stay finite
+TEST(ChartsTest, OrthantSphereFeasibilityBoundary) {
+  const double delta = 0.25;
+  for (int64_t d : {2, 3, 5}) {
+    // c = 1 - delta s / sqrt(d) (1, ..., 1): ||h|| = s
+    std::vector<double> scales{1.0 + 1e-6, 1.0 + 1e-3, 1.0 - 1e-6, 0.5};
+    auto s = torch::tensor(scales, kF64).unsqueeze(1);
+    auto centre = (1.0 - delta * s / std::sqrt(static_cast<double>(d))).expand({4, d}).contiguous();
+    OrthantSphereChart chart{centre, delta};
+    auto feasible = chart.feasible();
+    EXPECT_TRUE(torch::equal(feasible, torch::tensor({true, true, false, false}))) << d;
+    auto p = chart.forward(torch::full({4, d - 1}, 0.5, kF64));
+    EXPECT_TRUE(torch::isfinite(p.x).all().item<bool>()) << d;
+    EXPECT_TRUE(std::isfinite(p.log_jacobian[0].item<double>())) << d;
+    EXPECT_TRUE(std::isfinite(p.log_jacobian[1].item<double>())) << d;
+    EXPECT_LT(p.log_jacobian[0].item<double>(), p.log_jacobian[1].item<double>()) << d;
+    EXPECT_TRUE(p.x.narrow(0, 0, 2).le(1.0 + 1e-12).all().item<bool>()) << d;
+    for (int64_t r : {2, 3}) {
+      const double lj = p.log_jacobian[r].item<double>();
+      EXPECT_TRUE(std::isinf(lj) && lj < 0) << d << " row " << r;
+    }
+    // the inverse of an infeasible row is finite too
+    EXPECT_TRUE(torch::isfinite(chart.inverse(p.x)).all().item<bool>()) << d;
+  }
+}
+
+// d = 2: the sequential chart is the old arc, theta = a + u (b - a) with a = arccos(min(1, g0)),
+// b = arcsin(min(1, g1)), log J = log delta + log(b - a)
+TEST(ChartsTest, OrthantSphereTwoDimensionsClosedForm) {
+  const double delta = 0.25;
+  auto centre = torch::tensor({{0.1, 0.1}, {0.85, 0.2}, {0.3, 0.9}, {0.8, 0.8}, {0.8, 0.75}}, kF64);
+  auto u = interior_uniform(5, 1, 9);
+  auto p = OrthantSphereChart{centre, delta}.forward(u);
+  auto g = ((1.0 - centre) / delta).clamp_max(1.0);
+  auto a = g.select(1, 0).acos(), b = g.select(1, 1).asin();
+  auto theta = a + u.select(1, 0) * (b - a);
+  auto x = centre + delta * torch::stack({theta.cos(), theta.sin()}, 1);
+  EXPECT_TRUE(torch::allclose(p.x, x, 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(p.log_jacobian, std::log(delta) + (b - a).log(), 1e-12, 1e-12));
+}
+
 }  // namespace
 }  // namespace gfn

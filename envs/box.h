@@ -1,0 +1,198 @@
+// Box (Lahlou et al., ICML 2023; shared/REFERENCES.md "Box"): a continuous environment on
+// [0,1]^d, d >= 1, in two forms, with the reward of the hypergrid papers and an exact log Z.
+//
+// State: x in [0,1]^d (continuous [B, d] float32, no discrete coordinates); s0 is the origin,
+// flagged by is_initial. Reward, with a_i = |x_i - 1/2|,
+//     R(x) = R0 + R1 prod_i 1[a_i > 0.25] + R2 prod_i 1[0.3 < a_i < 0.4],
+// so Z = int R dx = R0 + R1 0.5^d + R2 0.2^d in both forms (both reach all of [0,1]^d); for d = 2
+// and the default rewards log Z = log 0.305 = -1.1874.
+//
+// Polar form (the paper's; its later steps generalised to d dimensions):
+//   forward  0 "ball"        piece [0,1]^d, only at s0: the positive-orthant ball of radius delta
+//                            around the origin (OrthantBallChart); log J = d log delta + ...
+//            1 "sphere"      piece [0,1]^(d-1) at other states where a move fits: x' = x + delta v,
+//                            v a unit vector of the positive orthant with x' <= 1
+//                            (OrthantSphereChart, the sequential chart); for d = 1 the atom
+//                            "step" (x' = x + delta, iff x + delta <= 1)
+//            2 "exit"        atom at every state but s0; the only one where no move fits, so
+//                            there it is forced (log-probability exactly 0)
+//   backward 0 "sphere_back" x -> x - delta w, w a unit vector of the positive orthant with
+//                            x - delta w >= 0: the forward chart around 1 - x, mirrored back;
+//                            iff ||x|| > tau (for d = 1 the atom x -> x - delta)
+//            1 "to_s0"       atom x -> s0, iff ||x|| <= tau (x inside the first step's ball)
+//   with tau = delta (1 + 1e-6): exactly one backward component is available at every state
+//   other than s0, so P_B's component choice is forced. The margin keeps a first step to the
+//   rim of the ball (u_0 near 1), whose float32 point may sit an ulp outside radius delta,
+//   going back to s0; a later step always lands at ||x'||^2 = ||x||^2 + 2 delta x.v + delta^2
+//   > delta^2 (x >= 0, x != 0), outside the ball.
+// Cartesian form (REFERENCES.md "A cartesian variant"), with minimum step m:
+//   forward  0 "first"       piece [0,1]^d, only at s0: x' = u (the whole box, log J = 0)
+//            1 "increment"   piece [0,1]^d iff all x_i < 1 - m: x'_i = x_i + m + u_i (1 - x_i - m),
+//                            log J = sum_i log(1 - x_i - m)
+//            2 "exit"        atom at every state but s0
+//   backward 0 "decrement"   piece [0,1]^d iff all x_i > m: x_i = x'_i - m - u_i (x'_i - m),
+//                            log J = sum_i log(x'_i - m)
+//            1 "to_s0"       atom, at every state but s0: the first step reaches the whole box,
+//                            so P_B has a learned (or uniform) choice between the two.
+//
+// Reference measures: nu = the atom at s0 + Lebesgue on [0,1]^d. kappa(s0, .) is Lebesgue on the
+// first step's set (the quarter ball, or the whole box); kappa(x, .) for x != s0 is the
+// (d-1)-volume on the sphere piece (polar; the counting measure of the atom for d = 1) or
+// Lebesgue on the box [x + m, 1] (cartesian), plus the exit atom. kappa_b(x', .) is the same kind
+// of measure on x' - (the mirrored piece) plus the atom at s0. Consistency nu (x) kappa =
+// (nu (x) kappa_b)^T: the s0 parts are atom(s0) x Lebesgue(first set) on both sides, since
+// to_s0 is available exactly on the first set; the later parts are Lebesgue(x) x sigma_delta(x' - x)
+// (polar, sigma the sphere's surface measure) or Lebesgue(x) x Lebesgue(x') (cartesian), both
+// restricted to {x >= 0, x' <= 1, x' - x in the step set}; the map (x, x') -> (x', x) with
+// x' - x = delta v, resp. x' - x >= m, preserves that product measure (translation invariance of
+// Lebesgue and of sigma), and the backward availability conditions are exactly the images of the
+// forward ones (a polar step from x != 0 lands outside the ball, see above).
+//
+// Lengths: a polar move after the first needs ||min((1 - x)/delta, 1)||_2 > 1, hence
+// sum_i (1 - x_i) > delta, and adds delta sum_i v_i >= delta to sum_i x_i <= d; so at most
+// 1 + floor((d - eps) / (delta - eps)) moves, eps = d 2^-20 covering float32 rounding of the
+// stored points. A cartesian increment adds >= m to every coordinate and needs x_i < 1 - m, so
+// at most ceil(1/m) moves; max_length() = 1 + ceil(1/m) keeps one move of margin.
+//
+// Numerics: states are float32; every chart is evaluated in float64 and the points rounded to
+// float32 and clamped to [0,1]. Recovered chart coordinates (backward_action, forward_action)
+// are clamped into the open unit interval of float32, where the Beta densities are finite. A
+// first step so short (|x| < 1e-7 delta) that float32 cannot tell the following step from one
+// leaving s0 is scored as if from s0 (backward_action picks the component available at the
+// child); such rows have probability ~1e-7 under the policy's Betas.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/env.h"
+#include "core/params.h"
+
+namespace gfn {
+
+enum class BoxForm { kPolar, kCartesian };
+
+struct BoxOptions {
+  int64_t dim = 2;                  // d, number of coordinates, in [1, 16]
+  double delta = 0.25;              // delta, step radius of the polar form, in (0, 1)
+  BoxForm form = BoxForm::kPolar;   // "polar" (Lahlou et al.) or "cartesian" (increments)
+  double min_step = 0.1;            // m, minimum increment of the cartesian form, in (0, 0.5]
+  double r0 = 0.1;                  // base reward R0, > 0
+  double r1 = 0.5;                  // reward R1 of the outer region, >= 0
+  double r2 = 2.0;                  // reward R2 of the ring inside it, >= 0
+
+  // Throws ConfigError naming the field, its value and the rule.
+  void validate() const;
+  // The config keys (under [env]) with their defaults and rules.
+  static std::vector<ParamSpec> specs();
+  static BoxOptions from_params(const Params& params);
+};
+
+// The Box's geometry on its own, for reuse by environments that embed a box (the labelled box):
+// every method takes the positions x ([B, d] float32) and, where it matters, an explicit
+// `at_origin` mask ([B] bool) saying which rows play s0 (the origin before any box move).
+// Component indices are local to the box: forward kFirst (ball / first), kMove (sphere / step /
+// increment), kExit; backward kBack (sphere_back / decrement), kToOrigin. Rows holding any other
+// component index keep their position and get log J = 0. Batched, on the input's device, no host
+// synchronisation.
+class BoxGeometry {
+ public:
+  static constexpr int64_t kFirst = 0, kMove = 1, kExit = 2;  // forward
+  static constexpr int64_t kBack = 0, kToOrigin = 1;          // backward
+
+  explicit BoxGeometry(const BoxOptions& options);  // validates
+
+  // The three forward components and the two backward ones ("to_s0" named `to_origin_name`).
+  std::vector<Component> forward_components() const;
+  std::vector<Component> backward_components(const std::string& to_origin_name) const;
+  int64_t dim() const { return options_.dim; }
+  // Largest number of box moves of a trajectory (the first step included).
+  int64_t max_moves() const;
+
+  // [B, 3] bool: first at the origin rows, move where one fits (never at the origin), exit
+  // everywhere but the origin.
+  torch::Tensor forward_mask(const torch::Tensor& x, const torch::Tensor& at_origin) const;
+  // [B, 2] bool: exactly one of back / to_origin per row (polar), to_origin everywhere and back
+  // where all x_i > m (cartesian). Rows at the origin are the caller's to mask.
+  torch::Tensor backward_mask(const torch::Tensor& x) const;
+  // A forward move: {x' [B, d], log J [B]}, in x's dtype (float32 states; float64 for checks).
+  // coords [B, d] (the sphere reads its first d-1 columns).
+  std::pair<torch::Tensor, torch::Tensor> step(const torch::Tensor& x, const torch::Tensor& component,
+                                               const torch::Tensor& coords) const;
+  // A backward move: {parent [B, d] (zeros for to_origin), log J_b [B]}, in x's dtype.
+  std::pair<torch::Tensor, torch::Tensor> backward_step(const torch::Tensor& x, const torch::Tensor& component,
+                                                        const torch::Tensor& coords) const;
+  // The backward action from `child` to `parent` (a box move apart): back where the parent is
+  // not at the origin and back is available at the child, else to_origin. log J_b [B] float32.
+  Actions backward_action(const torch::Tensor& parent, const torch::Tensor& parent_at_origin,
+                          const torch::Tensor& child, torch::Tensor* log_jacobian) const;
+  // The forward action from `parent` to `child`: first where the parent is at the origin, else
+  // move; with the forward chart's log J [B] float32 at the recovered coordinates.
+  Actions forward_action(const torch::Tensor& child, const torch::Tensor& parent,
+                         const torch::Tensor& parent_at_origin, torch::Tensor* log_jacobian) const;
+  // log R(x): [B] float32, computed in float64.
+  torch::Tensor log_reward(const torch::Tensor& x) const;
+  // log(R0 + R1 0.5^d + R2 0.2^d).
+  double log_partition() const;
+  // 2x - 1: [B, d] float32.
+  torch::Tensor features(const torch::Tensor& x) const;
+  // The centres of a regular grid of `points`^d cells over [0,1]^d, [N, d] float32 (last
+  // coordinate fastest); each cell's log volume is -d log(points).
+  torch::Tensor grid(int64_t points, const torch::Device& device) const;
+
+  const BoxOptions& options() const { return options_; }
+
+ private:
+  // forward move of each form in float64 ([B, d] x and coords; rows of `take` move)
+  std::pair<torch::Tensor, torch::Tensor> polar_move(const torch::Tensor& x, const torch::Tensor& take,
+                                                     const torch::Tensor& coords) const;
+  std::pair<torch::Tensor, torch::Tensor> polar_back(const torch::Tensor& x, const torch::Tensor& take,
+                                                     const torch::Tensor& coords) const;
+  bool polar() const { return options_.form == BoxForm::kPolar; }
+
+  BoxOptions options_;
+};
+
+class BoxEnv final : public Env {
+ public:
+  static constexpr int64_t kFirst = BoxGeometry::kFirst, kMove = BoxGeometry::kMove, kExit = BoxGeometry::kExit;
+  static constexpr int64_t kBack = BoxGeometry::kBack, kToS0 = BoxGeometry::kToOrigin;
+
+  explicit BoxEnv(const BoxOptions& options);
+
+  std::string name() const override { return "box"; }
+  const ActionSpec& action_spec() const override { return spec_; }
+  int64_t max_length() const override { return geometry_.max_moves(); }
+  int64_t discrete_dim() const override { return 0; }
+  int64_t continuous_dim() const override { return geometry_.dim(); }
+  // 2x - 1, then the s0 flag
+  int64_t feature_dim() const override { return geometry_.dim() + 1; }
+
+  States initial_states(int64_t batch, const torch::Device& device) const override;
+  // [B, d + 1] float32: 2x - 1 in columns 0..d-1, 1 at s0 in column d.
+  torch::Tensor features(const States& states) const override;
+  // [B, 3]: the first step only at s0; a move where one fits; the exit everywhere but s0.
+  torch::Tensor forward_mask(const States& states) const override;
+  // [B, 2]: see the header comment; nothing at s0.
+  torch::Tensor backward_mask(const States& states) const override;
+  StepResult step(const States& states, const Actions& actions) const override;
+  StepResult backward_step(const States& states, const Actions& actions) const override;
+  Actions backward_action(const States& parent, const States& child, const Actions& forward,
+                          torch::Tensor* log_jacobian = nullptr) const override;
+  Actions forward_action(const States& child, const States& parent, const Actions& backward,
+                         torch::Tensor* log_jacobian = nullptr) const override;
+  torch::Tensor log_reward(const States& states) const override;
+  std::optional<double> log_partition() const override { return geometry_.log_partition(); }
+  // The cell centres of [0,1]^d (d <= 2; nullopt otherwise), as terminal states.
+  std::optional<TerminalGrid> terminal_grid(int64_t points, const torch::Device& device) const override;
+
+  const BoxOptions& options() const { return geometry_.options(); }
+  const BoxGeometry& geometry() const { return geometry_; }
+
+ private:
+  BoxGeometry geometry_;
+  ActionSpec spec_;
+};
+
+}  // namespace gfn
