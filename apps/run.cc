@@ -14,7 +14,9 @@
 #include "core/sampler.h"
 #include "core/threads.h"
 #include "core/trainer.h"
+#include "envs/box.h"
 #include "envs/hypergrid.h"
+#include "envs/labelled_box.h"
 #include "envs/line.h"
 #include "io/hdf5_log.h"
 #include "losses/tb.h"
@@ -32,6 +34,12 @@ Registry Registry::builtin() {
              [](const Params& p) { return std::make_unique<HypergridEnv>(HypergridOptions::from_params(p)); }});
   r.add_env({"line", "1-D Gaussian mixture reached by a fixed number of Gaussian increments", LineOptions::specs(),
              [](const Params& p) { return std::make_unique<LineEnv>(LineOptions::from_params(p)); }});
+  r.add_env({"box", "[0,1]^d reached by a ball then sphere steps (polar) or minimum-step increments (cartesian)",
+             BoxOptions::specs(),
+             [](const Params& p) { return std::make_unique<BoxEnv>(BoxOptions::from_params(p)); }});
+  r.add_env({"labelled_box", "a discrete label chosen first, then box moves; reward label_ratio^label R_box(x)",
+             LabelledBoxOptions::specs(),
+             [](const Params& p) { return std::make_unique<LabelledBoxEnv>(LabelledBoxOptions::from_params(p)); }});
   r.add_objective({"tb", "trajectory balance", TrajectoryBalance::specs(),
                    [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
   return r;
@@ -103,6 +111,14 @@ ConfigSchema run_schema(const Registry& registry) {
       string_param("policy.backward", "uniform", "backward policy P_B: uniform, or a learned head on the trunk",
                    {"uniform", "learned"}),
       float_param("policy.init_log_z", 0.0, "initial value of the learned log Z", -1e6, 1e6),
+      int_param("policy.mixture_components", 2, "Beta mixture components of each continuous piece on a cube", 1, 64),
+      int_param("policy.s0_mixture_components", 4,
+                "Beta mixture components of the pieces available only at s0 (their own output head; 0: as "
+                "policy.mixture_components)",
+                0, 64),
+      float_param("policy.min_concentration", 0.1, "lower bound of every Beta concentration", 0.0, 1e6, true),
+      float_param("policy.max_concentration", 5.1, "upper bound of every Beta concentration (> the lower bound)",
+                  0.0, 1e6, true),
       string_param("objective.kind", "tb", "training objective", objective_names),
       float_param("objective.log_reward_clip", -inf, "log R is clamped from below at this value (-inf: none)", -inf,
                   0.0),
@@ -114,7 +130,7 @@ ConfigSchema run_schema(const Registry& registry) {
       float_param("train.lr_decay", 0.5, "step decay factor of the learning rates", 0.0, 1.0, true, false),
       float_param("train.epsilon", 0.0, "exploration: probability of a uniform choice among available moves", 0.0,
                   1.0),
-      float_param("train.temperature", 1.0, "exploration: sampling logits are divided by it", 0.0, 1e6, true),
+      float_param("train.temperature", 1.0, "exploration: sampling logits are divided by it and continuous pieces draw from tempered densities", 0.0, 1e6, true),
       string_param("train.tabular", "auto",
                    "evaluate the policy once per state per iteration (auto: when num_states <= batch * T)",
                    {"auto", "on", "off"}),
@@ -122,6 +138,12 @@ ConfigSchema run_schema(const Registry& registry) {
       int_param("eval.l1_window", 200000, "terminal states in the empirical distribution of the papers' L1", 1),
       int_param("eval.is_samples", 4096,
                 "trajectories for the importance-sampled log Z and ELBO at each evaluation of a non-enumerable env (0: none)", 0, 1 << 24),
+      int_param("eval.grid", 100,
+                "cells per continuous dimension of the terminal grid on which the terminating density is "
+                "compared with R/Z (envs with a grid, d <= 2; 0: off)",
+                0, 4096),
+      int_param("eval.density_samples", 16,
+                "backward trajectories per grid cell in the importance-sampled terminating density", 1, 1 << 16),
       int_param("eval.samples", 1000, "terminal samples of the final policy written to /samples", 0, 1 << 24),
       int_param("log.every", 10, "a /train row every N iterations", 1),
       int_param("log.trajectories_every", 1000, "store sampled trajectories every N iterations (0: never)", 0),
@@ -175,6 +197,11 @@ EstimatorOptions estimator_options(const Params& p) {
   o.activation = act == "elu" ? Activation::kElu : act == "leaky_relu" ? Activation::kLeakyRelu : Activation::kRelu;
   o.backward = p.get_string("policy.backward") == "learned" ? BackwardPolicy::kLearned : BackwardPolicy::kUniform;
   o.init_log_z = p.get_float("policy.init_log_z");
+  o.head.mixture_components = p.get_int("policy.mixture_components");
+  o.head.initial_mixture_components = p.get_int("policy.s0_mixture_components");
+  o.head.min_concentration = p.get_float("policy.min_concentration");
+  o.head.max_concentration = p.get_float("policy.max_concentration");
+  o.head.validate();
   return o;
 }
 
@@ -258,11 +285,17 @@ class Progress {
  public:
   Progress(ProgressStyle style, std::ostream& out, int64_t total) : style_(style), out_(out), total_(total) {}
 
-  void update(int64_t it, double loss, double log_z, double tv, double ms_per_it, bool force) {
-    if (style_ != ProgressStyle::kBar) return;
+  // Whether the bar is due for a redraw (at most every 100 ms, always when forced); callers
+  // read the values to draw (host syncs) only then.
+  bool due(bool force) {
+    if (style_ != ProgressStyle::kBar) return false;
     auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+    if (!force && now - last_ < std::chrono::milliseconds(100)) return false;
     last_ = now;
+    return true;
+  }
+
+  void update(int64_t it, double loss, double log_z, double tv, double ms_per_it) {
     constexpr int kWidth = 30;
     int filled = static_cast<int>(kWidth * it / std::max<int64_t>(total_, 1));
     out_ << fmt::format("\r{:>8}/{} [{}{}] loss {:.4g}  log Z {:+.4f}{}  {:.2f} ms/it ", it, total_,
@@ -305,6 +338,9 @@ std::string RunSummary::report() const {
   if (importance)
     s += fmt::format("  importance-sampled log Z {:.5f} (ELBO {:.5f}, ESS {:.0f} of {})\n", importance->log_z,
                      importance->elbo, importance->ess, importance->samples);
+  if (grid)
+    s += fmt::format("  terminating density on {} grid cells: JSD {:.3e}  KL(pi||p) {:.3e}  TV {:.3e}  mass {:.4f}\n",
+                     grid->cells, grid->jsd, grid->kl, grid->tv, grid->mass);
   s += fmt::format("  log: {}/log.h5\n", out_dir);
   return s;
 }
@@ -327,6 +363,11 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
   const int64_t seed = p.get_int("seed");
   const int64_t is_samples = p.get_int("eval.is_samples");
   auto eval_gen = make_generator(static_cast<uint64_t>(seed) * 2 + 5, run.device);
+  const int64_t density_samples = p.get_int("eval.density_samples");
+  // continuous envs with a terminal grid: the terminating density against R/Z on it
+  std::optional<TerminalGrid> grid;
+  if (const int64_t points = p.get_int("eval.grid"); points > 0 && !run.env->enumerable())
+    grid = run.env->terminal_grid(points, run.device);
   set_cpu_threads(static_cast<int>(p.get_int("threads")));
 
   Trainer trainer(*run.env, *run.estimators, *run.objective, run.trainer_options, static_cast<uint64_t>(seed) * 2,
@@ -358,10 +399,11 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
 
   std::ostream& out = options.progress_stream ? *options.progress_stream : std::cerr;
   Progress progress(options.progress, out, iterations);
-  progress.line(fmt::format("gfn train: env {} ({} states{}), objective {}, batch {}, {} iterations, device {}{}",
-                            run.env->name(), run.env->enumerable() ? std::to_string(run.env->num_states()) : "?",
-                            trainer.tabular() ? ", tabular" : "", run.objective->name(),
-                            run.trainer_options.batch_size, iterations, run.device_name, ""));
+  progress.line(fmt::format("gfn train: env {}{}, objective {}, batch {}, {} iterations, device {}", run.env->name(),
+                            run.env->enumerable() ? fmt::format(" ({} states{})", run.env->num_states(),
+                                                                trainer.tabular() ? ", tabular" : "")
+                                                  : std::string(),
+                            run.objective->name(), run.trainer_options.batch_size, iterations, run.device_name));
 
   RunSummary summary;
   summary.out_dir = dir.string();
@@ -421,13 +463,20 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
         text += fmt::format("  log Z_IS {:+.4f}  ELBO {:+.4f}", e.log_z, e.elbo);
         if (last) summary.importance = e;
       }
+      if (grid) {
+        GridMetrics g = grid_metrics(*run.env, *run.estimators, *grid, density_samples, 1 << 15, eval_gen);
+        row.insert(row.end(), {{"grid_jsd", g.jsd}, {"grid_kl", g.kl}, {"grid_tv", g.tv}, {"grid_mass", g.mass}});
+        text += fmt::format("  grid JSD {:.3e}  mass {:.3f}", g.jsd, g.mass);
+        if (last) summary.grid = g;
+      }
       log->append_row("eval", row);
       run.estimators->save((dir / "model.pt").string(), it);
       log->flush();
       progress.line(text);
     }
-    progress.update(it, r.loss.item<double>(), run.estimators->log_z.item<double>(), last_tv,
-                    1e3 * elapsed() / static_cast<double>(it), last);
+    if (progress.due(last))
+      progress.update(it, r.loss.item<double>(), run.estimators->log_z.item<double>(), last_tv,
+                      1e3 * elapsed() / static_cast<double>(it));
     if (last) loss = r.loss.item<double>();
   }
   summary.wall_s = elapsed();
@@ -460,6 +509,13 @@ std::string EvalResult::json() const {
   if (importance) {
     s += fmt::format(", \"log_z_is\": {}, \"elbo\": {}, \"ess\": {}", num(importance->log_z), num(importance->elbo),
                      num(importance->ess));
+    if (log_z_exact)
+      s += fmt::format(", \"log_z_exact\": {}, \"log_z_is_error\": {}", num(*log_z_exact),
+                       num(std::fabs(importance->log_z - *log_z_exact)));
+  }
+  if (grid) {
+    s += fmt::format(", \"grid_jsd\": {}, \"grid_kl\": {}, \"grid_tv\": {}, \"grid_mass\": {}, \"grid_cells\": {}",
+                     num(grid->jsd), num(grid->kl), num(grid->tv), num(grid->mass), grid->cells);
   }
   return s + "}";
 }
@@ -472,6 +528,11 @@ std::string EvalResult::report() const {
   } else if (importance) {
     s += fmt::format("  importance-sampled log Z {:.6f}\n  ELBO {:.6f}\n  ESS {:.0f} of {}\n", importance->log_z,
                      importance->elbo, importance->ess, importance->samples);
+    if (log_z_exact)
+      s += fmt::format("  exact log Z {:.6f} (error {:.6f})\n", *log_z_exact, std::fabs(importance->log_z - *log_z_exact));
+    if (grid)
+      s += fmt::format("  terminating density on {} grid cells: JSD {:.6f}  KL(pi||p) {:.6f}  TV {:.6f}  mass {:.4f}\n",
+                       grid->cells, grid->jsd, grid->kl, grid->tv, grid->mass);
   } else {
     s += "  (no exact evaluation for this environment)\n";
   }
@@ -495,6 +556,12 @@ EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
   } else if (const int64_t n = config.params.get_int("eval.is_samples"); n > 0) {
     auto gen = make_generator(static_cast<uint64_t>(config.params.get_int("seed")) * 2 + 5, run.device);
     result.importance = importance_log_z(*run.env, *run.estimators, n, 4096, gen, run.device);
+    result.log_z_exact = run.env->log_partition();
+    if (const int64_t points = config.params.get_int("eval.grid"); points > 0) {
+      if (auto grid = run.env->terminal_grid(points, run.device))
+        result.grid = grid_metrics(*run.env, *run.estimators, *grid, config.params.get_int("eval.density_samples"),
+                                   1 << 15, gen);
+    }
   }
   return result;
 }

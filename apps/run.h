@@ -83,6 +83,7 @@ struct RunSummary {
   std::optional<ExactMetrics> exact;  // enumerable environments
   std::optional<double> l1;           // the papers' L1 over the last eval.l1_window terminal states
   std::optional<ImportanceEstimate> importance;  // log Z_IS and ELBO of the final policy
+  std::optional<GridMetrics> grid;               // terminating density vs R/Z on the env's grid
 
   double ms_per_iteration() const { return iterations ? 1e3 * wall_s / static_cast<double>(iterations) : 0; }
   // Multi-line human-readable summary.
@@ -100,6 +101,8 @@ struct EvalResult {
   std::string env;
   std::optional<ExactMetrics> exact;
   std::optional<ImportanceEstimate> importance;  // non-enumerable envs: log Z_IS, ELBO
+  std::optional<double> log_z_exact;             // the env's exact log Z, where known
+  std::optional<GridMetrics> grid;               // envs with a terminal grid (eval.grid > 0)
   // JSON object with every field.
   std::string json() const;
   std::string report() const;

@@ -1,45 +1,57 @@
-// Benchmark: milliseconds per training iteration (sampling included) and trajectories per
-// second, for hypergrid with trajectory balance. Prints one line per configuration.
+// Benchmark: milliseconds per training iteration (sampling, scoring, backward and the optimiser
+// step included) and trajectories per second, trajectory balance, one line per configuration:
+// hypergrid (discrete), box (continuous, both forms), labelled_box (hybrid) and line.
 //
 //   bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]
+//               [--phases on|off]   (time the phases of the per-step path separately)
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "apps/run.h"
 #include "core/estimator.h"
+#include "core/sampler.h"
+#include "core/scoring.h"
 #include "core/threads.h"
 #include "core/trainer.h"
-#include "envs/hypergrid.h"
 #include "losses/tb.h"
 
 namespace {
 
 struct Case {
   std::string name;
-  int64_t ndim, height, batch, hidden, layers;
+  std::string env;                                      // registered env kind
+  std::vector<std::pair<std::string, gfn::ParamValue>> params;  // [env] keys
+  int64_t batch, hidden, layers;
+  gfn::Activation activation = gfn::Activation::kRelu;
+  gfn::BackwardPolicy backward = gfn::BackwardPolicy::kUniform;
 };
 
-void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mode) {
-  gfn::HypergridOptions ho;
-  ho.ndim = c.ndim;
-  ho.height = c.height;
-  gfn::HypergridEnv env(ho);
+void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mode, bool phases) {
+  const auto registry = gfn::Registry::builtin();
+  const auto& entry = registry.env(c.env);
+  gfn::Params given;
+  for (const auto& [k, v] : c.params) given.set(k, v);
+  auto env = entry.make(gfn::resolve_params(entry.params, given, "bench " + c.name));
   gfn::EstimatorOptions eo;
   eo.hidden = c.hidden;
   eo.layers = c.layers;
+  eo.activation = c.activation;
+  eo.backward = c.backward;
   auto gen = gfn::make_generator(0, torch::kCPU);
-  gfn::Estimators est(env, eo, gen, torch::kCPU);
+  gfn::Estimators est(*env, eo, gen, torch::kCPU);
   gfn::TrajectoryBalance tb;
   gfn::TrainerOptions to;
   to.batch_size = c.batch;
   to.tabular = mode;
-  gfn::Trainer trainer(env, est, tb, to, 0, torch::kCPU);
+  gfn::Trainer trainer(*env, est, tb, to, 0, torch::kCPU);
   for (int64_t i = 0; i < warmup; ++i) trainer.step();
   auto t0 = std::chrono::steady_clock::now();
   double steps = 0;
@@ -48,7 +60,28 @@ void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mod
     steps += r.trajectories.length.sum().item<double>();
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%-28s tabular=%-3s  %8.3f ms/iter  %10.0f traj/s  mean length %.2f\n", c.name.c_str(),
+  if (phases && !trainer.tabular()) {
+    // where an iteration's time goes: sampling, scoring + loss, backward (the optimiser is the rest)
+    double t_roll = 0, t_score = 0, t_back = 0;
+    auto clock = [] { return std::chrono::steady_clock::now(); };
+    auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    auto pgen = gfn::make_generator(1, torch::kCPU);
+    for (int64_t i = 0; i < iters; ++i) {
+      auto a = clock();
+      auto tr = gfn::rollout(*env, *est.policy, c.batch, gfn::SamplerOptions{}, pgen, torch::kCPU);
+      auto b = clock();
+      auto loss = tb.loss(gfn::score_trajectories(*env, est, tr, gfn::ScoreOptions{}));
+      auto d = clock();
+      loss.backward();
+      auto e = clock();
+      t_roll += sec(a, b);
+      t_score += sec(b, d);
+      t_back += sec(d, e);
+    }
+    std::printf("  phases: rollout %.3f ms, scoring + loss %.3f ms, backward %.3f ms\n", 1e3 * t_roll / iters,
+                1e3 * t_score / iters, 1e3 * t_back / iters);
+  }
+  std::printf("%-44s tabular=%-3s  %8.3f ms/iter  %10.0f traj/s  mean length %.2f\n", c.name.c_str(),
               trainer.tabular() ? "yes" : "no", 1e3 * s / iters, c.batch * iters / s, steps / (c.batch * iters));
 }
 
@@ -57,6 +90,7 @@ void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mod
 int main(int argc, char** argv) {
   int64_t iters = 2000, warmup = 200, threads = 1;
   std::string tabular = "auto", only;
+  bool phases = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--iters") iters = std::stoll(argv[i + 1]);
@@ -64,6 +98,7 @@ int main(int argc, char** argv) {
     else if (k == "--threads") threads = std::stoll(argv[i + 1]);
     else if (k == "--tabular") tabular = argv[i + 1];
     else if (k == "--only") only = argv[i + 1];
+    else if (k == "--phases") phases = std::string(argv[i + 1]) == "on";
     else {
       std::fprintf(stderr, "bench_train: unknown argument '%s'\n", argv[i]);
       return 2;
@@ -71,12 +106,22 @@ int main(int argc, char** argv) {
   }
   gfn::set_cpu_threads(static_cast<int>(threads));
   auto mode = tabular == "on" ? gfn::TabularMode::kOn : tabular == "off" ? gfn::TabularMode::kOff : gfn::TabularMode::kAuto;
-  std::printf("bench_train: TB, MLP 2x256, %lld iterations after %lld warm-up, %lld thread(s)\n",
+  std::printf("bench_train: TB, Adam, %lld iterations after %lld warm-up, %lld thread(s)\n",
               static_cast<long long>(iters), static_cast<long long>(warmup), static_cast<long long>(threads));
-  std::vector<Case> cases = {{"hypergrid 2-D H=8 batch 16", 2, 8, 16, 256, 2},
-                             {"hypergrid 4-D H=8 batch 16", 4, 8, 16, 256, 2}};
+  using gfn::Activation;
+  using gfn::BackwardPolicy;
+  std::vector<Case> cases = {
+      {"hypergrid 2-D H=8 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{2}}, {"height", int64_t{8}}}, 16, 256, 2},
+      {"hypergrid 4-D H=8 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{8}}}, 16, 256, 2},
+      {"box 2-D polar d=0.25 batch 128 MLP 4x128", "box", {{"dim", int64_t{2}}, {"delta", 0.25}}, 128, 128, 4,
+       Activation::kElu},
+      {"box 2-D cartesian batch 128 MLP 4x128", "box", {{"dim", int64_t{2}}, {"form", std::string("cartesian")}}, 128,
+       128, 4, Activation::kElu, BackwardPolicy::kLearned},
+      {"labelled_box 2-D 3 labels batch 128 MLP 4x128", "labelled_box", {{"dim", int64_t{2}}}, 128, 128, 4,
+       Activation::kElu},
+      {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned}};
   for (const auto& c : cases)
-    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, iters, warmup, mode);
+    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, iters, warmup, mode, phases);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("peak resident memory %.0f MiB\n", usage.ru_maxrss / 1024.0);

@@ -1,6 +1,7 @@
 #include "core/kernel_head.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -77,9 +78,24 @@ torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Ten
                       [&](const auto& q) { return q.log_prob(u); });
 }
 
-torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator) const {
-  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw,
-                      [&](const auto& q) { return q.sample(generator).detach(); });
+torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
+                                       double temperature) const {
+  if (temperature == 1.0)
+    return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw,
+                        [&](const auto& q) { return q.sample(generator).detach(); });
+  // tempered draws for exploration
+  const double t = temperature;
+  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw, [&](const auto& q) {
+    using Q = std::decay_t<decltype(q)>;
+    if constexpr (std::is_same_v<Q, BetaMixture>) {
+      auto temper = [t](const torch::Tensor& c) { return ((c - 1.0) / t + 1.0).clamp_min(0.01); };
+      return BetaMixture{q.logits / t, temper(q.alpha), temper(q.beta)}.sample(generator).detach();
+    } else if constexpr (std::is_same_v<Q, DiagonalGaussian>) {
+      return DiagonalGaussian{q.loc, q.log_scale + 0.5 * std::log(t)}.sample(generator).detach();
+    } else {
+      return VonMises{q.loc, q.concentration / t}.sample(generator).detach();
+    }
+  });
 }
 
 namespace {
@@ -92,6 +108,17 @@ double interior_point(Domain domain) { return domain == Domain::kUnitCube || dom
 torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Tensor& component,
                                       const torch::Tensor& coords) const {
   auto total = torch::zeros({out.size(0)}, out.options());
+  if (out.device().is_cpu()) {
+    // on the CPU, each piece's density on its own rows only (a host sync is free here)
+    for (const auto& piece : pieces_) {
+      auto idx = component.eq(piece.component).nonzero().squeeze(1);
+      if (idx.numel() == 0) continue;
+      auto u = coords.index_select(0, idx).narrow(1, 0, piece.dim).to(out.scalar_type());
+      auto lq = piece_log_density(piece, out.index_select(0, idx).narrow(1, piece.offset, piece.raw_size), u);
+      total = total.index_copy(0, idx, lq);
+    }
+    return total;
+  }
   for (const auto& piece : pieces_) {
     auto mine = component.eq(piece.component);
     auto u = torch::where(mine.unsqueeze(1), coords.narrow(1, 0, piece.dim), interior_point(piece.domain));
@@ -102,10 +129,22 @@ torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Ten
 }
 
 torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::Tensor& component,
-                                        torch::Generator& generator) const {
+                                        torch::Generator& generator, double temperature) const {
   auto coords = torch::zeros({out.size(0), coord_dim_}, out.options());
+  if (out.device().is_cpu()) {
+    // on the CPU, draws for each piece's own rows only
+    for (const auto& piece : pieces_) {
+      auto idx = component.eq(piece.component).nonzero().squeeze(1);
+      if (idx.numel() == 0) continue;
+      auto u = piece_sample(piece, out.index_select(0, idx).narrow(1, piece.offset, piece.raw_size), generator,
+                            temperature);
+      auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
+      coords.index_copy_(0, idx, padded.to(coords.scalar_type()));
+    }
+    return coords;
+  }
   for (const auto& piece : pieces_) {
-    auto u = piece_sample(piece, out.narrow(1, piece.offset, piece.raw_size), generator);
+    auto u = piece_sample(piece, out.narrow(1, piece.offset, piece.raw_size), generator, temperature);
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
     coords = torch::where(component.eq(piece.component).unsqueeze(1), padded.to(coords.scalar_type()), coords);
   }

@@ -44,9 +44,13 @@ class KernelHead {
   // gradients stay finite.
   torch::Tensor log_density(const torch::Tensor& out, const torch::Tensor& component,
                             const torch::Tensor& coords) const;
-  // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da].
-  torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component,
-                              torch::Generator& generator) const;
+  // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da]. A
+  // temperature T != 1 draws from a tempered density instead, for off-policy exploration (the
+  // trainer scores every draw under the untempered policy): Gaussian scales times sqrt(T), von
+  // Mises concentrations / T, Beta mixtures with logits / T and concentrations (c - 1) / T + 1
+  // (floored at 0.01): q^(1/T) for a single Beta, near it for mixtures.
+  torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component, torch::Generator& generator,
+                              double temperature = 1.0) const;
   // Draws chart coordinates uniformly on each row's piece domain (zeros for atoms): [N, Da]
   // float32. Throws ConfigError if a piece lives on R^k.
   torch::Tensor sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const;
@@ -67,7 +71,8 @@ class KernelHead {
   };
   // log q of one piece for every row at coordinates u [N, dim]
   torch::Tensor piece_log_density(const Piece& piece, const torch::Tensor& raw, const torch::Tensor& u) const;
-  torch::Tensor piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator) const;
+  torch::Tensor piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
+                             double temperature) const;
 
   KernelSpec spec_;
   int64_t coord_dim_;

@@ -39,47 +39,93 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   auto gumbel = gumbel_noise({steps, batch, spec.forward.size()}, generator, f32);
 
   const auto& head = policy.forward_head();
+  const auto i64 = f32.dtype(torch::kInt64);
+  // On the CPU a host sync costs nothing, so each step evaluates only the rows that have not
+  // finished (and the loop idles once all have); elsewhere every row, every step, fixed shapes.
+  const bool compact = device.is_cpu();
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
   auto no_coords = torch::zeros({batch, spec.coord_dim}, f32);
+  auto zeros_b = torch::zeros({batch}, f32);
   std::vector<torch::Tensor> disc{s.discrete}, cont{s.continuous}, init{s.is_initial};
   std::vector<torch::Tensor> comps, finished, scores, log_jac, coord_steps, log_q;
   for (int64_t t = 0; t < steps; ++t) {
-    // one batched policy evaluation; rows already at the sink get a harmless full mask
-    auto out = policy.forward_outputs(policy.trunk(env.features(s)));
+    torch::Tensor active;  // [A] rows evaluated at this step (compact mode)
+    if (compact) {
+      active = done.logical_not().nonzero().squeeze(1);
+      if (active.numel() == 0) {  // every row has exited: the rest is padding
+        comps.push_back(torch::zeros({batch}, i64));
+        finished.push_back(done);
+        scores.push_back(torch::zeros({batch, spec.forward.size()}, f32));
+        log_jac.push_back(zeros_b);
+        if (head.has_pieces()) {
+          coord_steps.push_back(no_coords);
+          log_q.push_back(zeros_b);
+        }
+        disc.push_back(s.discrete);
+        cont.push_back(s.continuous);
+        init.push_back(s.is_initial);
+        continue;
+      }
+    }
+    const States cur = compact ? s.index_select(active) : s;
+    const int64_t rows = cur.batch_size();
+    // one batched policy evaluation; in fixed-shape mode, rows already at the sink get a
+    // harmless full mask
+    auto out = policy.forward_outputs(policy.trunk(env.features(cur)));
     auto logits = head.logits(out);
-    auto mask = env.forward_mask(s).logical_or(done.unsqueeze(1));
+    auto mask = env.forward_mask(cur);
+    if (!compact) mask = mask.logical_or(done.unsqueeze(1));
     torch::Tensor score;
     if (options.on_policy()) {
       score = torch::where(mask, logits, neg_inf);  // unnormalised: the softmax comes once, at the end
     } else {
       score = behaviour_probs(logits, mask, options).log();
     }
-    auto comp = (score + gumbel[t]).argmax(1);
+    auto comp = (score + (compact ? gumbel[t].index_select(0, active) : gumbel[t])).argmax(1);
     // chart coordinates for the rows that chose a continuous piece
-    auto coords = no_coords;
+    auto coords = compact ? torch::zeros({rows, spec.coord_dim}, f32) : no_coords;
+    torch::Tensor lq;
     if (head.has_pieces()) {
-      coords = head.sample_coords(out, comp, generator).to(f32);
-      coord_steps.push_back(coords);
-      log_q.push_back(head.log_density(out, comp, coords));
+      coords = head.sample_coords(out, comp, generator, options.temperature).to(f32);
+      lq = options.record_log_pf ? head.log_density(out, comp, coords) : torch::zeros({rows}, f32);
     }
 
     // move the rows that neither exit nor have finished
-    auto res = env.step(s, Actions{comp, coords});
-    auto stay = done.logical_or(comp.eq(exit));
+    auto res = env.step(cur, Actions{comp, coords});
+    auto stay = comp.eq(exit);
+    if (!compact) stay = stay.logical_or(done);
     auto stay_col = stay.unsqueeze(1);
-    States next{torch::where(stay_col, s.discrete, res.next.discrete),
-                s.continuous.size(1) ? torch::where(stay_col, s.continuous, res.next.continuous) : s.continuous,
-                torch::where(stay, s.is_initial, res.next.is_initial), stay};
+    States next{torch::where(stay_col, cur.discrete, res.next.discrete),
+                cur.continuous.size(1) ? torch::where(stay_col, cur.continuous, res.next.continuous) : cur.continuous,
+                torch::where(stay, cur.is_initial, res.next.is_initial), stay};
+    auto log_j = res.log_jacobian;
+    if (compact) {
+      // back to full rows; finished rows keep their state
+      comp = torch::zeros({batch}, i64).index_copy(0, active, comp);
+      score = torch::zeros({batch, spec.forward.size()}, f32).index_copy(0, active, score.to(f32));
+      log_j = zeros_b.index_copy(0, active, log_j.to(f32));
+      if (head.has_pieces()) {
+        coords = no_coords.index_copy(0, active, coords);
+        lq = zeros_b.index_copy(0, active, lq.to(f32));
+      }
+      next = States{s.discrete.index_copy(0, active, next.discrete),
+                    s.continuous.size(1) ? s.continuous.index_copy(0, active, next.continuous) : s.continuous,
+                    s.is_initial.index_copy(0, active, next.is_initial), done.index_copy(0, active, stay)};
+    }
+    if (head.has_pieces()) {
+      coord_steps.push_back(coords);
+      log_q.push_back(lq);
+    }
 
     comps.push_back(comp);
     finished.push_back(done);
     scores.push_back(score);
-    log_jac.push_back(res.log_jacobian);
+    log_jac.push_back(log_j);
     disc.push_back(next.discrete);
     cont.push_back(next.continuous);
     init.push_back(next.is_initial);
-    done = stay;
+    done = next.is_sink;
     s = std::move(next);
   }
 

@@ -16,10 +16,15 @@ namespace gfn {
 
 struct SamplerOptions {
   double epsilon = 0.0;      // probability of a uniform choice among available components, in [0, 1]
-  double temperature = 1.0;  // logits are divided by it before the softmax, > 0
+  double temperature = 1.0;  // logits are divided by it before the softmax and continuous pieces
+                             // draw from tempered densities (KernelHead::sample_coords), > 0
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;
+  // Whether rollout computes log_pf_sampled (the densities of continuous pieces cost a pass per
+  // step); the trainer, which rescores every step anyway, copies its scores there instead when
+  // sampling on-policy.
+  bool record_log_pf = true;
   bool on_policy() const { return epsilon == 0.0 && temperature == 1.0; }
 };
 

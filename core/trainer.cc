@@ -78,8 +78,11 @@ IterationResult Trainer::step(bool with_grad_norm) {
     inputs = score_tabular(*table_, pass, out.trajectories, path, estimators_.log_z, options_.score);
     out.terminal_index = path[path.size(0) - 1];
   } else {
-    out.trajectories = rollout(env_, *estimators_.policy, B, options_.sampler, generator_, device_);
+    SamplerOptions sampler = options_.sampler;
+    sampler.record_log_pf = !sampler.on_policy();  // on-policy, the scores below are the same numbers
+    out.trajectories = rollout(env_, *estimators_.policy, B, sampler, generator_, device_);
     inputs = score_trajectories(env_, estimators_, out.trajectories, options_.score);
+    if (!sampler.record_log_pf) out.trajectories.log_pf_sampled = inputs.log_pf.detach();
     if (table_) out.terminal_index = env_.state_index(out.trajectories.terminal_states());
   }
 
