@@ -40,19 +40,18 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   auto zeros = torch::zeros({T * B}, lpf.options());
   auto log_pf = zeros.index_copy(0, idx, lpf).view({T, B}) - traj.log_jacobian.to(dtype);
 
-  // the backward action taking s_t back to s_{t-1}, for rows t >= 1 (row t = 0 gets a dummy 0)
+  // the backward action taking s_t back to s_{t-1}, for the valid rows with t >= 1 (the rows at
+  // t = 0 are s0 and get a dummy 0)
+  const int64_t n = idx.size(0);
+  auto pos = idx.ge(B).nonzero().squeeze(1);  // [M] positions among the valid rows
+  auto child_rows = idx.index_select(0, pos);  // [M] rows of `all`
+  auto parent_rows = child_rows - B;
   torch::Tensor bjac;
-  const int64_t inner = (T - 1) * B;
-  Actions fwd{comp_all.narrow(0, 0, inner).clamp_min(0),
-              traj.action_coords.narrow(0, 0, T - 1).reshape({inner, traj.action_coords.size(2)})};
-  States parents = {all.discrete.narrow(0, 0, inner), all.continuous.narrow(0, 0, inner),
-                    all.is_initial.narrow(0, 0, inner), all.is_sink.narrow(0, 0, inner)};
-  States children = {all.discrete.narrow(0, B, inner), all.continuous.narrow(0, B, inner),
-                     all.is_initial.narrow(0, B, inner), all.is_sink.narrow(0, B, inner)};
-  Actions bwd = env.backward_action(parents, children, fwd, &bjac);
-  auto first = torch::zeros({B}, comp_all.options());
-  auto bcomp = torch::cat({first, bwd.component}).index_select(0, idx);
-  auto bjac_rows = torch::cat({torch::zeros({B}, bjac.options()), bjac}).index_select(0, idx).to(dtype);
+  Actions fwd{comp_all.index_select(0, parent_rows),
+              traj.action_coords.reshape({T * B, traj.action_coords.size(2)}).index_select(0, parent_rows)};
+  Actions bwd = env.backward_action(all.index_select(parent_rows), all.index_select(child_rows), fwd, &bjac);
+  auto bcomp = torch::zeros({n}, comp_all.options()).index_copy(0, pos, bwd.component);
+  auto bjac_rows = torch::zeros({n}, lpf.options()).index_copy(0, pos, bjac.to(dtype));
 
   // backward log-probabilities at s_t (s0 has no parent: its row is masked to 0)
   const auto& bhead = policy.backward_head();
@@ -64,8 +63,7 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
     auto lpb_rows = masked_log_softmax(bhead.logits(bout), bmask);
     lpb = lpb_rows.gather(1, bcomp.unsqueeze(1)).squeeze(1);
     if (bhead.has_pieces()) {
-      auto bcoords = torch::cat({torch::zeros({B, da}, bwd.coords.options()), bwd.coords.reshape({inner, da})})
-                         .index_select(0, idx);
+      auto bcoords = torch::zeros({n, da}, bwd.coords.options()).index_copy(0, pos, bwd.coords);
       lpb = lpb + bhead.log_density(bout, bcomp, bcoords);
     }
   } else {
