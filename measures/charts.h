@@ -40,10 +40,22 @@ struct AffineChart {
 torch::Tensor unit_vector_from_angles(const torch::Tensor& angles);
 torch::Tensor angles_from_unit_vector(const torch::Tensor& v);
 
+// Equal-area angles. The sphere's surface element has the factor sin^k(phi_i) in angle i
+// (k = d-2-i). A chart linear in the angles carries it into log J, which reaches -inf where a
+// tail of the unit vector vanishes, i.e. where float32 states cannot recover the direction of a
+// tiny tail: an inverse then returns an angle of exactly 0 and a density 1/J of +inf (on the
+// Box in 5-D this put ESS 1 and log Z_IS 424 above log Z in the checker and NaN into training
+// after ~450 iterations). So every angle with k >= 1 is parametrised by its share of the area,
+//     u_i = S_k(a_i, phi_i) / S_k(a_i, b_i),   S_k(a, phi) = int_a^phi sin^k t dt,
+// whose factor d phi_i / d u_i = S_k(a_i, b_i) / sin^k(phi_i) cancels the surface element.
+// Angles with k = 0 (the last one) stay linear, so d = 2 is unchanged.
+
 // The positive-orthant ball of radius delta around `center` ([N, d]), from [0,1]^d:
-// radius delta * u_0 and angles phi_i = (pi/2) u_{i+1}; for d = 1 the segment [c, c + delta].
-//     log J = d log delta + (d-1) log u_0 + (d-1) log(pi/2) + sum_i (d-2-i) log sin phi_i.
-// For d = 2 this is J = delta^2 r pi/2 (the quarter disk of Lahlou et al.'s first Box step).
+// radius delta * u_0 and equal-area angles over [0, pi/2] from u_1..u_{d-1}; for d = 1 the
+// segment [c, c + delta].
+//     log J = d log delta + (d-1) log u_0 + log A_d,
+// A_d = prod_k S_k(0, pi/2) the area of the positive orthant of the unit sphere in R^d. For d = 2
+// this is J = delta^2 r pi/2 (the quarter disk of Lahlou et al.'s first Box step).
 struct OrthantBallChart {
   torch::Tensor center;  // [N, d]
   double delta = 0.25;   // radius, > 0
@@ -61,17 +73,20 @@ struct OrthantBallChart {
 // H_{i+1} = ||(h_{i+1}, ..., h_{d-1})||_2, angle phi_i runs over [a_i, b_i],
 //     a_i = arccos(min(1, h_i / rho_i))      (keeps v_i = rho_i cos phi_i <= h_i),
 //     b_i = arcsin(min(1, H_{i+1} / rho_i))  (keeps a feasible tail: rho_{i+1} <= H_{i+1}),
-//     phi_i = a_i + u_i (b_i - a_i).
-// Some move fits iff ||h||_2 >= 1; then rho_i <= H_i = sqrt(h_i^2 + H_{i+1}^2) at every stage, so
-// sin a_i = sqrt(1 - h_i^2 / rho_i^2) <= H_{i+1} / rho_i = sin b_i and a_i <= b_i: the ranges never
-// empty. D phi / D u is triangular with diagonal (b_i - a_i), so the (d-1)-volume factor is
-//     log J = (d-1) log delta + sum_{i<d-2} (d-2-i) log sin phi_i + sum_i log(b_i - a_i).
-// For d = 2 this is the arc theta in [arccos(min(1, h_0)), arcsin(min(1, h_1))] with
+// with phi_i the equal-area angle of u_i in [a_i, b_i] (above; phi_i = a_i + u_i (b_i - a_i) for
+// the last, k = 0). Some move fits iff ||h||_2 >= 1; then rho_i <= H_i = sqrt(h_i^2 + H_{i+1}^2)
+// at every stage, so sin a_i = sqrt(1 - h_i^2 / rho_i^2) <= H_{i+1} / rho_i = sin b_i and
+// a_i <= b_i: the ranges never empty. D phi / D u is triangular with diagonal
+// S_k(a_i, b_i) / sin^k(phi_i), so the (d-1)-volume factor is
+//     log J = (d-1) log delta + sum_i log S_{d-2-i}(a_i, b_i),
+// finite wherever the ranges are not empty. S_k is computed by 20-point Gauss-Legendre (exact to
+// double precision for d <= 16) and inverted by bracketed Newton steps (40, no host sync). For
+// d = 2 this is the arc theta in [arccos(min(1, h_0)), arcsin(min(1, h_1))] with
 // log J = log delta + log(b - a).
 // Rows with no feasible move (`feasible` false) keep finite points; their log J is -inf (an empty
-// range has no volume), the only place it is not finite. A zero tail norm (rho_i = 0, reached
-// only at u_i = 0 with a_i = 0) is guarded the same way. Any float dtype; float64 recommended for
-// states near the feasibility boundary, where a_i and b_i nearly meet.
+// range has no volume), the only place it is not finite. A zero tail norm (rho_i = 0) is
+// guarded. Any float dtype; float64 recommended for states near the feasibility boundary, where
+// a_i and b_i nearly meet.
 struct OrthantSphereChart {
   torch::Tensor center;  // [N, d], inside [0, 1]^d
   double delta = 0.25;   // radius, > 0

