@@ -243,7 +243,8 @@ std::pair<torch::Tensor, torch::Tensor> OrthantSphereChart::ranges(const torch::
 
 torch::Tensor OrthantSphereChart::feasible() const {
   require_rows(center, -1, "OrthantSphereChart");
-  return ((1.0 - center) / delta).clamp(0.0, 1.0).square().sum(1).gt(1.0);
+  auto h = ((1.0 - center) / delta).clamp(0.0, 1.0);
+  return h.square().sum(1).gt(1.0) & h.gt(0).all(1);
 }
 
 ChartPoint OrthantSphereChart::forward(const torch::Tensor& u) const {

@@ -92,7 +92,9 @@ struct OrthantSphereChart {
   double delta = 0.25;   // radius, > 0
   ChartPoint forward(const torch::Tensor& u) const;     // u [N, d-1]
   torch::Tensor inverse(const torch::Tensor& x) const;  // x [N, d] on the piece -> u [N, d-1]
-  // [N] bool: some move fits, ||h||_2 > 1 (strict: on ||h||_2 = 1 a single point fits, with no volume).
+  // [N] bool: the moves that fit have positive (d-1)-volume: ||h||_2 > 1 (on ||h||_2 = 1 a single
+  // point fits) and every h_i > 0 (a centre on a face c_i = 1, which float32 rounding reaches,
+  // leaves only directions with v_i = 0: an empty range and log J = -inf, seen in 3-D).
   torch::Tensor feasible() const;
   // The range [a, b] of the first angle phi_0 (which depends on the center only): [N] each. For
   // d = 2 the whole chart.
