@@ -1,60 +1,17 @@
 // `gfn check-env NAME [--set env.key=value ...] [--seed N] [--samples N]`: exit codes, the report
 // it prints and its one-line errors. The binary's path comes from ctest (GFN_BIN).
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "tests/apps/cli_fixture.h"
 
 namespace gfn {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::contains;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-class CheckEnvCli : public ::testing::Test {
+class CheckEnvCli : public testing::CliFixture {
  protected:
-  void SetUp() override {
-    const char* bin = std::getenv("GFN_BIN");
-    bin_ = bin ? bin : "build/bin/gfn";
-    ASSERT_TRUE(fs::exists(bin_)) << "gfn binary not found at " << bin_;
-    dir_ = fs::temp_directory_path() /
-           ("gfn_check_env_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-            std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Result run(const std::string& args) {
-    Result r;
-    auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    std::string cmd = "'" + bin_ + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
-    int status = std::system(cmd.c_str());
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  std::string bin_;
-  fs::path dir_;
+  CheckEnvCli() : CliFixture("gfn_check_env_") {}
 };
 
 // a discrete env: every check runs or is skipped with its reason, and the verdict line closes it

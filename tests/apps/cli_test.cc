@@ -12,55 +12,29 @@
 #include <string>
 
 #include "io/hdf5_log.h"
+#include "tests/apps/cli_fixture.h"
 
 namespace gfn {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using testing::contains;
+using testing::Result;
+using testing::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class Cli : public ::testing::Test {
+class Cli : public testing::CliFixture {
  protected:
+  Cli() : CliFixture("gfn_cli_") {}
   void SetUp() override {
-    const char* bin = std::getenv("GFN_BIN");
-    bin_ = bin ? bin : "build/bin/gfn";
-    ASSERT_TRUE(fs::exists(bin_)) << "gfn binary not found at " << bin_;
-    dir_ = fs::temp_directory_path() /
-           ("gfn_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-            std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    CliFixture::SetUp();
     config_ = dir_ / "small.toml";
     std::ofstream(config_) << "name = \"small\"\n[env]\nkind = \"hypergrid\"\nndim = 2\nheight = 4\n"
                               "[train]\niterations = 60\nbatch_size = 8\n[eval]\nevery = 20\nsamples = 50\n"
                               "[log]\nevery = 5\ntrajectories_every = 30\ntrajectories_count = 4\n";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
-  Result run(const std::string& args) {
-    Result r;
-    auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    std::string cmd = "'" + bin_ + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
-    int status = std::system(cmd.c_str());
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  std::string bin_;
-  fs::path dir_, config_;
+  fs::path config_;
 };
 
 // a run writes config, model and a log with the documented datasets; eval prints exact metrics
