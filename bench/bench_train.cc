@@ -91,8 +91,19 @@ int main(int argc, char** argv) {
   int64_t iters = 2000, warmup = 200, threads = 1;
   std::string tabular = "auto", only;
   bool phases = false;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  const char* help =
+      "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
+      "                   [--phases on|off]\n";
+  for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::printf("%s", help);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "bench_train: %s needs a value\n%s", argv[i], help);
+      return 2;
+    }
     if (k == "--iters") iters = std::stoll(argv[i + 1]);
     else if (k == "--warmup") warmup = std::stoll(argv[i + 1]);
     else if (k == "--threads") threads = std::stoll(argv[i + 1]);
@@ -100,7 +111,7 @@ int main(int argc, char** argv) {
     else if (k == "--only") only = argv[i + 1];
     else if (k == "--phases") phases = std::string(argv[i + 1]) == "on";
     else {
-      std::fprintf(stderr, "bench_train: unknown argument '%s'\n", argv[i]);
+      std::fprintf(stderr, "bench_train: unknown argument '%s'\n%s", argv[i], help);
       return 2;
     }
   }
