@@ -1,0 +1,100 @@
+// Learning tests on continuous and hybrid environments, through the library entry point a
+// config drives (gfn::train): the shipped configs with shorter budgets, judged by the metrics the
+// run itself reports at its final evaluation (DESIGN.md §6) against the env's exact log Z:
+//   - the importance-sampled terminating density against R/Z on the env's grid (JSD), for the
+//     Box 2-D and the Line, which have grids;
+//   - |log Z_IS - log Z| (Z_IS the importance-sampled estimate of the trained sampler) and the
+//     learned log Z, for the Box 5-D, the Line and the labelled (hybrid) box.
+// Every bound below was measured over seeds 0-2 with these exact settings (numbers beside each)
+// and set with margin.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "apps/run.h"
+#include "io/config.h"
+
+namespace gfn {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Trains `config_file` with `sets` into a fresh temporary directory; returns the summary.
+RunSummary train_config(const std::string& config_file, std::vector<std::string> sets, uint64_t seed) {
+  const auto registry = Registry::builtin();
+  sets.push_back(fmt::format("seed={}", seed));
+  sets.push_back("eval.every=0");  // one evaluation, at the end
+  auto config = load_config_file(config_file, sets, run_schema(registry));
+  const fs::path dir = fs::temp_directory_path() /
+                       fmt::format("gfn-learning-{}-{}-{}", fs::path(config_file).stem().string(), seed, ::getpid());
+  fs::remove_all(dir);
+  TrainOptions options;
+  options.out_dir = dir.string();
+  options.progress = ProgressStyle::kNone;
+  RunSummary summary = train(config, options, registry);
+  fs::remove_all(dir);
+  return summary;
+}
+
+double log_z_is_error(const RunSummary& s, double log_z) { return std::fabs(s.importance->log_z - log_z); }
+
+class ContinuousLearning : public ::testing::TestWithParam<uint64_t> {};
+
+// Box 2-D (polar, delta = 0.25), configs/box.toml for 3,000 iterations, decay every 1,000:
+// measured over seeds 0-2 grid JSD 0.0555, 0.0590, 0.0578 (the shipped 10,000 reach 0.042),
+// grid mass 1.003, 0.997, 1.001, |log Z_IS - log Z| 0.013, 0.005, 0.009
+TEST_P(ContinuousLearning, Box2dGridJsd) {
+  auto s = train_config("configs/box.toml",
+                        {"train.iterations=3000", "train.lr_decay_every=1000", "eval.density_samples=8"}, GetParam());
+  ASSERT_TRUE(s.grid.has_value());
+  ASSERT_TRUE(s.importance.has_value());
+  const double log_z = std::log(0.1 + 0.5 * 0.25 + 2.0 * 0.04);
+  EXPECT_LT(s.grid->jsd, 0.075);
+  EXPECT_NEAR(s.grid->mass, 1.0, 0.05);
+  EXPECT_LT(log_z_is_error(s, log_z), 0.05);
+}
+
+// Box 5-D, cartesian form (configs/box_cartesian.toml, learned P_B) for 2,000 iterations, decay
+// every 1,000: measured |log Z_IS - log Z| 0.024, 0.006, 0.019 (log Z = log(0.1 + 0.5/32 +
+// 2/3125) = -2.1519). The learned log Z, moved by Adam at lr 1e-3 from 0, is still near -1.18
+// then: TB's log Z is rate-limited there, so only the importance-sampled estimate is asserted.
+TEST_P(ContinuousLearning, Box5dLogZ) {
+  auto s = train_config("configs/box_cartesian.toml",
+                        {"env.dim=5", "train.iterations=2000", "train.lr_decay_every=1000", "eval.grid=0"}, GetParam());
+  ASSERT_TRUE(s.importance.has_value());
+  const double log_z = std::log(0.1 + 0.5 / 32 + 2.0 / 3125);
+  EXPECT_LT(log_z_is_error(s, log_z), 0.08);
+}
+
+// Labelled box (3 labels, ratio 2, polar Box 2-D), configs/labelled_box.toml for 3,000
+// iterations, decay every 1,000: measured |log Z_IS - log Z| 0.012, 0.008, 0.047 over seeds 0-2 (log Z = log 7 +
+// log 0.305 = 0.7585)
+TEST_P(ContinuousLearning, LabelledBoxLogZ) {
+  auto s = train_config("configs/labelled_box.toml",
+                        {"train.iterations=3000", "train.lr_decay_every=1000", "eval.grid=0"}, GetParam());
+  ASSERT_TRUE(s.importance.has_value());
+  const double log_z = std::log(7.0) + std::log(0.1 + 0.5 * 0.25 + 2.0 * 0.04);
+  EXPECT_LT(log_z_is_error(s, log_z), 0.1);
+}
+
+// Line (two modes, 5 steps), configs/line.toml (4,000 iterations): measured grid JSD 0.0206,
+// 0.0187, 0.0127, |log Z_IS| 0.017, 0.003, 0.017, learned log Z -0.207, -0.275, -0.241 (TB's
+// log Z under tempered sampling settles below log Z while the policy is imperfect)
+TEST_P(ContinuousLearning, LineLogZAndGridJsd) {
+  auto s = train_config("configs/line.toml", {}, GetParam());
+  ASSERT_TRUE(s.grid.has_value());
+  EXPECT_LT(s.grid->jsd, 0.04);
+  EXPECT_LT(log_z_is_error(s, 0.0), 0.05);
+  EXPECT_LT(std::fabs(s.log_z), 0.5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ContinuousLearning, ::testing::Values(0, 1, 2));
+
+}  // namespace
+}  // namespace gfn
