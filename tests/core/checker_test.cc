@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 
 #include "apps/run.h"
 #include "core/checker.h"
+#include "io/config.h"
 #include "envs/hypergrid.h"
 #include "envs/line.h"
 #include "measures/charts.h"
@@ -328,6 +330,23 @@ TEST(CheckerTest, EveryBuiltinEnvPasses) {
     auto report = check_env(*env);
     EXPECT_TRUE(report.passed()) << name << "\n" << report.text();
   }
+}
+
+// every shipped config's environment, as the config sets it up (configs/*.toml; the tests run
+// from the source root)
+TEST(CheckerTest, EveryShippedConfigPasses) {
+  auto registry = Registry::builtin();
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    auto config = load_config_file(entry.path().string(), {}, run_schema(registry));
+    const auto kind = config.params.get_string("env.kind");
+    auto env = registry.env(kind).make(config.params.section("env"));
+    auto report = check_env(*env);
+    EXPECT_TRUE(report.passed()) << entry.path() << "\n" << report.text();
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
 }
 
 }  // namespace
