@@ -20,6 +20,7 @@
 #include "envs/line.h"
 #include "io/hdf5_log.h"
 #include "losses/tb.h"
+#include "losses/vargrad.h"
 
 namespace gfn {
 
@@ -42,6 +43,8 @@ Registry Registry::builtin() {
              [](const Params& p) { return std::make_unique<LabelledBoxEnv>(LabelledBoxOptions::from_params(p)); }});
   r.add_objective({"tb", "trajectory balance", TrajectoryBalance::specs(),
                    [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
+  r.add_objective({"vargrad", "log-partition variance (VarGrad): TB with log Z the batch mean, none learned",
+                   VarGrad::specs(), [](const Params&) { return std::make_unique<VarGrad>(); }});
   return r;
 }
 
@@ -214,6 +217,10 @@ Run build_run(const Params& p, const Registry& registry) {
   run.estimator_options = estimator_options(p);
   auto& t = run.trainer_options;
   t.batch_size = p.get_int("train.batch_size");
+  if (t.batch_size < run.objective->min_batch_size())
+    throw ConfigError(fmt::format("train.batch_size = {}: objective.kind = \"{}\" needs at least {} trajectories "
+                                  "per batch",
+                                  t.batch_size, run.objective->name(), run.objective->min_batch_size()));
   t.lr = p.get_float("train.lr");
   t.lr_logz = p.get_float("train.lr_logz");
   t.lr_decay_every = p.get_int("train.lr_decay_every");

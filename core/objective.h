@@ -20,6 +20,11 @@ class Objective {
   virtual bool uses_flow() const { return false; }
   // The scalar loss to minimise ([] float), differentiable w.r.t. the estimator outputs.
   virtual torch::Tensor loss(const LossInputs& inputs) const = 0;
+  // A batch estimate of log Z from an objective that learns none (VarGrad), detached ([]), or
+  // undefined. The trainer writes it into Estimators::log_z after each step.
+  virtual torch::Tensor log_z_estimate(const LossInputs& /*inputs*/) const { return {}; }
+  // The smallest batch the loss is defined on (train.batch_size is checked against it).
+  virtual int64_t min_batch_size() const { return 1; }
   // Hook after each optimiser step (EMA targets, potential updates).
   virtual void after_step() {}
 };

@@ -98,6 +98,13 @@ IterationResult Trainer::step(bool with_grad_norm) {
     out.grad_norm = std::sqrt(sq);
   }
   optimizer_->step();
+  if (!objective_.uses_log_z()) {
+    auto estimate = objective_.log_z_estimate(inputs);
+    if (estimate.defined()) {
+      torch::NoGradGuard no_grad;
+      estimators_.log_z.copy_(estimate);
+    }
+  }
   objective_.after_step();
   ++iteration_;
   // step decay of every learning rate
