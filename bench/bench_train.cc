@@ -4,8 +4,10 @@
 //
 //   bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]
 //               [--phases on|off]   (time the phases of the per-step path separately)
+//               [--objective tb|vargrad]   (any registered objective; default tb)
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -21,7 +23,6 @@
 #include "core/scoring.h"
 #include "core/threads.h"
 #include "core/trainer.h"
-#include "losses/tb.h"
 
 namespace {
 
@@ -34,7 +35,8 @@ struct Case {
   gfn::BackwardPolicy backward = gfn::BackwardPolicy::kUniform;
 };
 
-void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mode, bool phases) {
+void run_case(const Case& c, const std::string& objective_kind, int64_t iters, int64_t warmup,
+              gfn::TabularMode mode, bool phases) {
   const auto registry = gfn::Registry::builtin();
   const auto& entry = registry.env(c.env);
   gfn::Params given;
@@ -47,11 +49,12 @@ void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mod
   eo.backward = c.backward;
   auto gen = gfn::make_generator(0, torch::kCPU);
   gfn::Estimators est(*env, eo, gen, torch::kCPU);
-  gfn::TrajectoryBalance tb;
+  const auto& oentry = registry.objective(objective_kind);
+  auto objective = oentry.make(gfn::resolve_params(oentry.params, gfn::Params{}, "bench objective"));
   gfn::TrainerOptions to;
   to.batch_size = c.batch;
   to.tabular = mode;
-  gfn::Trainer trainer(*env, est, tb, to, 0, torch::kCPU);
+  gfn::Trainer trainer(*env, est, *objective, to, 0, torch::kCPU);
   for (int64_t i = 0; i < warmup; ++i) trainer.step();
   auto t0 = std::chrono::steady_clock::now();
   double steps = 0;
@@ -70,7 +73,7 @@ void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mod
       auto a = clock();
       auto tr = gfn::rollout(*env, *est.policy, c.batch, gfn::SamplerOptions{}, pgen, torch::kCPU);
       auto b = clock();
-      auto loss = tb.loss(gfn::score_trajectories(*env, est, tr, gfn::ScoreOptions{}));
+      auto loss = objective->loss(gfn::score_trajectories(*env, est, tr, gfn::ScoreOptions{}));
       auto d = clock();
       loss.backward();
       auto e = clock();
@@ -89,11 +92,11 @@ void run_case(const Case& c, int64_t iters, int64_t warmup, gfn::TabularMode mod
 
 int main(int argc, char** argv) {
   int64_t iters = 2000, warmup = 200, threads = 1;
-  std::string tabular = "auto", only;
+  std::string tabular = "auto", only, objective = "tb";
   bool phases = false;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
-      "                   [--phases on|off]\n";
+      "                   [--phases on|off] [--objective tb|vargrad]\n";
   for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--help" || k == "-h") {
@@ -110,6 +113,7 @@ int main(int argc, char** argv) {
     else if (k == "--tabular") tabular = argv[i + 1];
     else if (k == "--only") only = argv[i + 1];
     else if (k == "--phases") phases = std::string(argv[i + 1]) == "on";
+    else if (k == "--objective") objective = argv[i + 1];
     else {
       std::fprintf(stderr, "bench_train: unknown argument '%s'\n%s", argv[i], help);
       return 2;
@@ -117,7 +121,12 @@ int main(int argc, char** argv) {
   }
   gfn::set_cpu_threads(static_cast<int>(threads));
   auto mode = tabular == "on" ? gfn::TabularMode::kOn : tabular == "off" ? gfn::TabularMode::kOff : gfn::TabularMode::kAuto;
-  std::printf("bench_train: TB, Adam, %lld iterations after %lld warm-up, %lld thread(s)\n",
+  const auto names = gfn::Registry::builtin().objective_names();
+  if (std::find(names.begin(), names.end(), objective) == names.end()) {
+    std::fprintf(stderr, "bench_train: unknown objective '%s'\n%s", objective.c_str(), help);
+    return 2;
+  }
+  std::printf("bench_train: %s, Adam, %lld iterations after %lld warm-up, %lld thread(s)\n", objective.c_str(),
               static_cast<long long>(iters), static_cast<long long>(warmup), static_cast<long long>(threads));
   using gfn::Activation;
   using gfn::BackwardPolicy;
@@ -132,7 +141,7 @@ int main(int argc, char** argv) {
        Activation::kElu},
       {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned}};
   for (const auto& c : cases)
-    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, iters, warmup, mode, phases);
+    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, objective, iters, warmup, mode, phases);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("peak resident memory %.0f MiB\n", usage.ru_maxrss / 1024.0);
