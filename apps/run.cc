@@ -19,6 +19,7 @@
 #include "envs/labelled_box.h"
 #include "envs/line.h"
 #include "io/hdf5_log.h"
+#include "losses/db.h"
 #include "losses/tb.h"
 #include "losses/vargrad.h"
 
@@ -43,6 +44,8 @@ Registry Registry::builtin() {
              [](const Params& p) { return std::make_unique<LabelledBoxEnv>(LabelledBoxOptions::from_params(p)); }});
   r.add_objective({"tb", "trajectory balance", TrajectoryBalance::specs(),
                    [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
+  r.add_objective({"db", "detailed balance: one residual per transition, with a flow head log F(s)",
+                   DetailedBalance::specs(), [](const Params&) { return std::make_unique<DetailedBalance>(); }});
   r.add_objective({"vargrad", "log-partition variance (VarGrad): TB with log Z the batch mean, none learned",
                    VarGrad::specs(), [](const Params&) { return std::make_unique<VarGrad>(); }});
   return r;
@@ -129,6 +132,8 @@ ConfigSchema run_schema(const Registry& registry) {
       int_param("train.batch_size", 16, "trajectories per iteration", 1, 1 << 24),
       float_param("train.lr", 1e-3, "Adam learning rate of the policy", 0.0, 10.0, true),
       float_param("train.lr_logz", 0.1, "Adam learning rate of log Z", 0.0, 100.0, true),
+      float_param("train.lr_flow", 1e-3, "Adam learning rate of the flow head log F(s) (objectives with flows: db)",
+                  0.0, 10.0, true),
       int_param("train.lr_decay_every", 0, "every N iterations all learning rates are multiplied by train.lr_decay (0: never)", 0),
       float_param("train.lr_decay", 0.5, "step decay factor of the learning rates", 0.0, 1.0, true, false),
       float_param("train.epsilon", 0.0, "exploration: probability of a uniform choice among available moves", 0.0,
@@ -215,6 +220,7 @@ Run build_run(const Params& p, const Registry& registry) {
   run.env = registry.env(p.get_string("env.kind")).make(p.section("env"));
   run.objective = registry.objective(p.get_string("objective.kind")).make(p.section("objective"));
   run.estimator_options = estimator_options(p);
+  run.estimator_options.flow = run.objective->uses_flow();
   auto& t = run.trainer_options;
   t.batch_size = p.get_int("train.batch_size");
   if (t.batch_size < run.objective->min_batch_size())
@@ -223,6 +229,7 @@ Run build_run(const Params& p, const Registry& registry) {
                                   t.batch_size, run.objective->name(), run.objective->min_batch_size()));
   t.lr = p.get_float("train.lr");
   t.lr_logz = p.get_float("train.lr_logz");
+  t.lr_flow = p.get_float("train.lr_flow");
   t.lr_decay_every = p.get_int("train.lr_decay_every");
   t.lr_decay = p.get_float("train.lr_decay");
   t.sampler.epsilon = p.get_float("train.epsilon");

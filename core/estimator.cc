@@ -57,6 +57,16 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
     backward_weight_ = register_parameter("backward_weight", bw);
     backward_bias_ = register_parameter("backward_bias", bb);
   }
+  if (options_.flow) {
+    auto [w, b] = make_linear(width, 1, options_.dtype, generator);
+    flow_weight_ = register_parameter("flow_weight", w);
+    flow_bias_ = register_parameter("flow_bias", b);
+  }
+}
+
+torch::Tensor PolicyNetImpl::log_flow(const torch::Tensor& hidden) {
+  TORCH_CHECK(has_flow(), "log_flow: the estimators have no flow head");
+  return torch::addmm(flow_bias_, hidden, flow_weight_).squeeze(1);
 }
 
 torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
@@ -97,7 +107,19 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
               .set_requires_grad(true);
 }
 
-std::vector<torch::Tensor> Estimators::policy_parameters() const { return policy->parameters(); }
+std::vector<torch::Tensor> Estimators::policy_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : policy->named_parameters())
+    if (p.key().rfind("flow_", 0) != 0) out.push_back(p.value());
+  return out;
+}
+
+std::vector<torch::Tensor> Estimators::flow_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : policy->named_parameters())
+    if (p.key().rfind("flow_", 0) == 0) out.push_back(p.value());
+  return out;
+}
 
 void Estimators::save(const std::string& path, int64_t iteration) const {
   torch::serialize::OutputArchive archive;

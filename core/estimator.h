@@ -32,6 +32,8 @@ struct EstimatorOptions {
   BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform or a learned head on the trunk
   double init_log_z = 0.0;                           // initial value of log Z
   HeadOptions head;                                  // densities of continuous pieces
+  bool flow = false;                                 // a log F(s) head on the trunk (objectives that
+                                                     // read LossInputs::log_flow)
   torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
 
   // Throws ConfigError naming the field, its value and the rule.
@@ -56,6 +58,9 @@ class PolicyNetImpl : public torch::nn::Module {
   torch::Tensor backward_outputs(const torch::Tensor& hidden);
   torch::Tensor backward_logits(const torch::Tensor& hidden);
 
+  // [N, hidden] -> [N] log F(s) (flow head only)
+  torch::Tensor log_flow(const torch::Tensor& hidden);
+  bool has_flow() const { return flow_weight_.defined(); }
   const KernelHead& forward_head() const { return forward_head_; }
   const KernelHead& backward_head() const { return backward_head_; }
   bool learned_backward() const { return backward_weight_.defined(); }
@@ -69,6 +74,7 @@ class PolicyNetImpl : public torch::nn::Module {
   std::vector<torch::Tensor> biases_;   // [out]
   torch::Tensor forward_weight_, forward_bias_;    // [hidden, C_f], [C_f]
   torch::Tensor backward_weight_, backward_bias_;  // [hidden, C_b], [C_b] (learned P_B)
+  torch::Tensor flow_weight_, flow_bias_;          // [hidden, 1], [1] (flow head)
 };
 TORCH_MODULE(PolicyNet);
 
@@ -79,7 +85,10 @@ struct Estimators {
 
   Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
              const torch::Device& device);
+  // The policy's parameters without the flow head's, and the flow head's (empty without one):
+  // each gets its own learning rate.
   std::vector<torch::Tensor> policy_parameters() const;
+  std::vector<torch::Tensor> flow_parameters() const;
   // Writes every parameter (the policy module and log Z) and `iteration` to a LibTorch archive
   // file, atomically: a temporary file beside it, then a rename.
   void save(const std::string& path, int64_t iteration = 0) const;

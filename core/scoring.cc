@@ -38,6 +38,11 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
     lpf = lpf + fhead.log_density(fout, comp, coords);
   }
   auto zeros = torch::zeros({T * B}, lpf.options());
+  // log F(s_t) at every valid step's state, [T+1, B] with 0 on padding (flow head only)
+  torch::Tensor log_flow;
+  if (policy.has_flow())
+    log_flow = torch::cat({zeros.index_copy(0, idx, policy.log_flow(hidden)).view({T, B}),
+                           torch::zeros({1, B}, lpf.options())});
   auto log_pf = zeros.index_copy(0, idx, lpf).view({T, B}) - traj.log_jacobian.to(dtype);
 
   // the backward action taking s_t back to s_{t-1}, for the valid rows with t >= 1 (the rows at
@@ -78,6 +83,7 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   LossInputs in;
   in.log_pf = log_pf;
   in.log_pb = log_pb;
+  in.log_flow = log_flow;
   in.log_reward = clip_log_reward(traj.log_reward.to(dtype), options.log_reward_clip);
   in.log_z = estimators.log_z;
   in.mask = traj.mask;

@@ -56,6 +56,7 @@ TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
   TablePass pass;
   pass.logits = policy.forward_logits(hidden);
   pass.log_pf = masked_log_softmax(pass.logits, table.forward_mask);
+  if (policy.has_flow()) pass.log_flow = policy.log_flow(hidden);
   auto root = table.states.is_initial.unsqueeze(1);
   auto bmask = table.backward_mask.logical_or(root);
   if (policy.learned_backward()) {
@@ -187,6 +188,10 @@ LossInputs score_tabular(const StateTable& table, const TablePass& pass, const T
   LossInputs in;
   in.log_pf = lpf.masked_fill(invalid, 0.0);
   in.log_pb = lpb.masked_fill(no_pb, 0.0);
+  if (pass.log_flow.defined()) {
+    auto flow = pass.log_flow.index_select(0, from.reshape({-1})).view({T, B}).masked_fill(invalid, 0.0);
+    in.log_flow = torch::cat({flow, torch::zeros({1, B}, flow.options())});
+  }
   in.log_reward = clip_log_reward(traj.log_reward.to(lpf.scalar_type()), options.log_reward_clip);
   in.log_z = log_z;
   in.mask = traj.mask;

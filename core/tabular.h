@@ -42,6 +42,7 @@ struct TablePass {
   torch::Tensor log_pf;
   torch::Tensor log_pb;
   torch::Tensor logits;  // [S, C_f] raw forward logits (for exploration)
+  torch::Tensor log_flow;  // [S] log F(s) (flow head only, else undefined)
 };
 TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy);
 

@@ -11,6 +11,8 @@ void TrainerOptions::validate() const {
   if (!(lr > 0.0) || !std::isfinite(lr)) throw ConfigError(fmt::format("train.lr = {}: expected a float > 0", lr));
   if (!(lr_logz > 0.0) || !std::isfinite(lr_logz))
     throw ConfigError(fmt::format("train.lr_logz = {}: expected a float > 0", lr_logz));
+  if (!(lr_flow > 0.0) || !std::isfinite(lr_flow))
+    throw ConfigError(fmt::format("train.lr_flow = {}: expected a float > 0", lr_flow));
   if (lr_decay_every < 0)
     throw ConfigError(fmt::format("train.lr_decay_every = {}: expected an integer >= 0", lr_decay_every));
   if (!(lr_decay > 0.0 && lr_decay <= 1.0))
@@ -38,6 +40,11 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   // one parameter group per learning rate
   std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
   if (objective_.uses_log_z()) groups.push_back({{estimators_.log_z}, options_.lr_logz});
+  auto flow = estimators_.flow_parameters();
+  if (objective_.uses_flow() && flow.empty())
+    throw ConfigError(fmt::format("objective.kind = \"{}\" reads log F(s): the estimators need a flow head",
+                                  objective_.name()));
+  if (!flow.empty()) groups.push_back({flow, options_.lr_flow});
   optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for

@@ -27,6 +27,7 @@ struct TrainerOptions {
   int64_t batch_size = 16;    // trajectories per iteration, >= 1
   double lr = 1e-3;           // Adam learning rate of the policy, > 0
   double lr_logz = 0.1;       // Adam learning rate of log Z, > 0
+  double lr_flow = 1e-3;      // Adam learning rate of the flow head log F(s), > 0
   SamplerOptions sampler;     // exploration of the behaviour policy
   ScoreOptions score;         // log-reward clipping
   TabularMode tabular = TabularMode::kAuto;  // auto: when num_states <= batch * T

@@ -1,10 +1,12 @@
-// Learning tests: trajectory balance and VarGrad on hypergrid 2-D H=8 reach an exact TV bound.
+// Learning tests: trajectory balance, VarGrad and detailed balance on hypergrid 2-D H=8 reach an
+// exact TV bound.
 //
 // Bounds measured with `gfn train` over seeds 0-4 (same seeding as here): after 2000
 // iterations with the learning rates halved every 500, the exact TV was 2.6e-5 to 8.1e-5 on
 // the tabular path and |log Z - log Z_hat| at most 2.2e-5 (TB); VarGrad, seeds 0-2: TV 2.8e-5
-// to 7.7e-5, |log Z - log Z_hat| (its batch estimate) at most 7.6e-5. The bounds leave a
-// margin >= 10x.
+// to 7.7e-5, |log Z - log Z_hat| (its batch estimate) at most 7.6e-5; DB (flow head, lr 1e-3),
+// seeds 0-2: TV 5.6e-5 to 2.1e-4, |log F(s0) - log Z| at most 7.7e-5. The bounds leave a
+// margin of about 10x.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -13,6 +15,7 @@
 #include "core/threads.h"
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "losses/db.h"
 #include "losses/tb.h"
 #include "losses/vargrad.h"
 
@@ -24,7 +27,9 @@ ExactMetrics train_hypergrid(uint64_t seed, TabularMode mode, int64_t iterations
   set_cpu_threads(1);
   HypergridEnv env(HypergridOptions{});  // 2-D H=8, R0 = 0.1, R1 = 0.5, R2 = 2
   auto init = make_generator(seed * 2 + 1, torch::kCPU);
-  Estimators est(env, EstimatorOptions{}, init, torch::kCPU);  // MLP 2x256
+  EstimatorOptions eo;  // MLP 2x256
+  eo.flow = objective.uses_flow();
+  Estimators est(env, eo, init, torch::kCPU);
   TrainerOptions opts;  // batch 16, lr 1e-3, lr_logz 0.1
   opts.tabular = mode;
   opts.lr_decay_every = decay_every;
@@ -46,6 +51,13 @@ TEST_P(HypergridTbLearning, TabularReachesExactTvBound) {
 TEST_P(HypergridTbLearning, VarGradReachesExactTvBound) {
   auto m = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, VarGrad());
   EXPECT_LT(m.tv, 1e-3);
+  EXPECT_LT(m.log_z_error, 1e-3);
+}
+
+// DB learns no log Z either: log F(s0) is copied into it
+TEST_P(HypergridTbLearning, DetailedBalanceReachesExactTvBound) {
+  auto m = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, DetailedBalance());
+  EXPECT_LT(m.tv, 2e-3);
   EXPECT_LT(m.log_z_error, 1e-3);
 }
 

@@ -13,28 +13,19 @@
 #include "core/scoring.h"
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "tests/losses/loss_testing.h"
 
 namespace gfn {
 namespace {
 
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 
-// T = 3, B = 2. Trajectory 0: two moves then the exit (length 3). Trajectory 1: one move then
-// the exit (length 2), padding at t = 2. The exit steps and the padding hold log_pb = 0.
+using testing::hand_inputs;
+
+// hand_inputs() (tests/losses/loss_testing.h):
 //   delta_0 = 1.5 + (-1 + 0.2) + (-2 + 0.4) + (-0.7) - (-1) = -0.6
 //   delta_1 = 1.5 + (-0.5 + 0.1) + (-0.3) - 0.5 = 0.3
 //   L = (0.36 + 0.09) / 2 = 0.225
-LossInputs hand_inputs() {
-  LossInputs in;
-  in.log_pf = torch::tensor({-1.0, -0.5, -2.0, -0.3, -0.7, 0.0}, kF64).view({3, 2});
-  in.log_pb = torch::tensor({-0.2, -0.1, -0.4, 0.0, 0.0, 0.0}, kF64).view({3, 2});
-  in.log_reward = torch::tensor({-1.0, 0.5}, kF64);
-  in.log_z = torch::tensor(1.5, kF64);
-  in.mask = torch::tensor({true, true, true, true, true, false}).view({3, 2});
-  in.length = torch::tensor({3, 2}, torch::kInt64);
-  return in;
-}
-
 // The residuals and the loss equal the hand computation.
 TEST(TbTest, ValueByHand) {
   TrajectoryBalance tb;
@@ -54,28 +45,8 @@ TEST(TbTest, ValueByHand) {
 // Autograd gradients w.r.t. every input agree with central finite differences (float64).
 TEST(TbTest, GradientMatchesFiniteDifferences) {
   TrajectoryBalance tb;
-  auto base = hand_inputs();
-  std::vector<torch::Tensor LossInputs::*> fields{&LossInputs::log_z, &LossInputs::log_pf, &LossInputs::log_pb,
-                                                   &LossInputs::log_reward};
-  for (auto field : fields) {
-    LossInputs in = hand_inputs();
-    auto leaf = (in.*field).clone().set_requires_grad(true);
-    in.*field = leaf;
-    auto grad = torch::autograd::grad({tb.loss(in)}, {leaf})[0];
-    auto flat = leaf.detach().reshape({-1});
-    const double eps = 1e-6;
-    for (int64_t i = 0; i < flat.numel(); ++i) {
-      auto eval = [&](double delta) {
-        LossInputs p = hand_inputs();
-        auto v = (base.*field).clone().reshape({-1});
-        v[i] += delta;
-        p.*field = v.view((base.*field).sizes());
-        return tb.loss(p).item<double>();
-      };
-      double fd = (eval(eps) - eval(-eps)) / (2 * eps);
-      EXPECT_NEAR(grad.reshape({-1})[i].item<double>(), fd, 1e-8) << "entry " << i;
-    }
-  }
+  testing::expect_input_gradients_match_finite_differences(
+      tb, {&LossInputs::log_z, &LossInputs::log_pf, &LossInputs::log_pb, &LossInputs::log_reward});
   // d L / d log Z = mean(2 delta) = (-1.2 + 0.6) / 2 by hand
   LossInputs in = hand_inputs();
   in.log_z = in.log_z.clone().set_requires_grad(true);

@@ -13,27 +13,19 @@
 #include "core/params.h"
 #include "io/config.h"
 #include "losses/tb.h"
+#include "tests/losses/loss_testing.h"
 
 namespace gfn {
 namespace {
 
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 
-// T = 3, B = 2 (as in tb_test.cc). Trajectory 0: two moves then the exit; trajectory 1: one move
-// then the exit, padding at t = 2. Exit steps and padding hold log_pb = 0.
+using testing::hand_inputs;
+
+// hand_inputs() (tests/losses/loss_testing.h; its log Z is not read):
 //   zeta_0 = -1 + (-0.2 + 1) + (-0.4 + 2) + (0 + 0.7) = 2.1
 //   zeta_1 = 0.5 + (-0.1 + 0.5) + (0 + 0.3) = 1.2
 //   mean 1.65, L = (0.45^2 + 0.45^2) / 2 = 0.2025
-LossInputs hand_inputs() {
-  LossInputs in;
-  in.log_pf = torch::tensor({-1.0, -0.5, -2.0, -0.3, -0.7, 0.0}, kF64).view({3, 2});
-  in.log_pb = torch::tensor({-0.2, -0.1, -0.4, 0.0, 0.0, 0.0}, kF64).view({3, 2});
-  in.log_reward = torch::tensor({-1.0, 0.5}, kF64);
-  in.mask = torch::tensor({true, true, true, true, true, false}).view({3, 2});
-  in.length = torch::tensor({3, 2}, torch::kInt64);
-  return in;
-}
-
 TEST(VarGradTest, ValueByHand) {
   VarGrad vg;
   EXPECT_EQ(vg.name(), "vargrad");
@@ -71,27 +63,8 @@ TEST(VarGradTest, EqualsTbAtTheBatchMean) {
 // Autograd gradients w.r.t. every input agree with central finite differences (float64).
 TEST(VarGradTest, GradientMatchesFiniteDifferences) {
   VarGrad vg;
-  auto base = hand_inputs();
-  std::vector<torch::Tensor LossInputs::*> fields{&LossInputs::log_pf, &LossInputs::log_pb, &LossInputs::log_reward};
-  for (auto field : fields) {
-    LossInputs in = hand_inputs();
-    auto leaf = (in.*field).clone().set_requires_grad(true);
-    in.*field = leaf;
-    auto grad = torch::autograd::grad({vg.loss(in)}, {leaf})[0];
-    const auto flat_size = leaf.numel();
-    const double eps = 1e-6;
-    for (int64_t i = 0; i < flat_size; ++i) {
-      auto eval = [&](double delta) {
-        LossInputs p = hand_inputs();
-        auto v = (base.*field).clone().reshape({-1});
-        v[i] += delta;
-        p.*field = v.view((base.*field).sizes());
-        return vg.loss(p).item<double>();
-      };
-      const double fd = (eval(eps) - eval(-eps)) / (2 * eps);
-      EXPECT_NEAR(grad.reshape({-1})[i].item<double>(), fd, 1e-8) << "entry " << i;
-    }
-  }
+  testing::expect_input_gradients_match_finite_differences(
+      vg, {&LossInputs::log_pf, &LossInputs::log_pb, &LossInputs::log_reward});
   // d L / d log R_b = 2 (zeta_b - mean) / B: +0.45 and -0.45 by hand
   LossInputs in = hand_inputs();
   in.log_reward = in.log_reward.clone().set_requires_grad(true);
