@@ -4,7 +4,7 @@
 //
 //   bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]
 //               [--phases on|off]   (time the phases of the per-step path separately)
-//               [--objective tb|vargrad]   (any registered objective; default tb)
+//               [--objective tb|db|vargrad]   (any registered objective; default tb)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -47,10 +47,11 @@ void run_case(const Case& c, const std::string& objective_kind, int64_t iters, i
   eo.layers = c.layers;
   eo.activation = c.activation;
   eo.backward = c.backward;
-  auto gen = gfn::make_generator(0, torch::kCPU);
-  gfn::Estimators est(*env, eo, gen, torch::kCPU);
   const auto& oentry = registry.objective(objective_kind);
   auto objective = oentry.make(gfn::resolve_params(oentry.params, gfn::Params{}, "bench objective"));
+  eo.flow = objective->uses_flow();
+  auto gen = gfn::make_generator(0, torch::kCPU);
+  gfn::Estimators est(*env, eo, gen, torch::kCPU);
   gfn::TrainerOptions to;
   to.batch_size = c.batch;
   to.tabular = mode;
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
   bool phases = false;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
-      "                   [--phases on|off] [--objective tb|vargrad]\n";
+      "                   [--phases on|off] [--objective tb|db|vargrad]\n";
   for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--help" || k == "-h") {
