@@ -20,6 +20,7 @@
 #include "envs/line.h"
 #include "io/hdf5_log.h"
 #include "losses/db.h"
+#include "losses/subtb.h"
 #include "losses/tb.h"
 #include "losses/vargrad.h"
 
@@ -46,6 +47,10 @@ Registry Registry::builtin() {
                    [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
   r.add_objective({"db", "detailed balance: one residual per transition, with a flow head log F(s)",
                    DetailedBalance::specs(), [](const Params&) { return std::make_unique<DetailedBalance>(); }});
+  r.add_objective({"subtb", "sub-trajectory balance SubTB(lambda), every sub-trajectory at once, with a flow head",
+                   SubTbOptions::specs(), [](const Params& p) {
+                     return std::make_unique<SubTrajectoryBalance>(SubTbOptions::from_params(p));
+                   }});
   r.add_objective({"vargrad", "log-partition variance (VarGrad): TB with log Z the batch mean, none learned",
                    VarGrad::specs(), [](const Params&) { return std::make_unique<VarGrad>(); }});
   return r;

@@ -1,12 +1,13 @@
-// Learning tests: trajectory balance, VarGrad and detailed balance on hypergrid 2-D H=8 reach an
-// exact TV bound.
+// Learning tests: trajectory balance, VarGrad, detailed balance and SubTB(0.9) on hypergrid 2-D
+// H=8 reach an exact TV bound.
 //
 // Bounds measured with `gfn train` over seeds 0-4 (same seeding as here): after 2000
 // iterations with the learning rates halved every 500, the exact TV was 2.6e-5 to 8.1e-5 on
 // the tabular path and |log Z - log Z_hat| at most 2.2e-5 (TB); VarGrad, seeds 0-2: TV 2.8e-5
 // to 7.7e-5, |log Z - log Z_hat| (its batch estimate) at most 7.6e-5; DB (flow head, lr 1e-3),
-// seeds 0-2: TV 5.6e-5 to 2.1e-4, |log F(s0) - log Z| at most 7.7e-5. The bounds leave a
-// margin of about 10x.
+// seeds 0-2: TV 5.6e-5 to 2.1e-4, |log F(s0) - log Z| at most 7.7e-5; SubTB(0.9), geometric,
+// phi_0 = log F(s0), seeds 0-2: TV 2.3e-4 to 1.05e-3, |log F(s0) - log Z| at most 2.5e-4. The
+// bounds leave a margin of about 10x.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -16,6 +17,7 @@
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
 #include "losses/db.h"
+#include "losses/subtb.h"
 #include "losses/tb.h"
 #include "losses/vargrad.h"
 
@@ -59,6 +61,12 @@ TEST_P(HypergridTbLearning, DetailedBalanceReachesExactTvBound) {
   auto m = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, DetailedBalance());
   EXPECT_LT(m.tv, 2e-3);
   EXPECT_LT(m.log_z_error, 1e-3);
+}
+
+TEST_P(HypergridTbLearning, SubTbReachesExactTvBound) {
+  auto m = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, SubTrajectoryBalance());
+  EXPECT_LT(m.tv, 1e-2);
+  EXPECT_LT(m.log_z_error, 3e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, HypergridTbLearning, ::testing::Values(0, 1, 2));

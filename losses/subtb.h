@@ -1,0 +1,50 @@
+// Sub-trajectory balance, SubTB(lambda) (Madan et al., ICML 2023), vectorised: every
+// sub-trajectory of every trajectory of the batch in one pass from prefix sums.
+//
+// A trajectory with L valid steps (moves, then the exit) visits s_0 .. s_{L-1} = x and ends in
+// the sink; its potentials are phi_t = log F(s_t) for t < L (phi_0 = log Z with s0 = "log_z")
+// and phi_L = log R(x) (the exit's P_B is 1). With the prefix sums C_t = sum_{u<t} (log p_F,u -
+// log p_B,u), the residual of the sub-trajectory from s_i to s_j (0 <= i < j <= L) is
+//     delta_ij = phi_i + C_j - C_i - phi_j = a_i - a_j,   a_t = phi_t - C_t,
+// so all pairs are one [T+1, T+1, B] difference, masked to i < j <= L. Each trajectory's loss is
+// sum w_ij delta_ij^2 / sum w_ij over its pairs, and L = the batch mean, with the weighting
+//     "geometric": w_ij = lambda^(j-i);  "equal": w_ij = 1;  "tb": only (0, L), i.e. TB;
+//     "db": only j = i + 1, i.e. DB with each trajectory's transitions averaged first.
+// lambda -> 0+ tends to "db", lambda -> infinity to "tb" (tests/losses/subtb_test.cc).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/objective.h"
+#include "core/params.h"
+
+namespace gfn {
+
+enum class SubTbWeighting { kGeometric, kEqual, kTb, kDb };
+
+struct SubTbOptions {
+  SubTbWeighting weighting = SubTbWeighting::kGeometric;
+  double lambda = 0.9;        // of the geometric weighting, > 0
+  bool s0_log_z = false;      // phi_0 = the learned log Z (true) or the flow head's log F(s0)
+  static std::vector<ParamSpec> specs();
+  static SubTbOptions from_params(const Params& p);
+};
+
+class SubTrajectoryBalance final : public Objective {
+ public:
+  explicit SubTrajectoryBalance(SubTbOptions options = {}) : options_(options) {}
+  std::string name() const override { return "subtb"; }
+  bool uses_log_z() const override { return options_.s0_log_z; }
+  bool uses_flow() const override { return true; }
+  torch::Tensor loss(const LossInputs& inputs) const override;
+  torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
+  // Every pair's residual delta_ij and weight (0 outside i < j <= L_b): [T+1, T+1, B] each.
+  std::pair<torch::Tensor, torch::Tensor> residuals_and_weights(const LossInputs& inputs) const;
+  const SubTbOptions& options() const { return options_; }
+
+ private:
+  SubTbOptions options_;
+};
+
+}  // namespace gfn
