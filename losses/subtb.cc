@@ -38,11 +38,7 @@ std::pair<torch::Tensor, torch::Tensor> SubTrajectoryBalance::residuals_and_weig
   auto len = in.length.unsqueeze(0);                                 // [1, B]
   // potentials: log F(s_t) for t < L, log R(x) at t = L (rows past L are never paired)
   auto phi = torch::where(t.eq(len), in.log_reward.unsqueeze(0).expand({T + 1, B}), in.log_flow);
-  if (options_.s0_log_z) {
-    auto first = torch::zeros({T + 1, 1}, in.log_flow.options().dtype(torch::kBool));
-    first[0] = true;
-    phi = torch::where(first, in.log_z.expand({T + 1, B}), phi);
-  }
+  if (options_.s0_log_z) phi = torch::where(t.eq(0), in.log_z.expand({T + 1, B}), phi);
   // prefix sums C_t, t = 0..T (padding holds 0 in log_pf and log_pb)
   auto steps = (in.log_pf - in.log_pb).cumsum(0);
   auto prefix = torch::cat({torch::zeros({1, B}, steps.options()), steps});
@@ -56,8 +52,7 @@ std::pair<torch::Tensor, torch::Tensor> SubTrajectoryBalance::residuals_and_weig
     case SubTbWeighting::kGeometric:
       // lambda^(j-i) divided by the largest weight of the trajectory (lambda^L_b for lambda >= 1,
       // lambda^1 below), which the per-trajectory normalisation cancels: no overflow at any lambda
-      w = ((j - i - (options_.lambda >= 1.0 ? len.view({1, 1, B}) : torch::ones_like(len.view({1, 1, B}))))
-               .to(dtype) *
+      w = ((j - i - (options_.lambda >= 1.0 ? len.view({1, 1, B}) : torch::ones({}, len.options()))).to(dtype) *
            std::log(options_.lambda))
               .exp();
       break;

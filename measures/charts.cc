@@ -99,35 +99,31 @@ torch::Tensor sin_power_angle(int64_t k, const torch::Tensor& a, const torch::Te
   return phi;
 }
 
+// S_k(0, pi/2) = sqrt(pi) G((k+1)/2) / (2 G(k/2+1)), in closed form
+double orthant_area(int64_t k) {
+  return std::exp(0.5 * std::log(M_PI) + std::lgamma(0.5 * (k + 1)) - std::log(2.0) - std::lgamma(0.5 * k + 1));
+}
+
 // sum_i log S_{d-2-i}(0, pi/2) over the d-1 angles of the full orthant: the log-area of the
-// positive orthant of the unit sphere in R^d, with S_k(0, pi/2) = sqrt(pi) G((k+1)/2) / (2 G(k/2+1))
+// positive orthant of the unit sphere in R^d
 double log_orthant_area(int64_t d) {
   double total = 0;
-  for (int64_t k = 0; k + 2 <= d; ++k)
-    total += 0.5 * std::log(M_PI) + std::lgamma(0.5 * (k + 1)) - std::log(2.0) - std::lgamma(0.5 * k + 1);
+  for (int64_t k = 0; k + 2 <= d; ++k) total += std::log(orthant_area(k));
   return total;
 }
 
 // Equal-area angles of the full orthant, [0, pi/2] each, from coordinates [N, d-1]
-torch::Tensor orthant_angles(const torch::Tensor& u) {
-  const int64_t m = u.size(1);
+// (to_angles), or back from such angles to coordinates
+torch::Tensor orthant_equal_area(const torch::Tensor& x, bool to_angles) {
+  const int64_t m = x.size(1);
   std::vector<torch::Tensor> cols;
   for (int64_t i = 0; i < m; ++i) {
-    auto ui = u.select(1, i);
-    auto a = torch::zeros_like(ui), b = torch::full_like(ui, kHalfPi);
-    cols.push_back(sin_power_angle(m - 1 - i, a, b, sin_power_area(m - 1 - i, a, b), ui));
-  }
-  return torch::stack(cols, 1);
-}
-
-// and back: coordinates [N, d-1] from angles in [0, pi/2]
-torch::Tensor orthant_coords(const torch::Tensor& angles) {
-  const int64_t m = angles.size(1);
-  std::vector<torch::Tensor> cols;
-  for (int64_t i = 0; i < m; ++i) {
-    auto phi = angles.select(1, i);
-    auto a = torch::zeros_like(phi), b = torch::full_like(phi, kHalfPi);
-    cols.push_back(sin_power_area(m - 1 - i, a, phi) / sin_power_area(m - 1 - i, a, b));
+    const int64_t k = m - 1 - i;
+    auto xi = x.select(1, i);
+    auto a = torch::zeros_like(xi);
+    const double area = orthant_area(k);
+    cols.push_back(to_angles ? sin_power_angle(k, a, torch::full_like(xi, kHalfPi), torch::full_like(xi, area), xi)
+                             : sin_power_area(k, a, xi) / area);
   }
   return torch::stack(cols, 1);
 }
@@ -212,7 +208,7 @@ ChartPoint OrthantBallChart::forward(const torch::Tensor& u) const {
   const int64_t d = center.size(1);
   if (d == 1) return {center + delta * u, torch::full({u.size(0)}, std::log(delta), u.options())};
   auto r = u.select(1, 0);
-  auto angles = orthant_angles(u.narrow(1, 1, d - 1));
+  auto angles = orthant_equal_area(u.narrow(1, 1, d - 1), /*to_angles=*/true);
   auto x = center + delta * r.unsqueeze(1) * unit_vector_from_angles(angles);
   // radius delta r, equal-area angles: J = delta^d r^(d-1) (area of the orthant of the unit sphere)
   auto log_j = d * std::log(delta) + (d - 1) * r.log() + log_orthant_area(d);
@@ -225,7 +221,7 @@ torch::Tensor OrthantBallChart::inverse(const torch::Tensor& x) const {
   if (d == 1) return y;
   auto r = y.norm(2, 1, /*keepdim=*/true);
   auto angles = angles_from_unit_vector(y);  // atan2 of tail norms: scale-free, finite at y = 0
-  return torch::cat({r, orthant_coords(angles)}, 1);
+  return torch::cat({r, orthant_equal_area(angles, /*to_angles=*/false)}, 1);
 }
 
 std::pair<torch::Tensor, torch::Tensor> OrthantSphereChart::range() const {

@@ -79,8 +79,9 @@ struct OrthantBallChart {
 // a_i <= b_i: the ranges never empty. D phi / D u is triangular with diagonal
 // S_k(a_i, b_i) / sin^k(phi_i), so the (d-1)-volume factor is
 //     log J = (d-1) log delta + sum_i log S_{d-2-i}(a_i, b_i),
-// finite wherever the ranges are not empty. S_k is computed by 20-point Gauss-Legendre (exact to
-// double precision for d <= 16) and inverted by bracketed Newton steps (40, no host sync). For
+// finite wherever the ranges are not empty. S_k is computed by Gauss-Legendre (10 nodes for
+// k <= 6, 20 up to k = 14: double precision for d <= 16), inverted in closed form for k = 1 and
+// by 5 + k (at most 12) bracketed Newton steps for k >= 2, with no host sync. For
 // d = 2 this is the arc theta in [arccos(min(1, h_0)), arcsin(min(1, h_1))] with
 // log J = log delta + log(b - a).
 // Rows with no feasible move (`feasible` false) keep finite points; their log J is -inf (an empty

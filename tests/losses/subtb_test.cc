@@ -114,6 +114,14 @@ TEST(SubTbTest, GradientMatchesFiniteDifferences) {
       {&LossInputs::log_flow, &LossInputs::log_pf, &LossInputs::log_pb, &LossInputs::log_reward});
   testing::expect_input_gradients_match_finite_differences(subtb(SubTbWeighting::kEqual, 0.9, true),
                                                            {&LossInputs::log_z, &LossInputs::log_flow});
+  // the whole trajectory with phi_0 = log Z is TB: d L / d log Z = mean(2 delta) = -0.3 by hand
+  // (tb_test.cc), and the flows of the intermediate states get no gradient
+  LossInputs in = hand_inputs();
+  in.log_z = in.log_z.clone().set_requires_grad(true);
+  in.log_flow = in.log_flow.clone().set_requires_grad(true);
+  auto g = torch::autograd::grad({subtb(SubTbWeighting::kTb, 0.9, true).loss(in)}, {in.log_z, in.log_flow});
+  EXPECT_NEAR(g[0].item<double>(), -0.3, 1e-12);
+  EXPECT_EQ(g[1].abs().sum().item<double>(), 0.0);
 }
 
 // flows balanced along every transition balance every sub-trajectory: exactly 0 (dyadic values)
