@@ -20,6 +20,8 @@
 #include "envs/line.h"
 #include "io/hdf5_log.h"
 #include "losses/db.h"
+#include "losses/fm.h"
+#include "losses/modified_db.h"
 #include "losses/subtb.h"
 #include "losses/tb.h"
 #include "losses/vargrad.h"
@@ -51,6 +53,11 @@ Registry Registry::builtin() {
                    SubTbOptions::specs(), [](const Params& p) {
                      return std::make_unique<SubTrajectoryBalance>(SubTbOptions::from_params(p));
                    }});
+  r.add_objective({"fm", "flow matching over edge flows (the forward logits); discrete envs", FlowMatching::specs(),
+                   [](const Params&) { return std::make_unique<FlowMatching>(); }});
+  r.add_objective({"modified_db", "modified detailed balance: F(s) = R(s) / P_F(exit | s), envs where every state may exit",
+                   ModifiedDetailedBalance::specs(),
+                   [](const Params&) { return std::make_unique<ModifiedDetailedBalance>(); }});
   r.add_objective({"vargrad", "log-partition variance (VarGrad): TB with log Z the batch mean, none learned",
                    VarGrad::specs(), [](const Params&) { return std::make_unique<VarGrad>(); }});
   return r;
@@ -121,6 +128,9 @@ ConfigSchema run_schema(const Registry& registry) {
       string_param("policy.activation", "relu", "nonlinearity of the trunk", {"relu", "leaky_relu", "elu"}),
       string_param("policy.backward", "uniform", "backward policy P_B: uniform, or a learned head on the trunk",
                    {"uniform", "learned"}),
+      string_param("policy.flow_trunk", "shared",
+                   "the flow head log F(s) on the policy's trunk, or on its own MLP of the same shape",
+                   {"shared", "separate"}),
       float_param("policy.init_log_z", 0.0, "initial value of the learned log Z", -1e6, 1e6),
       int_param("policy.mixture_components", 2, "Beta mixture components of each continuous piece on a cube", 1, 64),
       int_param("policy.s0_mixture_components", 4,
@@ -131,13 +141,17 @@ ConfigSchema run_schema(const Registry& registry) {
       float_param("policy.max_concentration", 5.1, "upper bound of every Beta concentration (> the lower bound)",
                   0.0, 1e6, true),
       string_param("objective.kind", "tb", "training objective", objective_names),
+      string_param("objective.credit", "none",
+                   "per-step local credits: none, or forward-looking (fl) from the env's intermediate reward (tb, "
+                   "db, subtb)",
+                   {"none", "fl"}),
       float_param("objective.log_reward_clip", -inf, "log R is clamped from below at this value (-inf: none)", -inf,
                   0.0),
       int_param("train.iterations", 5000, "number of training iterations", 1),
       int_param("train.batch_size", 16, "trajectories per iteration", 1, 1 << 24),
       float_param("train.lr", 1e-3, "Adam learning rate of the policy", 0.0, 10.0, true),
       float_param("train.lr_logz", 0.1, "Adam learning rate of log Z", 0.0, 100.0, true),
-      float_param("train.lr_flow", 1e-3, "Adam learning rate of the flow head log F(s) (objectives with flows: db)",
+      float_param("train.lr_flow", 1e-3, "Adam learning rate of the flow head log F(s) and its own trunk (objectives with flows: db, subtb)",
                   0.0, 10.0, true),
       int_param("train.lr_decay_every", 0, "every N iterations all learning rates are multiplied by train.lr_decay (0: never)", 0),
       float_param("train.lr_decay", 0.5, "step decay factor of the learning rates", 0.0, 1.0, true, false),
@@ -210,6 +224,7 @@ EstimatorOptions estimator_options(const Params& p) {
   o.activation = act == "elu" ? Activation::kElu : act == "leaky_relu" ? Activation::kLeakyRelu : Activation::kRelu;
   o.backward = p.get_string("policy.backward") == "learned" ? BackwardPolicy::kLearned : BackwardPolicy::kUniform;
   o.init_log_z = p.get_float("policy.init_log_z");
+  o.flow_trunk = p.get_string("policy.flow_trunk") == "separate" ? FlowTrunk::kSeparate : FlowTrunk::kShared;
   o.head.mixture_components = p.get_int("policy.mixture_components");
   o.head.initial_mixture_components = p.get_int("policy.s0_mixture_components");
   o.head.min_concentration = p.get_float("policy.min_concentration");
@@ -240,6 +255,7 @@ Run build_run(const Params& p, const Registry& registry) {
   t.sampler.epsilon = p.get_float("train.epsilon");
   t.sampler.temperature = p.get_float("train.temperature");
   t.score.log_reward_clip = p.get_float("objective.log_reward_clip");
+  t.score.local_credit = p.get_string("objective.credit") == "fl";
   const auto& tab = p.get_string("train.tabular");
   t.tabular = tab == "on" ? TabularMode::kOn : tab == "off" ? TabularMode::kOff : TabularMode::kAuto;
   t.validate();

@@ -22,4 +22,8 @@ torch::Tensor Env::state_index(const States&) const {
   throw std::logic_error("env '" + name() + "' does not enumerate its states");
 }
 
+torch::Tensor Env::intermediate_log_reward(const States&) const {
+  throw std::logic_error("env '" + name() + "' defines no intermediate reward");
+}
+
 }  // namespace gfn

@@ -111,6 +111,16 @@ class Env {
   // log R(x) of each state: [B] float (where the exit is allowed).
   virtual torch::Tensor log_reward(const States& states) const = 0;
 
+  // Every state may exit (the exit atom is available everywhere, s0 included): R is defined on
+  // every state, which modified detailed balance needs. The checker verifies the claim.
+  virtual bool every_state_terminal() const { return false; }
+  // Forward-looking credits (optional, Pan et al. 2023): an intermediate log-reward
+  // log R~(s) = -E(s) defined on every state, from which the engine credits each move with
+  // log R~(s_{t+1}) - log R~(s_t) and the exit with log R(x) - log R~(x) (log R~(s0) taken as
+  // 0), so that a trajectory's credits sum to log R(x).
+  virtual bool has_intermediate_reward() const { return false; }
+  virtual torch::Tensor intermediate_log_reward(const States& states) const;  // [B] float
+
   // Exact evaluation (optional): enumeration of every state in topological order (every
   // parent before its children), the index of a state in that order, and log Z.
   virtual bool enumerable() const { return false; }

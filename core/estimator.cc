@@ -42,13 +42,19 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
   const int64_t forward_outputs = forward_head_.output_size();
   const int64_t backward_outputs = backward_head_.output_size();
   if (options_.backward == BackwardPolicy::kUniform) backward_head_.require_uniform();
-  int64_t width = in_features;
-  for (int64_t l = 0; l < options_.layers; ++l) {
-    auto [w, b] = make_linear(width, options_.hidden, options_.dtype, generator);
-    weights_.push_back(register_parameter(fmt::format("trunk{}_weight", l), w));
-    biases_.push_back(register_parameter(fmt::format("trunk{}_bias", l), b));
-    width = options_.hidden;
-  }
+  // an MLP trunk of options_.layers hidden layers, its parameters named <prefix><l>_weight/_bias
+  auto make_trunk = [&](const std::string& prefix, std::vector<torch::Tensor>& weights,
+                        std::vector<torch::Tensor>& biases) {
+    int64_t in = in_features;
+    for (int64_t l = 0; l < options_.layers; ++l) {
+      auto [w, b] = make_linear(in, options_.hidden, options_.dtype, generator);
+      weights.push_back(register_parameter(fmt::format("{}{}_weight", prefix, l), w));
+      biases.push_back(register_parameter(fmt::format("{}{}_bias", prefix, l), b));
+      in = options_.hidden;
+    }
+  };
+  make_trunk("trunk", weights_, biases_);
+  const int64_t width = options_.hidden;
   auto [fw, fb] = make_linear(width, forward_outputs, options_.dtype, generator);
   forward_weight_ = register_parameter("forward_weight", fw);
   forward_bias_ = register_parameter("forward_bias", fb);
@@ -58,21 +64,26 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
     backward_bias_ = register_parameter("backward_bias", bb);
   }
   if (options_.flow) {
+    if (options_.flow_trunk == FlowTrunk::kSeparate) make_trunk("flow_trunk", flow_weights_, flow_biases_);
     auto [w, b] = make_linear(width, 1, options_.dtype, generator);
     flow_weight_ = register_parameter("flow_weight", w);
     flow_bias_ = register_parameter("flow_bias", b);
   }
 }
 
-torch::Tensor PolicyNetImpl::log_flow(const torch::Tensor& hidden) {
+torch::Tensor PolicyNetImpl::log_flow(const torch::Tensor& hidden, const torch::Tensor& features) {
   TORCH_CHECK(has_flow(), "log_flow: the estimators have no flow head");
-  return torch::addmm(flow_bias_, hidden, flow_weight_).squeeze(1);
+  const auto& h = flow_weights_.empty() ? hidden : mlp(features, flow_weights_, flow_biases_);
+  return torch::addmm(flow_bias_, h, flow_weight_).squeeze(1);
 }
 
-torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
-  auto h = features.to(weights_[0].scalar_type());
-  for (size_t l = 0; l < weights_.size(); ++l) {
-    h = torch::addmm(biases_[l], h, weights_[l]);
+torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) { return mlp(features, weights_, biases_); }
+
+torch::Tensor PolicyNetImpl::mlp(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
+                                 const std::vector<torch::Tensor>& biases) const {
+  auto h = features.to(weights[0].scalar_type());
+  for (size_t l = 0; l < weights.size(); ++l) {
+    h = torch::addmm(biases[l], h, weights[l]);
     switch (options_.activation) {
       case Activation::kRelu: h = torch::relu_(h); break;
       case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;

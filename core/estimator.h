@@ -24,6 +24,7 @@ namespace gfn {
 
 enum class Activation { kRelu, kLeakyRelu, kElu };
 enum class BackwardPolicy { kUniform, kLearned };
+enum class FlowTrunk { kShared, kSeparate };
 
 struct EstimatorOptions {
   int64_t hidden = 256;                              // width of every hidden layer, >= 1
@@ -32,8 +33,10 @@ struct EstimatorOptions {
   BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform or a learned head on the trunk
   double init_log_z = 0.0;                           // initial value of log Z
   HeadOptions head;                                  // densities of continuous pieces
-  bool flow = false;                                 // a log F(s) head on the trunk (objectives that
-                                                     // read LossInputs::log_flow)
+  bool flow = false;                                 // a log F(s) head (objectives that read
+                                                     // LossInputs::log_flow)
+  FlowTrunk flow_trunk = FlowTrunk::kShared;         // the flow head on the policy's trunk, or on its
+                                                     // own MLP of the same shape
   torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
 
   // Throws ConfigError naming the field, its value and the rule.
@@ -58,8 +61,9 @@ class PolicyNetImpl : public torch::nn::Module {
   torch::Tensor backward_outputs(const torch::Tensor& hidden);
   torch::Tensor backward_logits(const torch::Tensor& hidden);
 
-  // [N, hidden] -> [N] log F(s) (flow head only)
-  torch::Tensor log_flow(const torch::Tensor& hidden);
+  // log F(s), [N] (flow head only), from the policy trunk's output `hidden` [N, hidden] (shared
+  // trunk) or from the features [N, F] through the flow's own trunk (separate)
+  torch::Tensor log_flow(const torch::Tensor& hidden, const torch::Tensor& features);
   bool has_flow() const { return flow_weight_.defined(); }
   const KernelHead& forward_head() const { return forward_head_; }
   const KernelHead& backward_head() const { return backward_head_; }
@@ -75,6 +79,10 @@ class PolicyNetImpl : public torch::nn::Module {
   torch::Tensor forward_weight_, forward_bias_;    // [hidden, C_f], [C_f]
   torch::Tensor backward_weight_, backward_bias_;  // [hidden, C_b], [C_b] (learned P_B)
   torch::Tensor flow_weight_, flow_bias_;          // [hidden, 1], [1] (flow head)
+  std::vector<torch::Tensor> flow_weights_, flow_biases_;  // the flow's own trunk (separate only)
+  // the MLP trunk with layers (weights[l], biases[l])
+  torch::Tensor mlp(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
+                    const std::vector<torch::Tensor>& biases) const;
 };
 TORCH_MODULE(PolicyNet);
 

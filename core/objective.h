@@ -18,6 +18,15 @@ class Objective {
   virtual bool uses_log_z() const { return false; }
   // Whether the loss reads LossInputs::log_flow.
   virtual bool uses_flow() const { return false; }
+  // Whether the loss reads LossInputs::log_inflow/log_outflow (flow matching: the env's parents
+  // must be enumerable, i.e. no continuous pieces).
+  virtual bool uses_edge_flows() const { return false; }
+  // Whether the loss reads LossInputs::log_pf_exit/log_reward_states (the env must declare that
+  // every state may exit: Env::every_state_terminal).
+  virtual bool uses_state_rewards() const { return false; }
+  // Whether the loss takes per-step credits LossInputs::local_credit when they are defined
+  // (forward-looking residuals, DESIGN.md §5; losses/credit.h).
+  virtual bool accepts_local_credit() const { return false; }
   // The scalar loss to minimise ([] float), differentiable w.r.t. the estimator outputs.
   virtual torch::Tensor loss(const LossInputs& inputs) const = 0;
   // A batch estimate of log Z from an objective that learns none (VarGrad), detached ([]), or

@@ -9,6 +9,46 @@ torch::Tensor clip_log_reward(const torch::Tensor& log_reward, double clip) {
   return log_reward.clamp_min(clip);
 }
 
+torch::Tensor forward_looking_credits(const torch::Tensor& ell, const torch::Tensor& log_reward,
+                                      const torch::Tensor& mask, const torch::Tensor& length) {
+  const int64_t T = ell.size(0), B = ell.size(1);
+  auto t = torch::arange(T, length.options()).unsqueeze(1);
+  auto exit = t.eq(length.unsqueeze(0) - 1);
+  auto next = torch::cat({ell.narrow(0, 1, T - 1), torch::zeros({1, B}, ell.options())});
+  next = torch::where(exit, log_reward.to(ell.scalar_type()).unsqueeze(0).expand({T, B}), next);
+  return (next - ell).masked_fill(mask.logical_not(), 0.0);
+}
+
+namespace {
+
+// log sum over the parents p of each row of F(p -> row), with the raw forward logits as log edge
+// flows: the parents come from the env's backward atoms (one batched pass of the policy over all
+// of them). Rows without a parent (s0) get a finite dummy value, to be masked by the caller.
+torch::Tensor parents_log_inflow(const Env& env, PolicyNetImpl& policy, const States& rows) {
+  const auto& spec = env.action_spec();
+  const int64_t n = rows.batch_size(), Cb = spec.backward.size(), Cf = spec.forward.size();
+  auto bmask = env.backward_mask(rows).logical_or(rows.is_initial.unsqueeze(1));  // [n, Cb]
+  auto coords = torch::zeros({n, spec.coord_dim}, torch::TensorOptions().dtype(torch::kFloat32).device(
+                                                       rows.is_sink.device()));
+  std::vector<States> parents;
+  std::vector<torch::Tensor> comps;
+  for (int64_t c = 0; c < Cb; ++c) {
+    Actions back{torch::full({n}, c, bmask.options().dtype(torch::kInt64)), coords};
+    auto ok = bmask.select(1, c).logical_and(rows.is_initial.logical_not());
+    // unavailable moves may leave the state space: keep the row itself there
+    auto parent = States::where(ok, env.backward_step(rows, back).next, rows);
+    auto f = env.forward_action(rows, parent, back).component;
+    parents.push_back(parent);
+    comps.push_back(torch::where(ok, f, torch::zeros_like(f)).clamp(0, Cf - 1));
+  }
+  auto all = States::cat(parents);  // [Cb * n], component-major
+  auto logits = policy.forward_logits(policy.trunk(env.features(all)));
+  auto edge = logits.gather(1, torch::cat(comps).unsqueeze(1)).view({Cb, n});
+  return edge.masked_fill(bmask.t().logical_not(), -std::numeric_limits<double>::infinity()).logsumexp(0);
+}
+
+}  // namespace
+
 LossInputs score_trajectories(const Env& env, Estimators& estimators, const Trajectories& traj,
                               const ScoreOptions& options) {
   auto& policy = *estimators.policy;
@@ -28,9 +68,12 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   // forward log-probabilities, one pass of the trunk: log pi(c) + log q(u) (the chart's log J
   // is subtracted below)
   const auto& fhead = policy.forward_head();
-  auto hidden = policy.trunk(env.features(rows));
+  auto features = env.features(rows);
+  auto hidden = policy.trunk(features);
   auto fout = policy.forward_outputs(hidden);
-  auto lpf_rows = masked_log_softmax(fhead.logits(fout), env.forward_mask(rows));
+  auto logits = fhead.logits(fout);
+  auto fmask = env.forward_mask(rows);
+  auto lpf_rows = masked_log_softmax(logits, fmask);
   auto lpf = lpf_rows.gather(1, comp.unsqueeze(1)).squeeze(1);
   const int64_t da = traj.action_coords.size(2);
   if (fhead.has_pieces()) {
@@ -41,7 +84,7 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   // log F(s_t) at every valid step's state, [T+1, B] with 0 on padding (flow head only)
   torch::Tensor log_flow;
   if (policy.has_flow())
-    log_flow = torch::cat({zeros.index_copy(0, idx, policy.log_flow(hidden)).view({T, B}),
+    log_flow = torch::cat({zeros.index_copy(0, idx, policy.log_flow(hidden, features)).view({T, B}),
                            torch::zeros({1, B}, lpf.options())});
   auto log_pf = zeros.index_copy(0, idx, lpf).view({T, B}) - traj.log_jacobian.to(dtype);
 
@@ -88,6 +131,21 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   in.log_z = estimators.log_z;
   in.mask = traj.mask;
   in.length = traj.length;
+  auto by_step = [&](const torch::Tensor& per_row) { return zeros.index_copy(0, idx, per_row).view({T, B}); };
+  if (options.edge_flows) {
+    const double inf = std::numeric_limits<double>::infinity();
+    in.log_outflow = by_step(logits.masked_fill(fmask.logical_not(), -inf).logsumexp(1));
+    in.log_inflow = by_step(parents_log_inflow(env, policy, rows).masked_fill(root, 0.0));
+  }
+  if (options.state_rewards) {
+    in.log_pf_exit = by_step(lpf_rows.select(1, env.action_spec().forward.exit));
+    in.log_reward_states = by_step(clip_log_reward(env.log_reward(rows).to(dtype), options.log_reward_clip));
+  }
+  if (options.local_credit) {
+    torch::NoGradGuard no_grad;
+    auto ell = by_step(env.intermediate_log_reward(rows).to(dtype).masked_fill(root, 0.0));
+    in.local_credit = forward_looking_credits(ell, in.log_reward, in.mask, in.length);
+  }
   return in;
 }
 

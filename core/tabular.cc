@@ -1,5 +1,6 @@
 #include "core/tabular.h"
 
+#include <limits>
 #include <stdexcept>
 
 #include <torch/torch.h>
@@ -44,6 +45,21 @@ StateTable::StateTable(const Env& env, const torch::Device& device) {
   }
   child = torch::stack(child_cols, 1);
   backward_component = torch::stack(back_cols, 1);
+
+  // parents and the forward moves into each state from them
+  std::vector<torch::Tensor> parent_cols, pcomp_cols;
+  for (int64_t c = 0; c < spec.backward.size(); ++c) {
+    auto allowed = backward_mask.select(1, c).logical_and(states.is_initial.logical_not());
+    Actions back{torch::full({S}, c, self.options()), coords};
+    auto prev = States::where(allowed, env.backward_step(states, back).next, states);
+    parent_cols.push_back(torch::where(allowed, env.state_index(prev), self));
+    auto f = env.forward_action(states, prev, back).component;
+    pcomp_cols.push_back(torch::where(allowed, f, torch::zeros_like(f)));
+  }
+  parent = torch::stack(parent_cols, 1);
+  parent_component = torch::stack(pcomp_cols, 1);
+  if (env.has_intermediate_reward())
+    intermediate_log_reward = env.intermediate_log_reward(states).masked_fill(states.is_initial, 0.0);
 }
 
 bool tabular_worthwhile(const Env& env, int64_t batch) {
@@ -56,7 +72,7 @@ TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
   TablePass pass;
   pass.logits = policy.forward_logits(hidden);
   pass.log_pf = masked_log_softmax(pass.logits, table.forward_mask);
-  if (policy.has_flow()) pass.log_flow = policy.log_flow(hidden);
+  if (policy.has_flow()) pass.log_flow = policy.log_flow(hidden, table.features);
   auto root = table.states.is_initial.unsqueeze(1);
   auto bmask = table.backward_mask.logical_or(root);
   if (policy.learned_backward()) {
@@ -196,6 +212,29 @@ LossInputs score_tabular(const StateTable& table, const TablePass& pass, const T
   in.log_z = log_z;
   in.mask = traj.mask;
   in.length = traj.length;
+  // per-state quantities [S] read at every step's state s_t
+  auto at_states = [&](const torch::Tensor& per_state) {
+    return per_state.index_select(0, from.reshape({-1})).view({T, B}).masked_fill(invalid, 0.0);
+  };
+  if (options.edge_flows) {
+    const double inf = std::numeric_limits<double>::infinity();
+    auto root = table.states.is_initial;
+    in.log_outflow = at_states(pass.logits.masked_fill(table.forward_mask.logical_not(), -inf).logsumexp(1));
+    auto edge = pass.logits.reshape({-1})
+                    .index_select(0, (table.parent * C + table.parent_component).reshape({-1}))
+                    .view({table.size(), Cb});
+    auto has = table.backward_mask.logical_or(root.unsqueeze(1));  // s0: finite dummy, masked below
+    in.log_inflow = at_states(edge.masked_fill(has.logical_not(), -inf).logsumexp(1).masked_fill(root, 0.0));
+  }
+  if (options.state_rewards) {
+    in.log_pf_exit = at_states(pass.log_pf.select(1, table.exit));
+    in.log_reward_states = at_states(clip_log_reward(table.log_reward.to(lpf.scalar_type()), options.log_reward_clip));
+  }
+  if (options.local_credit) {
+    TORCH_CHECK(table.intermediate_log_reward.defined(), "score_tabular: the env defines no intermediate reward");
+    in.local_credit = forward_looking_credits(at_states(table.intermediate_log_reward.to(lpf.scalar_type())),
+                                              in.log_reward, in.mask, in.length);
+  }
   return in;
 }
 

@@ -28,6 +28,10 @@ struct StateTable {
                                // (the state itself for the exit and unavailable components)
   torch::Tensor backward_component;  // [S, C_f] int64: backward component undoing each move (0 where none)
   torch::Tensor log_reward;    // [S] float
+  torch::Tensor parent;        // [S, C_b] int64: the parent reached by each backward component (the
+                               // state itself where unavailable)
+  torch::Tensor parent_component;  // [S, C_b] int64: the forward component from that parent (0 where none)
+  torch::Tensor intermediate_log_reward;  // [S] float: log R~(s), 0 at s0 (envs that define it, else undefined)
   int64_t initial = 0;         // index of s0
   int64_t exit = -1;           // exit component
 

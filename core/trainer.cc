@@ -37,6 +37,28 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
       device_(device),
       generator_(make_generator(seed, device)) {
   options_.validate();
+  // what the objective reads, and whether this env can provide it
+  const std::string kind = fmt::format("objective.kind = \"{}\"", objective_.name());
+  const auto& spec = env_.action_spec();
+  options_.score.edge_flows = objective_.uses_edge_flows();
+  options_.score.state_rewards = objective_.uses_state_rewards();
+  if (options_.score.edge_flows && (spec.forward.has_pieces() || spec.backward.has_pieces()))
+    throw ConfigError(fmt::format("{} matches edge flows over each state's parents, which env '{}' cannot enumerate "
+                                  "(its kernels have continuous pieces): use a discrete env or another objective",
+                                  kind, env_.name()));
+  if (options_.score.state_rewards && (!env_.every_state_terminal() || spec.forward.exit < 0))
+    throw ConfigError(fmt::format("{} needs an env where every state may exit, which env '{}' is not: use db or "
+                                  "subtb",
+                                  kind, env_.name()));
+  if (options_.score.local_credit) {
+    if (!objective_.accepts_local_credit())
+      throw ConfigError(fmt::format("objective.credit = \"fl\": {} takes no local credits (tb, db and subtb do)",
+                                    kind));
+    if (!env_.has_intermediate_reward())
+      throw ConfigError(fmt::format("objective.credit = \"fl\": env '{}' defines no intermediate reward for "
+                                    "forward-looking credits",
+                                    env_.name()));
+  }
   // one parameter group per learning rate
   std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
   if (objective_.uses_log_z()) groups.push_back({{estimators_.log_z}, options_.lr_logz});

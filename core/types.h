@@ -70,7 +70,14 @@ struct LossInputs {
   torch::Tensor log_z;         // [] float: learned log Z (undefined for objectives without one)
   torch::Tensor mask;          // [T, B] bool: valid steps
   torch::Tensor length;        // [B] int64
-  torch::Tensor local_credit;  // [T, B] float: per-step credits (FL/LED), else undefined
+  torch::Tensor local_credit;  // [T, B] float: per-step credits phi_t (FL/LED; 0 on padding), else undefined
+  // Edge flows (flow matching), where asked for: the policy's raw forward logits are the log
+  // edge flows log F(s -> s'), so log p_F = log F(s_t -> s_{t+1}) - log_outflow.
+  torch::Tensor log_inflow;    // [T, B] float: log sum over parents p of F(p -> s_t) (0 at s0 and padding)
+  torch::Tensor log_outflow;   // [T, B] float: log sum over the available edges of F(s_t -> .), exit included
+  // Every visited state as a candidate terminal (modified DB, envs where every state may exit).
+  torch::Tensor log_pf_exit;        // [T, B] float: log p_F(exit | s_t) (0 on padding)
+  torch::Tensor log_reward_states;  // [T, B] float: log R(s_t), clipped as log_reward (0 on padding)
 };
 
 }  // namespace gfn

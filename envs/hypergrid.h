@@ -54,6 +54,10 @@ class HypergridEnv final : public Env {
   Actions forward_action(const States& child, const States& parent, const Actions& backward,
                          torch::Tensor* log_jacobian = nullptr) const override;
   torch::Tensor log_reward(const States& states) const override;
+  // Every state may exit, so R itself is the intermediate reward of forward-looking credits.
+  bool every_state_terminal() const override { return true; }
+  bool has_intermediate_reward() const override { return true; }
+  torch::Tensor intermediate_log_reward(const States& states) const override { return log_reward(states); }
 
   bool enumerable() const override { return enumerable_; }
   int64_t num_states() const override;

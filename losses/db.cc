@@ -2,9 +2,12 @@
 
 #include <torch/torch.h>
 
+#include "losses/credit.h"
+
 namespace gfn {
 
-torch::Tensor DetailedBalance::residuals(const LossInputs& in) {
+torch::Tensor DetailedBalance::residuals(const LossInputs& inputs) {
+  const LossInputs in = with_local_credit(inputs);
   TORCH_CHECK(in.log_flow.defined(), "detailed balance: LossInputs::log_flow is undefined (no flow head)");
   const int64_t T = in.log_pf.size(0);
   auto flow = in.log_flow.narrow(0, 0, T);  // F(s_t)

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include "losses/credit.h"
+
 namespace gfn {
 
 std::vector<ParamSpec> SubTbOptions::specs() {
@@ -31,18 +33,14 @@ SubTbOptions SubTbOptions::from_params(const Params& p) {
   return o;
 }
 
-std::pair<torch::Tensor, torch::Tensor> SubTrajectoryBalance::residuals_and_weights(const LossInputs& in) const {
+std::pair<torch::Tensor, torch::Tensor> SubTrajectoryBalance::residuals_and_weights(
+    const LossInputs& inputs) const {
+  const LossInputs in = with_local_credit(inputs);
   TORCH_CHECK(in.log_flow.defined(), "subtb: LossInputs::log_flow is undefined (no flow head)");
   const int64_t T = in.log_pf.size(0), B = in.log_pf.size(1);
   auto t = torch::arange(T + 1, in.length.options()).unsqueeze(1);  // [T+1, 1]
   auto len = in.length.unsqueeze(0);                                 // [1, B]
-  // potentials: log F(s_t) for t < L, log R(x) at t = L (rows past L are never paired)
-  auto phi = torch::where(t.eq(len), in.log_reward.unsqueeze(0).expand({T + 1, B}), in.log_flow);
-  if (options_.s0_log_z) phi = torch::where(t.eq(0), in.log_z.expand({T + 1, B}), phi);
-  // prefix sums C_t, t = 0..T (padding holds 0 in log_pf and log_pb)
-  auto steps = (in.log_pf - in.log_pb).cumsum(0);
-  auto prefix = torch::cat({torch::zeros({1, B}, steps.options()), steps});
-  auto a = phi - prefix;                             // [T+1, B]
+  auto a = potentials(in);                           // [T+1, B]
   auto delta = a.unsqueeze(1) - a.unsqueeze(0);      // [i, j, B] = a_i - a_j
   auto i = t.view({T + 1, 1, 1}), j = t.view({1, T + 1, 1});
   auto valid = i.lt(j).logical_and(j.le(len.view({1, 1, B})));  // i < j <= L_b
@@ -64,11 +62,56 @@ std::pair<torch::Tensor, torch::Tensor> SubTrajectoryBalance::residuals_and_weig
   return {delta.masked_fill(valid.logical_not(), 0.0), w};
 }
 
-torch::Tensor SubTrajectoryBalance::loss(const LossInputs& in) const {
+torch::Tensor SubTrajectoryBalance::potentials(const LossInputs& in) const {
+  TORCH_CHECK(in.log_flow.defined(), "subtb: LossInputs::log_flow is undefined (no flow head)");
+  const int64_t T = in.log_pf.size(0), B = in.log_pf.size(1);
+  auto t = torch::arange(T + 1, in.length.options()).unsqueeze(1);  // [T+1, 1]
+  // log F(s_t) for t < L, log R(x) at t = L (rows past L are never paired)
+  auto phi = torch::where(t.eq(in.length.unsqueeze(0)), in.log_reward.unsqueeze(0).expand({T + 1, B}), in.log_flow);
+  if (options_.s0_log_z) phi = torch::where(t.eq(0), in.log_z.expand({T + 1, B}), phi);
+  // prefix sums C_t, t = 0..T (padding holds 0 in log_pf and log_pb)
+  auto steps = (in.log_pf - in.log_pb).cumsum(0);
+  return phi - torch::cat({torch::zeros({1, B}, steps.options()), steps});
+}
+
+torch::Tensor SubTrajectoryBalance::pairwise_loss(const LossInputs& in) const {
   auto [delta, w] = residuals_and_weights(in);
   const std::vector<int64_t> pairs{0, 1};
   auto per_trajectory = (w * delta.square()).sum(pairs) / w.sum(pairs);
   return per_trajectory.mean();
+}
+
+torch::Tensor SubTrajectoryBalance::loss(const LossInputs& inputs) const {
+  // lambda > 1 needs each trajectory's own scale lambda^-L_b against overflow: the pairs
+  if (options_.weighting == SubTbWeighting::kGeometric && options_.lambda > 1.0) return pairwise_loss(inputs);
+  const LossInputs in = with_local_credit(inputs);
+  const int64_t T = in.log_pf.size(0);
+  auto a = potentials(in);  // [T+1, B]
+  auto t = torch::arange(T + 1, in.length.options()).unsqueeze(1);
+  if (options_.weighting == SubTbWeighting::kTb)  // the one pair (0, L): TB
+    return (a[0] - a.gather(0, in.length.unsqueeze(0)).squeeze(0)).square().mean();
+  // the pair weights as one symmetric [T+1, T+1] matrix G with zero diagonal, shared by the
+  // batch: w_ij = G_ij for i < j <= L_b. lambda^(|i-j|-1) keeps the largest weight at 1.
+  auto dtype = in.log_pf.scalar_type();
+  auto gap = (t - t.t()).abs().to(dtype);  // |i - j|
+  torch::Tensor g;
+  switch (options_.weighting) {
+    case SubTbWeighting::kGeometric: g = ((gap - 1) * std::log(options_.lambda)).exp(); break;
+    case SubTbWeighting::kEqual: g = torch::ones_like(gap); break;
+    case SubTbWeighting::kDb: g = gap.eq(1).to(dtype); break;
+    case SubTbWeighting::kTb: break;
+  }
+  g = g.masked_fill(gap.eq(0), 0.0);
+  // sum_{i<j} w_ij (a_i - a_j)^2 = sum_i a_i^2 m_i (G m)_i - (a m)^T G (a m), with m_t = [t <= L_b]:
+  // two small GEMMs instead of [T+1, T+1, B] pairs. Each trajectory's a is first centred on its
+  // mean (the differences do not change) so that float32 does not cancel large potentials.
+  auto m = t.le(in.length.unsqueeze(0)).to(dtype);  // [T+1, B]
+  auto count = m.sum(0, /*keepdim=*/true);
+  auto centred = (a - ((a * m).sum(0, /*keepdim=*/true) / count).detach()) * m;
+  auto gm = torch::mm(g, m);
+  auto numerator = (centred.square() * gm).sum(0) - (centred * torch::mm(g, centred)).sum(0);
+  auto denominator = 0.5 * (m * gm).sum(0);
+  return (numerator / denominator).mean();
 }
 
 torch::Tensor SubTrajectoryBalance::log_z_estimate(const LossInputs& in) const {

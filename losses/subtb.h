@@ -6,11 +6,16 @@
 // and phi_L = log R(x) (the exit's P_B is 1). With the prefix sums C_t = sum_{u<t} (log p_F,u -
 // log p_B,u), the residual of the sub-trajectory from s_i to s_j (0 <= i < j <= L) is
 //     delta_ij = phi_i + C_j - C_i - phi_j = a_i - a_j,   a_t = phi_t - C_t,
-// so all pairs are one [T+1, T+1, B] difference, masked to i < j <= L. Each trajectory's loss is
-// sum w_ij delta_ij^2 / sum w_ij over its pairs, and L = the batch mean, with the weighting
+// and each trajectory's loss is sum w_ij delta_ij^2 / sum w_ij over its pairs, L = the batch
+// mean, with the weighting
 //     "geometric": w_ij = lambda^(j-i);  "equal": w_ij = 1;  "tb": only (0, L), i.e. TB;
 //     "db": only j = i + 1, i.e. DB with each trajectory's transitions averaged first.
-// lambda -> 0+ tends to "db", lambda -> infinity to "tb" (tests/losses/subtb_test.cc).
+// The sum is a quadratic form in a: with the weights as one symmetric [T+1, T+1] matrix G shared
+// by the batch and m_t = [t <= L_b], it takes two small GEMMs and never builds the [T+1, T+1, B]
+// pairs (bench/bench_losses: see bench/RESULTS.md). residuals_and_weights/pairwise_loss keep the
+// explicit pairs as the reference the tests hold the fast path to.
+// lambda -> 0+ tends to "db", lambda -> infinity to "tb" (tests/losses/subtb_test.cc). Takes
+// forward-looking credits (losses/credit.h).
 #pragma once
 
 #include <string>
@@ -37,10 +42,16 @@ class SubTrajectoryBalance final : public Objective {
   std::string name() const override { return "subtb"; }
   bool uses_log_z() const override { return options_.s0_log_z; }
   bool uses_flow() const override { return true; }
+  bool accepts_local_credit() const override { return true; }
   torch::Tensor loss(const LossInputs& inputs) const override;
   torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
   // Every pair's residual delta_ij and weight (0 outside i < j <= L_b): [T+1, T+1, B] each.
   std::pair<torch::Tensor, torch::Tensor> residuals_and_weights(const LossInputs& inputs) const;
+  // The loss from those pairs: the reference `loss` is tested against (and what it uses for
+  // geometric weights with lambda > 1).
+  torch::Tensor pairwise_loss(const LossInputs& inputs) const;
+  // a_t = phi_t - C_t, [T+1, B] (credits already folded in by the caller).
+  torch::Tensor potentials(const LossInputs& inputs) const;
   const SubTbOptions& options() const { return options_; }
 
  private:

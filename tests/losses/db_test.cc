@@ -79,57 +79,7 @@ TEST(DbTest, BalancedIsZero) {
 // The gradient of DB through score_trajectories and through the tabular pass w.r.t. every
 // parameter (flow head included) agrees with central finite differences (float64, 2-D H=3).
 TEST(DbTest, PolicyGradientMatchesFiniteDifferences) {
-  HypergridOptions ho;
-  ho.ndim = 2;
-  ho.height = 3;
-  HypergridEnv env(ho);
-  StateTable table(env, torch::kCPU);
-  for (bool tabular : {false, true}) {
-    EstimatorOptions eo;
-    eo.hidden = 8;
-    eo.dtype = torch::kFloat64;
-    eo.activation = Activation::kElu;
-    eo.backward = BackwardPolicy::kLearned;
-    eo.flow = true;
-    auto gen = make_generator(31, torch::kCPU);
-    Estimators est(env, eo, gen, torch::kCPU);
-    ASSERT_EQ(est.flow_parameters().size(), 2u);
-    auto sgen = make_generator(32, torch::kCPU);
-    auto tr = rollout(env, *est.policy, 16, SamplerOptions{}, sgen, torch::kCPU);
-    std::vector<torch::Tensor> rows;
-    for (int64_t t = 0; t <= tr.num_steps(); ++t) rows.push_back(env.state_index(tr.states_at(t)).clamp_min(0));
-    auto index = torch::stack(rows);
-    DetailedBalance db;
-    auto loss_fn = [&] {
-      if (!tabular) return db.loss(score_trajectories(env, est, tr, ScoreOptions{}));
-      auto pass = evaluate_table(table, *est.policy);
-      return db.loss(score_tabular(table, pass, tr, index, est.log_z, ScoreOptions{}));
-    };
-    auto params = est.policy_parameters();
-    for (const auto& f : est.flow_parameters()) params.push_back(f);
-    auto grads = torch::autograd::grad({loss_fn()}, params);
-    const double eps = 1e-6;
-    for (size_t k = 0; k < params.size(); ++k) {
-      auto flat = params[k].detach().view({-1});
-      for (int64_t i : {int64_t{0}, flat.numel() - 1}) {
-        const double orig = flat[i].item<double>();
-        double up, down;
-        {
-          torch::NoGradGuard no_grad;
-          flat[i] = orig + eps;
-          up = loss_fn().item<double>();
-          flat[i] = orig - eps;
-          down = loss_fn().item<double>();
-          flat[i] = orig;
-        }
-        const double fd = (up - down) / (2 * eps);
-        EXPECT_NEAR(grads[k].reshape({-1})[i].item<double>(), fd, 1e-6 + 1e-5 * std::fabs(fd))
-            << (tabular ? "tabular" : "per-step") << " parameter " << k << " entry " << i;
-      }
-    }
-    // the flow head's gradient is not trivially zero
-    EXPECT_GT(grads[params.size() - 1].abs().item<double>(), 1e-8);
-  }
+  testing::expect_policy_gradient_matches_finite_differences(DetailedBalance(), ScoreOptions{});
 }
 
 // an objective that reads flows refuses estimators without a flow head, by name

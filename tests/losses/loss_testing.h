@@ -2,20 +2,30 @@
 // the float64 finite-difference check of a loss's gradient w.r.t. its inputs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/estimator.h"
 #include "core/objective.h"
+#include "core/sampler.h"
+#include "core/scoring.h"
+#include "core/tabular.h"
+#include "core/trainer.h"
 #include "core/types.h"
+#include "envs/hypergrid.h"
 
 namespace gfn::testing {
 
 // T = 3, B = 2. Trajectory 0: two moves then the exit (length 3). Trajectory 1: one move then
 // the exit (length 2), padding at t = 2. The exit steps and the padding hold log_pb = 0.
 // log Z = 1.5; log F(s_t) per row (0 on padding): trajectory 0: 1, 0.5, -0.5 (x);
-// trajectory 1: 1, 0.25 (x).
+// trajectory 1: 1, 0.25 (x). Edge flows (FM): log outflow 2, 1, 0.25 and 2, 0.5; log inflow
+// (0 at s0) 1.5, 0.5 and 0.75. States as terminals (modified DB): log R(s_t) 0.5, -0.5, -1 and
+// 0.25, 0.5; log p_F(exit | s_t) -2, -1.5, -0.25 and -1, -0.5. No local credits.
 inline LossInputs hand_inputs() {
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   LossInputs in;
@@ -26,23 +36,36 @@ inline LossInputs hand_inputs() {
   in.log_z = torch::tensor(1.5, f64);
   in.mask = torch::tensor({true, true, true, true, true, false}).view({3, 2});
   in.length = torch::tensor({3, 2}, torch::kInt64);
+  in.log_outflow = torch::tensor({2.0, 2.0, 1.0, 0.5, 0.25, 0.0}, f64).view({3, 2});
+  in.log_inflow = torch::tensor({0.0, 0.0, 1.5, 0.75, 0.5, 0.0}, f64).view({3, 2});
+  in.log_reward_states = torch::tensor({0.5, 0.25, -0.5, 0.5, -1.0, 0.0}, f64).view({3, 2});
+  in.log_pf_exit = torch::tensor({-2.0, -1.0, -1.5, -0.5, -0.25, 0.0}, f64).view({3, 2});
+  return in;
+}
+
+// hand_inputs() with forward-looking credits that sum to log R(x) along each trajectory:
+// 0.5, -1, -0.5 (sum -1) and 0.25, 0.25 (sum 0.5).
+inline LossInputs hand_inputs_with_credits() {
+  LossInputs in = hand_inputs();
+  in.local_credit = torch::tensor({0.5, 0.25, -1.0, 0.25, -0.5, 0.0}, torch::kFloat64).view({3, 2});
   return in;
 }
 
 // Autograd gradients of objective.loss w.r.t. each of `fields` agree with central finite
-// differences (step 1e-6, tolerance 1e-8) at every entry of hand_inputs().
+// differences (step 1e-6, tolerance 1e-8) at every entry of make() (hand_inputs()).
 inline void expect_input_gradients_match_finite_differences(const Objective& objective,
-                                                            const std::vector<torch::Tensor LossInputs::*>& fields) {
-  const LossInputs base = hand_inputs();
+                                                            const std::vector<torch::Tensor LossInputs::*>& fields,
+                                                            LossInputs (*make)() = hand_inputs) {
+  const LossInputs base = make();
   for (auto field : fields) {
-    LossInputs in = hand_inputs();
+    LossInputs in = make();
     auto leaf = (in.*field).clone().set_requires_grad(true);
     in.*field = leaf;
     auto grad = torch::autograd::grad({objective.loss(in)}, {leaf})[0].reshape({-1});
     const double eps = 1e-6;
     for (int64_t i = 0; i < leaf.numel(); ++i) {
       auto eval = [&](double delta) {
-        LossInputs p = hand_inputs();
+        LossInputs p = make();
         auto v = (base.*field).clone().reshape({-1});
         v[i] += delta;
         p.*field = v.view((base.*field).sizes());
@@ -50,6 +73,71 @@ inline void expect_input_gradients_match_finite_differences(const Objective& obj
       };
       const double fd = (eval(eps) - eval(-eps)) / (2 * eps);
       EXPECT_NEAR(grad[i].item<double>(), fd, 1e-8) << objective.name() << " entry " << i;
+    }
+  }
+}
+
+// The gradient of objective.loss through score_trajectories and through the tabular pass, w.r.t.
+// every parameter (two entries of each tensor; the flow head where the objective reads flows),
+// agrees with central finite differences, in float64 on hypergrid 2-D H=3 with a learned P_B.
+// `options` selects the optional LossInputs fields the objective reads.
+inline void expect_policy_gradient_matches_finite_differences(const Objective& objective,
+                                                              const ScoreOptions& options) {
+  HypergridOptions ho;
+  ho.ndim = 2;
+  ho.height = 3;
+  HypergridEnv env(ho);
+  StateTable table(env, torch::kCPU);
+  for (bool tabular : {false, true}) {
+    EstimatorOptions eo;
+    eo.hidden = 8;
+    eo.dtype = torch::kFloat64;
+    eo.activation = Activation::kElu;
+    eo.backward = BackwardPolicy::kLearned;
+    eo.flow = objective.uses_flow();
+    auto gen = make_generator(31, torch::kCPU);
+    Estimators est(env, eo, gen, torch::kCPU);
+    auto sgen = make_generator(32, torch::kCPU);
+    auto tr = rollout(env, *est.policy, 16, SamplerOptions{}, sgen, torch::kCPU);
+    std::vector<torch::Tensor> rows;
+    for (int64_t t = 0; t <= tr.num_steps(); ++t) rows.push_back(env.state_index(tr.states_at(t)).clamp_min(0));
+    auto index = torch::stack(rows);
+    auto loss_fn = [&] {
+      if (!tabular) return objective.loss(score_trajectories(env, est, tr, options));
+      auto pass = evaluate_table(table, *est.policy);
+      return objective.loss(score_tabular(table, pass, tr, index, est.log_z, options));
+    };
+    auto params = est.policy_parameters();
+    for (const auto& f : est.flow_parameters()) params.push_back(f);
+    if (objective.uses_log_z()) params.push_back(est.log_z);
+    auto grads = torch::autograd::grad({loss_fn()}, params, {}, {}, false, /*allow_unused=*/true);
+    const double eps = 1e-6;
+    double largest = 0.0;
+    for (size_t k = 0; k < params.size(); ++k) {
+      auto flat = params[k].detach().view({-1});
+      auto g = grads[k].defined() ? grads[k].reshape({-1}) : torch::zeros_like(flat);
+      largest = std::max(largest, g.abs().max().template item<double>());
+      for (int64_t i : {int64_t{0}, flat.numel() - 1}) {
+        const double orig = flat[i].template item<double>();
+        double up, down;
+        {
+          torch::NoGradGuard no_grad;
+          flat[i] = orig + eps;
+          up = loss_fn().template item<double>();
+          flat[i] = orig - eps;
+          down = loss_fn().template item<double>();
+          flat[i] = orig;
+        }
+        const double fd = (up - down) / (2 * eps);
+        EXPECT_NEAR(g[i].template item<double>(), fd, 1e-6 + 1e-5 * std::fabs(fd))
+            << objective.name() << (tabular ? " tabular" : " per-step") << " parameter " << k << " entry " << i;
+      }
+    }
+    EXPECT_GT(largest, 1e-6) << objective.name() << ": the gradient is trivially zero";
+    if (objective.uses_flow()) {
+      ASSERT_FALSE(est.flow_parameters().empty());
+      const size_t last = est.policy_parameters().size() + est.flow_parameters().size() - 1;
+      EXPECT_GT(grads[last].abs().template item<double>(), 1e-8) << "the flow head's gradient is zero";
     }
   }
 }

@@ -1,0 +1,256 @@
+// Flow matching, modified DB and forward-looking credits: values by hand, float64 gradient
+// checks against finite differences (w.r.t. the loss inputs and, through scoring, the policy's
+// parameters), agreement of the per-step and tabular scoring of their LossInputs fields, the
+// separate flow trunk, and the config errors of envs that cannot feed them.
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/estimator.h"
+#include "core/params.h"
+#include "core/sampler.h"
+#include "core/scoring.h"
+#include "core/tabular.h"
+#include "core/trainer.h"
+#include "envs/box.h"
+#include "envs/hypergrid.h"
+#include "losses/credit.h"
+#include "losses/db.h"
+#include "losses/fm.h"
+#include "losses/modified_db.h"
+#include "losses/subtb.h"
+#include "losses/tb.h"
+#include "losses/vargrad.h"
+#include "tests/losses/loss_testing.h"
+
+namespace gfn {
+namespace {
+
+using testing::hand_inputs;
+using testing::hand_inputs_with_credits;
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+
+void expect_values(const torch::Tensor& got, const std::vector<double>& expected, const std::string& what) {
+  auto flat = got.reshape({-1});
+  ASSERT_EQ(flat.numel(), static_cast<int64_t>(expected.size())) << what;
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(flat[i].item<double>(), expected[i], 1e-12) << what << " " << i;
+}
+
+// hand_inputs(): visited states other than s0: (t=1, b=0) 1.5 - 1 = 0.5, (2, 0) 0.5 - 0.25 =
+// 0.25, (1, 1) 0.75 - 0.5 = 0.25; exit edges -0.7 + 0.25 = -0.45 against log R = -1 (eps 0.55)
+// and -0.3 + 0.5 = 0.2 against 0.5 (eps -0.3): L = 0.375 / 3 + (0.3025 + 0.09) / 2.
+TEST(FlowMatchingTest, ValueByHand) {
+  FlowMatching fm;
+  EXPECT_EQ(fm.name(), "fm");
+  EXPECT_TRUE(fm.uses_edge_flows());
+  EXPECT_FALSE(fm.uses_flow());
+  EXPECT_FALSE(fm.uses_log_z());
+  EXPECT_FALSE(fm.accepts_local_credit());
+  auto in = hand_inputs();
+  auto [delta, eps] = FlowMatching::residuals(in);
+  expect_values(delta, {0.0, 0.0, 0.5, 0.25, 0.25, 0.0}, "delta");
+  expect_values(eps, {0.55, -0.3}, "eps");
+  EXPECT_NEAR(fm.loss(in).item<double>(), 0.125 + 0.19625, 1e-12);
+  EXPECT_NEAR(fm.log_z_estimate(in).item<double>(), 2.0, 1e-12);
+  // padding never counts
+  in.log_inflow[2][1] = 9.0;
+  in.log_outflow[2][1] = -4.0;
+  EXPECT_NEAR(fm.loss(in).item<double>(), 0.125 + 0.19625, 1e-12);
+}
+
+TEST(FlowMatchingTest, GradientMatchesFiniteDifferences) {
+  testing::expect_input_gradients_match_finite_differences(
+      FlowMatching(), {&LossInputs::log_inflow, &LossInputs::log_outflow, &LossInputs::log_pf, &LossInputs::log_reward});
+  ScoreOptions o;
+  o.edge_flows = true;
+  testing::expect_policy_gradient_matches_finite_differences(FlowMatching(), o);
+}
+
+// hand_inputs(): log F(s) = log R(s) - log p_F(exit | s) = 2.5, 1, -0.75 and 1.25, 1; the moves
+// give 2.5 - 1 + 0.2 - 1 = 0.7, 1 - 2 + 0.4 + 0.75 = 0.15 and 1.25 - 0.5 + 0.1 - 1 = -0.15.
+TEST(ModifiedDbTest, ValueByHand) {
+  ModifiedDetailedBalance mdb;
+  EXPECT_EQ(mdb.name(), "modified_db");
+  EXPECT_TRUE(mdb.uses_state_rewards());
+  EXPECT_FALSE(mdb.uses_flow());
+  EXPECT_FALSE(mdb.uses_log_z());
+  auto in = hand_inputs();
+  expect_values(ModifiedDetailedBalance::residuals(in), {0.7, -0.15, 0.15, 0.0, 0.0, 0.0}, "delta");
+  EXPECT_NEAR(mdb.loss(in).item<double>(), 0.535 / 3, 1e-12);
+  EXPECT_NEAR(mdb.log_z_estimate(in).item<double>(), 1.875, 1e-12);
+  // a batch whose trajectories all exit at s0 has no move and loss 0 (not NaN)
+  in.length = torch::tensor({1, 1}, torch::kInt64);
+  in.mask = torch::tensor({true, true, false, false, false, false}).view({3, 2});
+  EXPECT_EQ(mdb.loss(in).item<double>(), 0.0);
+}
+
+TEST(ModifiedDbTest, GradientMatchesFiniteDifferences) {
+  testing::expect_input_gradients_match_finite_differences(
+      ModifiedDetailedBalance(),
+      {&LossInputs::log_pf, &LossInputs::log_pb, &LossInputs::log_pf_exit, &LossInputs::log_reward_states});
+  ScoreOptions o;
+  o.state_rewards = true;
+  testing::expect_policy_gradient_matches_finite_differences(ModifiedDetailedBalance(), o);
+}
+
+// ell (s0 and padding 0): 0, 0.5, -0.2 and 0, 0.3; log R -1 and 0.5. Moves earn the change of
+// ell, exits log R(x) - ell(x): 0.5, -0.7, -0.8 (sum -1) and 0.3, 0.2 (sum 0.5).
+TEST(LocalCreditTest, ForwardLookingCreditsByHand) {
+  auto in = hand_inputs();
+  auto ell = torch::tensor({0.0, 0.0, 0.5, 0.3, -0.2, 0.0}, kF64).view({3, 2});
+  auto credit = forward_looking_credits(ell, in.log_reward, in.mask, in.length);
+  expect_values(credit, {0.5, 0.3, -0.7, 0.2, -0.8, 0.0}, "credit");
+  expect_values(credit.sum(0), {-1.0, 0.5}, "sum");
+}
+
+// DB with credits phi: delta_t = log F~(s_t) + log p_F - phi_t - log p_B - log F~(s_{t+1}), the
+// exit's target 0: -0.8, 0.4, -0.7 and 0.1, -0.3.
+TEST(LocalCreditTest, DetailedBalanceByHand) {
+  auto in = hand_inputs_with_credits();
+  expect_values(DetailedBalance::residuals(in), {-0.8, 0.1, 0.4, -0.3, -0.7, 0.0}, "delta");
+  EXPECT_NEAR(DetailedBalance().loss(in).item<double>(), 1.39 / 5, 1e-12);
+}
+
+// The reparametrisation is exact: with credits that sum to log R(x), TB is unchanged, and DB and
+// SubTB (every weighting) on log F~ equal the plain losses on log F = log F~ + sum_{k<t} phi_k.
+TEST(LocalCreditTest, EqualsThePlainLossOnShiftedFlows) {
+  auto credited = hand_inputs_with_credits();
+  auto plain = hand_inputs();
+  // prefix sums of the credits: 0, 0.5, -0.5 and 0, 0.25
+  plain.log_flow = torch::tensor({1.0, 1.0, 1.0, 0.5, -1.0, 0.0, 0.0, 0.0}, kF64).view({4, 2});
+  EXPECT_NEAR(TrajectoryBalance().loss(credited).item<double>(), TrajectoryBalance().loss(hand_inputs()).item<double>(),
+              1e-12);
+  EXPECT_NEAR(DetailedBalance().loss(credited).item<double>(), DetailedBalance().loss(plain).item<double>(), 1e-12);
+  for (auto w : {SubTbWeighting::kGeometric, SubTbWeighting::kEqual, SubTbWeighting::kTb, SubTbWeighting::kDb}) {
+    for (bool s0_log_z : {false, true}) {
+      SubTbOptions o;
+      o.weighting = w;
+      o.s0_log_z = s0_log_z;
+      SubTrajectoryBalance subtb(o);
+      EXPECT_NEAR(subtb.loss(credited).item<double>(), subtb.loss(plain).item<double>(), 1e-12)
+          << static_cast<int>(w) << " " << s0_log_z;
+    }
+  }
+  // the credited inputs read log R only through the credits
+  auto folded = with_local_credit(credited);
+  expect_values(folded.log_reward, {0.0, 0.0}, "log R");
+  EXPECT_FALSE(folded.local_credit.defined());
+  EXPECT_TRUE(with_local_credit(plain).log_pf.is_same(plain.log_pf));
+}
+
+TEST(LocalCreditTest, GradientMatchesFiniteDifferences) {
+  const std::vector<torch::Tensor LossInputs::*> fields{&LossInputs::log_flow, &LossInputs::log_pf,
+                                                        &LossInputs::log_pb, &LossInputs::local_credit};
+  testing::expect_input_gradients_match_finite_differences(DetailedBalance(), fields, hand_inputs_with_credits);
+  testing::expect_input_gradients_match_finite_differences(SubTrajectoryBalance(), fields, hand_inputs_with_credits);
+  testing::expect_input_gradients_match_finite_differences(
+      TrajectoryBalance(), {&LossInputs::log_z, &LossInputs::log_pf, &LossInputs::local_credit},
+      hand_inputs_with_credits);
+  ScoreOptions o;
+  o.local_credit = true;
+  testing::expect_policy_gradient_matches_finite_differences(SubTrajectoryBalance(), o);
+}
+
+// The per-step path (parents from the env's backward atoms, one policy pass over them) and the
+// tabular path (parents from the state table) give the same optional fields, on 3-D H=3.
+TEST(ScoringFieldsTest, PerStepAndTabularAgree) {
+  HypergridOptions ho;
+  ho.ndim = 3;
+  ho.height = 3;
+  HypergridEnv env(ho);
+  StateTable table(env, torch::kCPU);
+  EstimatorOptions eo;
+  eo.hidden = 16;
+  eo.dtype = torch::kFloat64;
+  eo.backward = BackwardPolicy::kLearned;
+  auto gen = make_generator(5, torch::kCPU);
+  Estimators est(env, eo, gen, torch::kCPU);
+  auto sgen = make_generator(6, torch::kCPU);
+  auto tr = rollout(env, *est.policy, 64, SamplerOptions{}, sgen, torch::kCPU);
+  std::vector<torch::Tensor> rows;
+  for (int64_t t = 0; t <= tr.num_steps(); ++t) rows.push_back(env.state_index(tr.states_at(t)).clamp_min(0));
+  ScoreOptions o;
+  o.edge_flows = o.state_rewards = o.local_credit = true;
+  o.log_reward_clip = -2.0;  // clips R0 = 0.1: log R(s) and the exit credits see the clipped value
+  auto a = score_trajectories(env, est, tr, o);
+  auto b = score_tabular(table, evaluate_table(table, *est.policy), tr, torch::stack(rows), est.log_z, o);
+  for (auto f : {&LossInputs::log_pf, &LossInputs::log_pb, &LossInputs::log_inflow, &LossInputs::log_outflow,
+                 &LossInputs::log_pf_exit, &LossInputs::log_reward_states, &LossInputs::local_credit}) {
+    ASSERT_TRUE((a.*f).defined() && (b.*f).defined());
+    EXPECT_TRUE(torch::allclose(a.*f, (b.*f).to(torch::kFloat64), 1e-9, 1e-9));
+  }
+  EXPECT_TRUE(torch::allclose(a.local_credit.sum(0), a.log_reward, 1e-6, 1e-6));
+  EXPECT_GE(a.log_reward_states.masked_select(a.mask).min().item<double>(), -2.0);
+  // the states after s0 have a real inflow (s0's edge flow), not the masked dummy 0
+  EXPECT_GT(a.log_inflow.narrow(0, 1, 1).masked_select(a.mask[1]).abs().min().item<double>(), 0.0);
+}
+
+// The flow head on its own MLP: its parameters all fall in the flow group, and log F(s) does not
+// depend on the policy trunk.
+TEST(FlowTrunkTest, SeparateTrunkIsIndependent) {
+  HypergridEnv env(HypergridOptions{});
+  EstimatorOptions eo;
+  eo.flow = true;
+  eo.layers = 3;
+  eo.hidden = 32;
+  auto g1 = make_generator(3, torch::kCPU);
+  Estimators shared(env, eo, g1, torch::kCPU);
+  eo.flow_trunk = FlowTrunk::kSeparate;
+  auto g2 = make_generator(3, torch::kCPU);
+  Estimators separate(env, eo, g2, torch::kCPU);
+  EXPECT_EQ(shared.flow_parameters().size(), 2u);
+  EXPECT_EQ(separate.flow_parameters().size(), 2u + 2 * 3);
+  EXPECT_EQ(shared.policy_parameters().size(), separate.policy_parameters().size());
+  auto features = env.features(env.enumerate_states(torch::kCPU));
+  auto hidden = separate.policy->trunk(features);
+  auto f = separate.policy->log_flow(hidden, features);
+  EXPECT_TRUE(torch::equal(f, separate.policy->log_flow(torch::zeros_like(hidden), features)));
+  auto grads = torch::autograd::grad({f.sum()}, separate.policy_parameters(), {}, {}, false, /*allow_unused=*/true);
+  for (const auto& g : grads) EXPECT_TRUE(!g.defined() || g.abs().max().item<double>() == 0.0);
+  // the shared head reads the trunk
+  auto h = shared.policy->trunk(features);
+  EXPECT_FALSE(torch::equal(shared.policy->log_flow(h, features), shared.policy->log_flow(torch::zeros_like(h), features)));
+}
+
+void expect_config_error(const Env& env, Objective& objective, bool credit, const std::string& message) {
+  EstimatorOptions eo;
+  eo.hidden = 8;
+  eo.flow = objective.uses_flow();
+  auto gen = make_generator(1, torch::kCPU);
+  Estimators est(env, eo, gen, torch::kCPU);
+  TrainerOptions opts;
+  opts.score.local_credit = credit;
+  try {
+    Trainer trainer(env, est, objective, opts, 0, torch::kCPU);
+    FAIL() << "expected a ConfigError: " << message;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), message);
+  }
+}
+
+// objectives an env cannot feed are refused at construction, naming the key, value and env
+TEST(FlowLossesConfigTest, EnvsThatCannotFeedAnObjective) {
+  BoxEnv box(BoxOptions{});
+  HypergridEnv grid(HypergridOptions{});
+  FlowMatching fm;
+  ModifiedDetailedBalance mdb;
+  VarGrad vargrad;
+  DetailedBalance db;
+  expect_config_error(box, fm, false,
+                      "objective.kind = \"fm\" matches edge flows over each state's parents, which env 'box' cannot "
+                      "enumerate (its kernels have continuous pieces): use a discrete env or another objective");
+  expect_config_error(box, mdb, false,
+                      "objective.kind = \"modified_db\" needs an env where every state may exit, which env 'box' is "
+                      "not: use db or subtb");
+  expect_config_error(grid, vargrad, true,
+                      "objective.credit = \"fl\": objective.kind = \"vargrad\" takes no local credits (tb, db and "
+                      "subtb do)");
+  expect_config_error(box, db, true,
+                      "objective.credit = \"fl\": env 'box' defines no intermediate reward for forward-looking credits");
+}
+
+}  // namespace
+}  // namespace gfn
