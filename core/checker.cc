@@ -264,6 +264,14 @@ CheckResult check_inverse(const Env& env, const Sample& s, const CheckOptions& o
   auto fmask_all = env.forward_mask(s.forward_states);
   const int64_t empty_f = fmask_all.any(1).logical_not().sum().item<int64_t>();
   if (empty_f) problems.push_back(fmt::format("{} sampled non-sink states have no forward component", empty_f));
+  // an env that declares every state terminal offers the exit everywhere
+  if (env.every_state_terminal()) {
+    const int64_t no_exit =
+        spec.forward.exit < 0 ? fmask_all.size(0)
+                              : fmask_all.select(1, spec.forward.exit).logical_not().sum().item<int64_t>();
+    if (no_exit)
+      problems.push_back(fmt::format("every_state_terminal() is true but {} sampled states cannot exit", no_exit));
+  }
   if (m == 0) {
     r.passed = problems.empty();
     r.detail = fmt::format("{} trajectories made no move (every one exited at once); nothing to invert{}",

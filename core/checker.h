@@ -8,7 +8,8 @@
 //                  a is available forward at the parent, b = backward_action(parent, child, a) is
 //                  available backward at the child, backward_step(child, b) is the parent and
 //                  forward_action(child, parent, b) is a again (same log J); no non-sink state
-//                  has an empty forward mask, no non-initial one an empty backward mask.
+//                  has an empty forward mask, no non-initial one an empty backward mask; an env
+//                  that declares every_state_terminal() offers the exit at every sampled state.
 //   jacobian       for every continuous piece (forward and backward), at sampled states and
 //                  random interior chart coordinates u, the env's log J equals the numerical
 //                  k-volume factor  log sqrt(det(D phi^T D phi))  of u -> continuous coordinates

@@ -119,5 +119,34 @@ TEST(ContinuousLearningDb, LabelledBoxLogZ) {
   EXPECT_LT(log_z_is_error(s, std::log(7.0) + std::log(0.1 + 0.5 * 0.25 + 2.0 * 0.04)), 0.2);
 }
 
+// SubTB(0.9) (flow head) on the Box 2-D and the labelled box, same budgets, one seed each:
+// measured over seeds 0-2 on the Box grid JSD 0.0631, 0.0625, 0.0651 and |log Z_IS - log Z|
+// 0.009, 0.014, 0.008 with the pairwise loss; the quadratic form (same loss, other float32
+// rounding, so another training path) read 0.078 at seed 0, within DB's spread; on the labelled box |log Z_IS - log Z| 0.249 (ESS 22 of 4,096: the
+// estimate, not only the sampler, is off), 0.014, 0.002, and log Z - ELBO 0.36, 0.41, 0.38.
+TEST(ContinuousLearningSubTb, Box2dGridJsd) {
+  auto s = train_config("configs/box.toml",
+                        {"objective.kind=subtb", "train.iterations=3000", "train.lr_decay_every=1000",
+                         "eval.density_samples=8"},
+                        0);
+  ASSERT_TRUE(s.grid.has_value());
+  ASSERT_TRUE(s.importance.has_value());
+  EXPECT_LT(s.grid->jsd, 0.09);
+  EXPECT_NEAR(s.grid->mass, 1.0, 0.05);
+  EXPECT_LT(log_z_is_error(s, std::log(0.1 + 0.5 * 0.25 + 2.0 * 0.04)), 0.15);
+}
+
+TEST(ContinuousLearningSubTb, LabelledBoxLogZ) {
+  auto s = train_config("configs/labelled_box.toml",
+                        {"objective.kind=subtb", "train.iterations=3000", "train.lr_decay_every=1000", "eval.grid=0"},
+                        0);
+  ASSERT_TRUE(s.importance.has_value());
+  const double log_z = std::log(7.0) + std::log(0.1 + 0.5 * 0.25 + 2.0 * 0.04);
+  EXPECT_LT(log_z_is_error(s, log_z), 0.4);
+  // the ELBO is a lower bound, and a trained sampler's is not far below
+  EXPECT_LT(s.importance->elbo, log_z);
+  EXPECT_GT(s.importance->elbo, log_z - 0.6);
+}
+
 }  // namespace
 }  // namespace gfn

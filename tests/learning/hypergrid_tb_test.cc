@@ -1,5 +1,5 @@
-// Learning tests: trajectory balance, VarGrad, detailed balance and SubTB(0.9) on hypergrid 2-D
-// H=8 reach an exact TV bound.
+// Learning tests: every objective (TB, VarGrad, DB, SubTB(0.9), FM, modified DB; DB and SubTB
+// with forward-looking credits) brings hypergrid 2-D H=8 below an exact TV bound.
 //
 // Bounds measured with `gfn train` over seeds 0-4 (same seeding as here): after 2000
 // iterations with the learning rates halved every 500, the exact TV was 2.6e-5 to 8.1e-5 on
@@ -7,7 +7,10 @@
 // to 7.7e-5, |log Z - log Z_hat| (its batch estimate) at most 7.6e-5; DB (flow head, lr 1e-3),
 // seeds 0-2: TV 5.6e-5 to 2.1e-4, |log F(s0) - log Z| at most 7.7e-5; SubTB(0.9), geometric,
 // phi_0 = log F(s0), seeds 0-2: TV 2.3e-4 to 1.05e-3, |log F(s0) - log Z| at most 2.5e-4. The
-// bounds leave a margin of about 10x.
+// bounds leave a margin of about 10x. FM, seeds 0-2: TV 6.9e-5 to 4.2e-4, |log Z - log Z_hat|
+// at most 3.2e-5; modified DB: TV 1.3e-5 to 8.2e-5, at most 5.6e-5; with forward-looking
+// credits, DB: TV 4.8e-4 to 8.5e-4, at most 1.6e-4; SubTB(0.9): TV 9.1e-4 to 1.8e-3, at most
+// 2.3e-4.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -17,6 +20,8 @@
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
 #include "losses/db.h"
+#include "losses/fm.h"
+#include "losses/modified_db.h"
 #include "losses/subtb.h"
 #include "losses/tb.h"
 #include "losses/vargrad.h"
@@ -25,7 +30,7 @@ namespace gfn {
 namespace {
 
 ExactMetrics train_hypergrid(uint64_t seed, TabularMode mode, int64_t iterations, int64_t decay_every,
-                             Objective&& objective = TrajectoryBalance()) {
+                             Objective&& objective = TrajectoryBalance(), bool credit = false) {
   set_cpu_threads(1);
   HypergridEnv env(HypergridOptions{});  // 2-D H=8, R0 = 0.1, R1 = 0.5, R2 = 2
   auto init = make_generator(seed * 2 + 1, torch::kCPU);
@@ -35,6 +40,7 @@ ExactMetrics train_hypergrid(uint64_t seed, TabularMode mode, int64_t iterations
   TrainerOptions opts;  // batch 16, lr 1e-3, lr_logz 0.1
   opts.tabular = mode;
   opts.lr_decay_every = decay_every;
+  opts.score.local_credit = credit;
   Trainer trainer(env, est, objective, opts, seed * 2, torch::kCPU);
   for (int64_t i = 0; i < iterations; ++i) trainer.step();
   return exact_metrics(*trainer.table(), est);
@@ -69,7 +75,32 @@ TEST_P(HypergridTbLearning, SubTbReachesExactTvBound) {
   EXPECT_LT(m.log_z_error, 3e-3);
 }
 
+// FM learns through the edge flows the forward logits are; log Z is s0's outflow
+TEST_P(HypergridTbLearning, FlowMatchingReachesExactTvBound) {
+  auto m = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, FlowMatching());
+  EXPECT_LT(m.tv, 5e-3);
+  EXPECT_LT(m.log_z_error, 1e-3);
+}
+
+// modified DB has no flow head: F(s) = R(s) / P_F(exit | s)
+TEST_P(HypergridTbLearning, ModifiedDbReachesExactTvBound) {
+  auto m = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, ModifiedDetailedBalance());
+  EXPECT_LT(m.tv, 1e-3);
+  EXPECT_LT(m.log_z_error, 1e-3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Seeds, HypergridTbLearning, ::testing::Values(0, 1, 2));
+
+// forward-looking credits from R itself (every hypergrid state is a terminal): the flow head
+// learns log F~ = log F - log R (one seed each; bounds from seeds 0-2)
+TEST(HypergridForwardLookingLearning, DbAndSubTbReachExactTvBound) {
+  auto db = train_hypergrid(0, TabularMode::kAuto, 2000, 500, DetailedBalance(), /*credit=*/true);
+  EXPECT_LT(db.tv, 1e-2);
+  EXPECT_LT(db.log_z_error, 2e-3);
+  auto subtb = train_hypergrid(0, TabularMode::kAuto, 2000, 500, SubTrajectoryBalance(), /*credit=*/true);
+  EXPECT_LT(subtb.tv, 2e-2);
+  EXPECT_LT(subtb.log_z_error, 2e-3);
+}
 
 // the generic per-step path learns as well (one seed: it is ~3x slower per iteration);
 // measured after 1000 iterations, decay every 250, seeds 0-2: TV 2.8e-3 to 5.0e-3,

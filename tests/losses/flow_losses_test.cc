@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/checker.h"
 #include "core/estimator.h"
 #include "core/params.h"
 #include "core/sampler.h"
@@ -250,6 +251,46 @@ TEST(FlowLossesConfigTest, EnvsThatCannotFeedAnObjective) {
                       "subtb do)");
   expect_config_error(box, db, true,
                       "objective.credit = \"fl\": env 'box' defines no intermediate reward for forward-looking credits");
+}
+
+// A hypergrid that claims every state may exit but closes the exit at s0.
+class ClaimsEveryStateTerminal final : public Env {
+ public:
+  std::string name() const override { return "claims_terminal"; }
+  const ActionSpec& action_spec() const override { return grid_.action_spec(); }
+  int64_t max_length() const override { return grid_.max_length(); }
+  int64_t discrete_dim() const override { return grid_.discrete_dim(); }
+  int64_t continuous_dim() const override { return 0; }
+  int64_t feature_dim() const override { return grid_.feature_dim(); }
+  bool every_state_terminal() const override { return true; }
+  States initial_states(int64_t b, const torch::Device& d) const override { return grid_.initial_states(b, d); }
+  torch::Tensor features(const States& s) const override { return grid_.features(s); }
+  torch::Tensor forward_mask(const States& s) const override {
+    auto m = grid_.forward_mask(s).clone();
+    m.select(1, action_spec().forward.exit).masked_fill_(s.is_initial, false);
+    return m;
+  }
+  torch::Tensor backward_mask(const States& s) const override { return grid_.backward_mask(s); }
+  StepResult step(const States& s, const Actions& a) const override { return grid_.step(s, a); }
+  StepResult backward_step(const States& s, const Actions& a) const override { return grid_.backward_step(s, a); }
+  Actions backward_action(const States& p, const States& c, const Actions& f, torch::Tensor* lj) const override {
+    return grid_.backward_action(p, c, f, lj);
+  }
+  Actions forward_action(const States& c, const States& p, const Actions& b, torch::Tensor* lj) const override {
+    return grid_.forward_action(c, p, b, lj);
+  }
+  torch::Tensor log_reward(const States& s) const override { return grid_.log_reward(s); }
+
+ private:
+  HypergridEnv grid_{HypergridOptions{}};
+};
+
+// the checker holds an env to its every_state_terminal() claim; the hypergrid keeps it
+TEST(FlowLossesConfigTest, CheckerVerifiesEveryStateTerminal) {
+  auto report = check_env(ClaimsEveryStateTerminal{});
+  EXPECT_FALSE(report.passed());
+  EXPECT_NE(report.text().find("every_state_terminal() is true but"), std::string::npos) << report.text();
+  EXPECT_TRUE(check_env(HypergridEnv(HypergridOptions{})).passed());
 }
 
 }  // namespace
