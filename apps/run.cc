@@ -18,6 +18,7 @@
 #include "envs/hypergrid.h"
 #include "envs/labelled_box.h"
 #include "envs/line.h"
+#include "envs/sets.h"
 #include "io/hdf5_log.h"
 #include "losses/db.h"
 #include "losses/fm.h"
@@ -45,6 +46,8 @@ Registry Registry::builtin() {
   r.add_env({"labelled_box", "a discrete label chosen first, then box moves; reward label_ratio^label R_box(x)",
              LabelledBoxOptions::specs(),
              [](const Params& p) { return std::make_unique<LabelledBoxEnv>(LabelledBoxOptions::from_params(p)); }});
+  r.add_env({"sets", "subsets of exactly k of n elements with fixed energies, one element per step; R = exp(-energy)",
+             SetsOptions::specs(), [](const Params& p) { return std::make_unique<SetsEnv>(SetsOptions::from_params(p)); }});
   r.add_objective({"tb", "trajectory balance", TrajectoryBalance::specs(),
                    [](const Params&) { return std::make_unique<TrajectoryBalance>(); }});
   r.add_objective({"db", "detailed balance: one residual per transition, with a flow head log F(s)",
@@ -171,6 +174,13 @@ ConfigSchema run_schema(const Registry& registry) {
                 0, 4096),
       int_param("eval.density_samples", 16,
                 "backward trajectories per grid cell in the importance-sampled terminating density", 1, 1 << 16),
+      int_param("eval.top_k", 100,
+                "the K highest-reward distinct terminal states found in training, for top_k_mean_reward (envs "
+                "without continuous coordinates; 0: off)",
+                0, 1 << 20),
+      int_param("eval.env_samples", 4096,
+                "on-policy terminal samples for the env's own metrics at each evaluation (sets: inclusion_error)", 1,
+                1 << 24),
       int_param("eval.samples", 1000, "terminal samples of the final policy written to /samples", 0, 1 << 24),
       int_param("log.every", 10, "a /train row every N iterations", 1),
       int_param("log.trajectories_every", 1000, "store sampled trajectories every N iterations (0: never)", 0),
@@ -408,6 +418,9 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
   Trainer trainer(*run.env, *run.estimators, *run.objective, run.trainer_options, static_cast<uint64_t>(seed) * 2,
                   run.device);
   const StateTable* table = trainer.table();
+  std::optional<TopK> top;
+  if (const int64_t k = p.get_int("eval.top_k"); k > 0 && run.env->continuous_dim() == 0) top.emplace(k);
+  const int64_t env_samples = p.get_int("eval.env_samples");
   std::vector<double> target;
   std::optional<EmpiricalL1> l1;
   if (table != nullptr) {
@@ -453,6 +466,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
     IterationResult r = trainer.step(/*with_grad_norm=*/log_row);
     trajectories += run.trainer_options.batch_size;
     if (l1) l1->add(r.terminal_index);
+    if (top) top->add(r.trajectories.terminal_discrete, r.trajectories.log_reward);
 
     // a /train row
     if (log_row) {
@@ -503,6 +517,17 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
         row.insert(row.end(), {{"grid_jsd", g.jsd}, {"grid_kl", g.kl}, {"grid_tv", g.tv}, {"grid_mass", g.mass}});
         text += fmt::format("  grid JSD {:.3e}  mass {:.3f}", g.jsd, g.mass);
         if (last) summary.grid = g;
+      }
+      if (top) {
+        row.insert(row.end(), {{"top_k_mean_reward", top->mean_reward()}, {"top_k_found", static_cast<double>(top->size())}});
+        text += fmt::format("  top-{} mean R {:.4g}", top->size(), top->mean_reward());
+      }
+      if (run.env->has_sample_metrics()) {
+        auto sampled = rollout(*run.env, *run.estimators->policy, env_samples, SamplerOptions{}, eval_gen, run.device);
+        for (const auto& [name, value] : run.env->sample_metrics(sampled.terminal_states())) {
+          row.push_back({name, value});
+          text += fmt::format("  {} {:.3e}", name, value);
+        }
       }
       log->append_row("eval", row);
       run.estimators->save((dir / "model.pt").string(), it);

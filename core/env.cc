@@ -2,12 +2,20 @@
 
 #include <stdexcept>
 
+#include <torch/torch.h>
+
 namespace gfn {
 
 bool KernelSpec::has_pieces() const {
   for (const auto& c : components)
     if (c.kind == ComponentKind::kPiece) return true;
   return false;
+}
+
+Actions same_index_action(const Actions& action, torch::Tensor* log_jacobian) {
+  if (log_jacobian != nullptr)
+    *log_jacobian = torch::zeros({action.component.size(0)}, action.component.options().dtype(torch::kFloat32));
+  return action;
 }
 
 int64_t Env::num_states() const {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -68,6 +69,10 @@ struct TerminalGrid {
   States states;                 // [N] terminal states at the cell centres
   torch::Tensor log_cell_volume;  // [N] float64: log of each cell's reference measure
 };
+
+// backward_action/forward_action of envs whose atoms are undone by the component of the same
+// index (+d / -d): `action` itself, with log J = 0 ([B] float) written to `log_jacobian` if asked.
+Actions same_index_action(const Actions& action, torch::Tensor* log_jacobian);
 
 class Env {
  public:
@@ -120,6 +125,12 @@ class Env {
   // 0), so that a trajectory's credits sum to log R(x).
   virtual bool has_intermediate_reward() const { return false; }
   virtual torch::Tensor intermediate_log_reward(const States& states) const;  // [B] float
+
+  // Env-specific metrics of terminal samples of the trained policy (optional), logged as
+  // /eval/<name> at every evaluation: e.g. the sets' error of the inclusion frequencies against
+  // the exact probabilities. `terminal` holds on-policy terminal states.
+  virtual bool has_sample_metrics() const { return false; }
+  virtual std::vector<std::pair<std::string, double>> sample_metrics(const States& /*terminal*/) const { return {}; }
 
   // Exact evaluation (optional): enumeration of every state in topological order (every
   // parent before its children), the index of a state in that order, and log Z.

@@ -187,4 +187,32 @@ double EmpiricalL1::l1(const std::vector<double>& target) const {
   return s / static_cast<double>(target.size());
 }
 
+TopK::TopK(int64_t k) : k_(k) {}
+
+void TopK::add(const torch::Tensor& discrete, const torch::Tensor& log_reward) {
+  auto x = discrete.to(torch::kCPU, torch::kInt64).contiguous();
+  auto r = log_reward.to(torch::kCPU, torch::kFloat64).contiguous();
+  const int64_t n = x.size(0), d = x.size(1);
+  const int64_t* xp = x.data_ptr<int64_t>();
+  const double* rp = r.data_ptr<double>();
+  for (int64_t b = 0; b < n; ++b) {
+    std::vector<int64_t> state(xp + b * d, xp + (b + 1) * d);
+    if (kept_.count(state)) continue;
+    if (static_cast<int64_t>(best_.size()) == k_) {
+      if (rp[b] <= best_.begin()->first) continue;
+      kept_.erase(best_.begin()->second);
+      best_.erase(best_.begin());
+    }
+    kept_.insert(state);
+    best_.emplace(rp[b], std::move(state));
+  }
+}
+
+double TopK::mean_reward() const {
+  if (best_.empty()) return std::nan("");
+  double sum = 0.0;
+  for (const auto& [log_r, state] : best_) sum += std::exp(log_r);
+  return sum / static_cast<double>(best_.size());
+}
+
 }  // namespace gfn

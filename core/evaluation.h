@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <vector>
 
 #include <torch/types.h>
@@ -95,6 +96,23 @@ class EmpiricalL1 {
   int64_t window_;
   std::deque<int64_t> ring_;
   std::vector<int64_t> counts_;
+};
+
+// The K highest-reward distinct terminal states found so far (discrete states only), the
+// papers' "mean reward of the top-100 unique objects" (sets, sequences).
+class TopK {
+ public:
+  explicit TopK(int64_t k);
+  // Adds terminal states ([B, Dd] int64) with their log-rewards ([B]), any device.
+  void add(const torch::Tensor& discrete, const torch::Tensor& log_reward);
+  // mean of R = exp(log R) over the kept states (NaN when none yet)
+  double mean_reward() const;
+  int64_t size() const { return static_cast<int64_t>(best_.size()); }
+
+ private:
+  int64_t k_;
+  std::set<std::pair<double, std::vector<int64_t>>> best_;  // ascending log R
+  std::set<std::vector<int64_t>> kept_;
 };
 
 }  // namespace gfn

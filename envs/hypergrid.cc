@@ -111,19 +111,14 @@ StepResult HypergridEnv::backward_step(const States& states, const Actions& acti
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
 }
 
-Actions HypergridEnv::backward_action(const States& parent, const States& child, const Actions& forward,
+Actions HypergridEnv::backward_action(const States& /*parent*/, const States& /*child*/, const Actions& forward,
                                       torch::Tensor* log_jacobian) const {
-  // the coordinate that went up is the one that comes down
-  if (log_jacobian != nullptr)
-    *log_jacobian = torch::zeros({child.batch_size()}, child.discrete.options().dtype(torch::kFloat32));
-  return {forward.component, forward.coords};
+  return same_index_action(forward, log_jacobian);  // the element/coordinate that went up comes down
 }
 
-Actions HypergridEnv::forward_action(const States& child, const States& parent, const Actions& backward,
+Actions HypergridEnv::forward_action(const States& /*child*/, const States& /*parent*/, const Actions& backward,
                                      torch::Tensor* log_jacobian) const {
-  if (log_jacobian != nullptr)
-    *log_jacobian = torch::zeros({child.batch_size()}, child.discrete.options().dtype(torch::kFloat32));
-  return {backward.component, backward.coords};
+  return same_index_action(backward, log_jacobian);
 }
 
 torch::Tensor HypergridEnv::log_reward(const States& states) const {

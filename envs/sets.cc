@@ -1,0 +1,189 @@
+#include "envs/sets.h"
+
+#include <cmath>
+#include <limits>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+namespace gfn {
+
+namespace {
+
+const double kNegInf = -std::numeric_limits<double>::infinity();
+
+double log_add(double a, double b) {
+  if (a == kNegInf) return b;
+  if (b == kNegInf) return a;
+  const double m = std::max(a, b);
+  return m + std::log1p(std::exp(-std::fabs(a - b)));
+}
+
+// log e_j of the weights log_w[begin, end) for j = 0..k: the elementary symmetric polynomials by
+// the recursion e_j <- e_j + w e_{j-1}, one element at a time
+std::vector<double> log_esp(const std::vector<double>& log_w, int64_t begin, int64_t end, int64_t k) {
+  std::vector<double> e(k + 1, kNegInf);
+  e[0] = 0.0;
+  for (int64_t a = begin; a < end; ++a)
+    for (int64_t j = std::min<int64_t>(k, a - begin + 1); j >= 1; --j) e[j] = log_add(e[j], e[j - 1] + log_w[a]);
+  return e;
+}
+
+}  // namespace
+
+std::vector<ParamSpec> SetsOptions::specs() {
+  SetsOptions d;
+  return {int_param("universe", d.universe, "number of elements n = |U|", 1, 1024),
+          int_param("size", d.size, "elements k = |S| of every set (at most env.universe)", 1, 1024),
+          int_param("energy_seed", d.energy_seed, "seed of the element energies E(a) ~ uniform [0, 1)", 0)};
+}
+
+void SetsOptions::validate() const {
+  Params p;
+  p.set("universe", universe);
+  p.set("size", size);
+  p.set("energy_seed", energy_seed);
+  resolve_params(specs(), p, "SetsOptions");
+  if (size > universe)
+    throw ConfigError(fmt::format("env.size = {}: expected at most env.universe = {}", size, universe));
+}
+
+SetsOptions SetsOptions::from_params(const Params& params) {
+  SetsOptions o;
+  o.universe = params.get_int("universe");
+  o.size = params.get_int("size");
+  o.energy_seed = params.get_int("energy_seed");
+  o.validate();
+  return o;
+}
+
+SetsEnv::SetsEnv(const SetsOptions& options) : options_(options) {
+  options_.validate();
+  const int64_t n = options_.universe, k = options_.size;
+  for (int64_t a = 0; a < n; ++a) {
+    spec_.forward.components.push_back({fmt::format("+{}", a), ComponentKind::kAtom, 0, Domain::kNone});
+    spec_.backward.components.push_back({fmt::format("-{}", a), ComponentKind::kAtom, 0, Domain::kNone});
+  }
+  spec_.forward.components.push_back({"exit", ComponentKind::kAtom, 0, Domain::kNone});
+  spec_.forward.exit = n;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(options_.energy_seed));
+  energies_f32_ = torch::rand({n}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+  energies_ = energies_f32_.to(torch::kFloat64);  // the float32 values exactly: R and Z agree
+
+  // log Z = log e_k(w) and P(a in x) = w_a e_{k-1}(w without a) / e_k(w), from prefix and suffix
+  // polynomials: e_{k-1}(w without a) = sum_j e_j(w_0..w_{a-1}) e_{k-1-j}(w_{a+1}..w_{n-1})
+  std::vector<double> log_w(n);
+  for (int64_t a = 0; a < n; ++a) log_w[a] = -energies_[a].item<double>();
+  log_z_ = log_esp(log_w, 0, n, k)[k];
+  std::vector<std::vector<double>> prefix(n + 1), suffix(n + 1);
+  prefix[0] = log_esp(log_w, 0, 0, k);
+  for (int64_t a = 0; a < n; ++a) {  // prefix[a + 1] from prefix[a]: one more element
+    prefix[a + 1] = prefix[a];
+    for (int64_t j = k; j >= 1; --j) prefix[a + 1][j] = log_add(prefix[a][j], prefix[a][j - 1] + log_w[a]);
+  }
+  suffix[n] = log_esp(log_w, n, n, k);
+  for (int64_t a = n - 1; a >= 0; --a) {
+    suffix[a] = suffix[a + 1];
+    for (int64_t j = k; j >= 1; --j) suffix[a][j] = log_add(suffix[a + 1][j], suffix[a + 1][j - 1] + log_w[a]);
+  }
+  // the reachable subsets (at most k elements) in increasing order of their bits, and the rank of
+  // every bit pattern among them (-1 past k elements)
+  if (enumerable()) {
+    auto all = torch::arange(int64_t{1} << n, torch::kInt64);
+    auto count = torch::zeros_like(all);
+    for (int64_t a = 0; a < n; ++a) count += all.div(int64_t{1} << a, "floor").remainder(2);
+    auto reachable = count.le(k);
+    masks_ = all.masked_select(reachable);
+    rank_ = torch::full_like(all, -1).masked_scatter(reachable, torch::arange(masks_.size(0), torch::kInt64));
+  }
+  inclusion_.resize(n);
+  for (int64_t a = 0; a < n; ++a) {
+    double without = kNegInf;
+    for (int64_t j = 0; j <= k - 1; ++j) without = log_add(without, prefix[a][j] + suffix[a + 1][k - 1 - j]);
+    inclusion_[a] = std::exp(log_w[a] + without - log_z_);
+  }
+}
+
+States SetsEnv::initial_states(int64_t batch, const torch::Device& device) const {
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
+  return {torch::zeros({batch, options_.universe}, i64),
+          torch::zeros({batch, 0}, i64.dtype(torch::kFloat32)), torch::ones({batch}, b), torch::zeros({batch}, b)};
+}
+
+torch::Tensor SetsEnv::features(const States& states) const { return states.discrete.to(torch::kFloat32); }
+
+torch::Tensor SetsEnv::forward_mask(const States& states) const {
+  const auto& x = states.discrete;
+  auto full = x.sum(1, /*keepdim=*/true).ge(options_.size);  // [B, 1]
+  return torch::cat({x.eq(0).logical_and(full.logical_not()), full}, 1);
+}
+
+torch::Tensor SetsEnv::backward_mask(const States& states) const { return states.discrete.eq(1); }
+
+StepResult SetsEnv::step(const States& states, const Actions& actions) const {
+  const auto& x = states.discrete;
+  // the exit (component n) matches no element, so it leaves x unchanged
+  auto add = torch::arange(options_.universe, x.options()).unsqueeze(0).eq(actions.component.unsqueeze(1));
+  auto next = x + add.to(x.scalar_type());
+  return {States{next, states.continuous, torch::zeros_like(states.is_initial), states.is_sink},
+          torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
+}
+
+StepResult SetsEnv::backward_step(const States& states, const Actions& actions) const {
+  const auto& x = states.discrete;
+  auto remove = torch::arange(options_.universe, x.options()).unsqueeze(0).eq(actions.component.unsqueeze(1));
+  auto prev = x - remove.to(x.scalar_type());
+  return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
+          torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
+}
+
+Actions SetsEnv::backward_action(const States& /*parent*/, const States& /*child*/, const Actions& forward,
+                                 torch::Tensor* log_jacobian) const {
+  return same_index_action(forward, log_jacobian);  // the element/coordinate that went up comes down
+}
+
+Actions SetsEnv::forward_action(const States& /*child*/, const States& /*parent*/, const Actions& backward,
+                                torch::Tensor* log_jacobian) const {
+  return same_index_action(backward, log_jacobian);
+}
+
+torch::Tensor SetsEnv::log_reward(const States& states) const {
+  const auto& x = states.discrete;
+  auto e = energies_f32_.device() == x.device() ? energies_f32_ : energies_f32_.to(x.device());
+  return -torch::mv(x.to(torch::kFloat32), e);
+}
+
+std::vector<std::pair<std::string, double>> SetsEnv::sample_metrics(const States& terminal) const {
+  auto freq = terminal.discrete.to(torch::kCPU, torch::kFloat64).mean(0);
+  auto exact = torch::tensor(inclusion_, torch::kFloat64);
+  auto err = (freq - exact).abs();
+  return {{"inclusion_error", err.mean().item<double>()}, {"inclusion_max_error", err.max().item<double>()}};
+}
+
+int64_t SetsEnv::num_states() const {
+  if (!enumerable()) return Env::num_states();
+  return masks_.size(0);
+}
+
+States SetsEnv::enumerate_states(const torch::Device& device) const {
+  if (!enumerable()) return Env::enumerate_states(device);
+  const int64_t n = options_.universe;
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  auto place = torch::pow(2, torch::arange(n - 1, -1, -1, i64));  // element 0 is the most significant bit
+  auto masks = masks_.to(device);
+  auto x = masks.unsqueeze(1).div(place.unsqueeze(0), "floor").remainder(2);
+  auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
+  return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat32)), masks.eq(0), torch::zeros({x.size(0)}, b)};
+}
+
+torch::Tensor SetsEnv::state_index(const States& states) const {
+  const auto& x = states.discrete;
+  const int64_t n = options_.universe;
+  auto place = torch::pow(2, torch::arange(n - 1, -1, -1, x.options())).to(x.scalar_type());
+  auto rank = rank_.device() == x.device() ? rank_ : rank_.to(x.device());
+  return rank.index_select(0, (x * place.unsqueeze(0)).sum(1));
+}
+
+}  // namespace gfn
