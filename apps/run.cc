@@ -129,8 +129,10 @@ ConfigSchema run_schema(const Registry& registry) {
       int_param("policy.hidden", 256, "width of each hidden layer of the MLP trunk", 1, 1 << 16),
       int_param("policy.layers", 2, "number of hidden layers of the MLP trunk", 1, 64),
       string_param("policy.activation", "relu", "nonlinearity of the trunk", {"relu", "leaky_relu", "elu"}),
-      string_param("policy.backward", "uniform", "backward policy P_B: uniform, or a learned head on the trunk",
-                   {"uniform", "learned"}),
+      string_param("policy.backward", "uniform",
+                   "backward policy P_B: uniform, a learned head on the trunk (trained through the loss), or tlm "
+                   "(its own network trained by trajectory likelihood maximisation, scored through an EMA target)",
+                   {"uniform", "learned", "tlm"}),
       string_param("policy.flow_trunk", "shared",
                    "the flow head log F(s) on the policy's trunk, or on its own MLP of the same shape",
                    {"shared", "separate"}),
@@ -156,6 +158,11 @@ ConfigSchema run_schema(const Registry& registry) {
       float_param("train.lr_logz", 0.1, "Adam learning rate of log Z", 0.0, 100.0, true),
       float_param("train.lr_flow", 1e-3, "Adam learning rate of the flow head log F(s) and its own trunk (objectives with flows: db, subtb)",
                   0.0, 10.0, true),
+      float_param("train.lr_backward", 1e-3, "Adam learning rate of the TLM backward network", 0.0, 10.0, true),
+      float_param("train.backward_decay", 0.999, "the TLM learning rate is multiplied by this after every step", 0.0,
+                  1.0, true, false),
+      float_param("train.tlm_ema", 0.25, "kappa of the TLM target update psi-bar <- (1 - kappa) psi-bar + kappa psi",
+                  0.0, 1.0, true, false),
       int_param("train.lr_decay_every", 0, "every N iterations all learning rates are multiplied by train.lr_decay (0: never)", 0),
       float_param("train.lr_decay", 0.5, "step decay factor of the learning rates", 0.0, 1.0, true, false),
       float_param("train.epsilon", 0.0, "exploration: probability of a uniform choice among available moves", 0.0,
@@ -232,7 +239,10 @@ EstimatorOptions estimator_options(const Params& p) {
   o.layers = p.get_int("policy.layers");
   const auto& act = p.get_string("policy.activation");
   o.activation = act == "elu" ? Activation::kElu : act == "leaky_relu" ? Activation::kLeakyRelu : Activation::kRelu;
-  o.backward = p.get_string("policy.backward") == "learned" ? BackwardPolicy::kLearned : BackwardPolicy::kUniform;
+  const auto& backward = p.get_string("policy.backward");
+  o.backward = backward == "learned" ? BackwardPolicy::kLearned
+               : backward == "tlm"   ? BackwardPolicy::kTlm
+                                     : BackwardPolicy::kUniform;
   o.init_log_z = p.get_float("policy.init_log_z");
   o.flow_trunk = p.get_string("policy.flow_trunk") == "separate" ? FlowTrunk::kSeparate : FlowTrunk::kShared;
   o.head.mixture_components = p.get_int("policy.mixture_components");
@@ -260,6 +270,9 @@ Run build_run(const Params& p, const Registry& registry) {
   t.lr = p.get_float("train.lr");
   t.lr_logz = p.get_float("train.lr_logz");
   t.lr_flow = p.get_float("train.lr_flow");
+  t.lr_backward = p.get_float("train.lr_backward");
+  t.backward_decay = p.get_float("train.backward_decay");
+  t.tlm_ema = p.get_float("train.tlm_ema");
   t.lr_decay_every = p.get_int("train.lr_decay_every");
   t.lr_decay = p.get_float("train.lr_decay");
   t.sampler.epsilon = p.get_float("train.epsilon");
@@ -472,16 +485,18 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
     if (log_row) {
       loss = r.loss.item<double>();
       const auto& tr = r.trajectories;
-      log->append_row("train", {{"iteration", static_cast<double>(it)},
-                                {"trajectories", static_cast<double>(trajectories)},
-                                {"wall_s", elapsed()},
-                                {"loss", loss},
-                                {"log_z", run.estimators->log_z.item<double>()},
-                                {"lr", trainer.current_lr()},
-                                {"grad_norm", r.grad_norm},
-                                {"mean_log_reward", tr.log_reward.mean().item<double>()},
-                                {"max_log_reward", tr.log_reward.max().item<double>()},
-                                {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}});
+      std::vector<std::pair<std::string, double>> row = {{"iteration", static_cast<double>(it)},
+                                                         {"trajectories", static_cast<double>(trajectories)},
+                                                         {"wall_s", elapsed()},
+                                                         {"loss", loss},
+                                                         {"log_z", run.estimators->log_z.item<double>()},
+                                                         {"lr", trainer.current_lr()},
+                                                         {"grad_norm", r.grad_norm},
+                                                         {"mean_log_reward", tr.log_reward.mean().item<double>()},
+                                                         {"max_log_reward", tr.log_reward.max().item<double>()},
+                                                         {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}};
+      if (r.backward_loss.defined()) row.push_back({"backward_loss", r.backward_loss.item<double>()});
+      log->append_row("train", row);
     }
     if (traj_every > 0 && (it % traj_every == 0)) log_trajectories(*log, it, r, traj_count);
 

@@ -112,8 +112,25 @@ torch::Tensor PolicyNetImpl::backward_logits(const torch::Tensor& hidden) {
 
 Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
                        const torch::Device& device) {
-  policy = PolicyNet(env.action_spec(), env.feature_dim(), options, generator);
+  EstimatorOptions forward = options;
+  if (options.backward == BackwardPolicy::kTlm) forward.backward = BackwardPolicy::kUniform;  // no head of its own
+  policy = PolicyNet(env.action_spec(), env.feature_dim(), forward, generator);
   policy->to(device);
+  if (options.backward == BackwardPolicy::kTlm) {
+    EstimatorOptions b = options;
+    b.backward = BackwardPolicy::kLearned;
+    b.flow = false;
+    backward_online = PolicyNet(env.action_spec(), env.feature_dim(), b, generator);
+    backward_target = PolicyNet(env.action_spec(), env.feature_dim(), b, generator);
+    torch::NoGradGuard no_grad;
+    auto target = backward_target->named_parameters();
+    for (auto& p : backward_online->named_parameters()) {
+      if (p.key() == "backward_weight" || p.key() == "backward_bias") p.value().zero_();  // uniform start
+      target[p.key()].copy_(p.value()).set_requires_grad(false);
+    }
+    backward_online->to(device);
+    backward_target->to(device);
+  }
   log_z = torch::full({}, options.init_log_z, torch::TensorOptions().dtype(options.dtype).device(device))
               .set_requires_grad(true);
 }
@@ -123,6 +140,21 @@ std::vector<torch::Tensor> Estimators::policy_parameters() const {
   for (const auto& p : policy->named_parameters())
     if (p.key().rfind("flow_", 0) != 0) out.push_back(p.value());
   return out;
+}
+
+std::vector<torch::Tensor> Estimators::tlm_parameters() const {
+  std::vector<torch::Tensor> out;
+  if (!tlm()) return out;
+  for (const auto& p : backward_online->named_parameters())
+    if (p.key().rfind("forward_", 0) != 0) out.push_back(p.value());  // its forward head is unused
+  return out;
+}
+
+void Estimators::update_backward_target(double kappa) {
+  TORCH_CHECK(tlm(), "update_backward_target: the backward policy is not TLM");
+  torch::NoGradGuard no_grad;
+  auto online = backward_online->named_parameters();
+  for (auto& p : backward_target->named_parameters()) p.value().lerp_(online[p.key()], kappa);
 }
 
 std::vector<torch::Tensor> Estimators::flow_parameters() const {
@@ -136,6 +168,10 @@ void Estimators::save(const std::string& path, int64_t iteration) const {
   torch::serialize::OutputArchive archive;
   policy->save(archive);
   archive.write("log_z", log_z, /*is_buffer=*/false);
+  if (tlm()) {
+    for (const auto& p : backward_online->named_parameters()) archive.write("tlm_online." + p.key(), p.value());
+    for (const auto& p : backward_target->named_parameters()) archive.write("tlm_target." + p.key(), p.value());
+  }
   archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
   const std::string tmp = path + ".tmp";
   archive.save_to(tmp);
@@ -162,6 +198,12 @@ int64_t Estimators::load(const std::string& path) {
   torch::NoGradGuard no_grad;
   for (auto& p : policy->named_parameters()) p.value().copy_(read(p.key(), p.value(), false));
   log_z.copy_(read("log_z", log_z, false));
+  if (tlm()) {
+    for (auto& p : backward_online->named_parameters())
+      p.value().copy_(read("tlm_online." + p.key(), p.value(), false));
+    for (auto& p : backward_target->named_parameters())
+      p.value().copy_(read("tlm_target." + p.key(), p.value(), false));
+  }
   torch::Tensor none;
   return read("iteration", none, true).item<int64_t>();
 }

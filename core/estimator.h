@@ -23,14 +23,17 @@
 namespace gfn {
 
 enum class Activation { kRelu, kLeakyRelu, kElu };
-enum class BackwardPolicy { kUniform, kLearned };
+// P_B: uniform over the available backward components; a learned head on the policy trunk,
+// trained through the GFlowNet loss ("naive"); or TLM (Gritsaev et al., ICLR 2025): its own
+// network trained by trajectory likelihood maximisation, the loss scoring an EMA target of it.
+enum class BackwardPolicy { kUniform, kLearned, kTlm };
 enum class FlowTrunk { kShared, kSeparate };
 
 struct EstimatorOptions {
   int64_t hidden = 256;                              // width of every hidden layer, >= 1
   int64_t layers = 2;                                // number of hidden layers, >= 1
   Activation activation = Activation::kRelu;         // nonlinearity of the trunk
-  BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform or a learned head on the trunk
+  BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform, a learned head on the trunk, or TLM
   double init_log_z = 0.0;                           // initial value of log Z
   HeadOptions head;                                  // densities of continuous pieces
   bool flow = false;                                 // a log F(s) head (objectives that read
@@ -90,9 +93,23 @@ TORCH_MODULE(PolicyNet);
 struct Estimators {
   PolicyNet policy{nullptr};
   torch::Tensor log_z;  // [] parameter
+  // TLM only: the backward network psi (a policy net whose learned backward head on its own trunk
+  // is P_B; the head's output layer starts at 0, i.e. uniform) and its EMA target psi-bar, which
+  // is what the forward loss and evaluation score with.
+  PolicyNet backward_online{nullptr};
+  PolicyNet backward_target{nullptr};
 
   Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
              const torch::Device& device);
+  // A view scoring with `policy` alone (its own backward head or the uniform P_B).
+  Estimators(PolicyNet policy, torch::Tensor log_z) : policy(std::move(policy)), log_z(std::move(log_z)) {}
+  // The net whose backward head is P_B when learned: the TLM target, else the policy.
+  PolicyNetImpl& backward_policy() const { return backward_target ? *backward_target.ptr() : *policy.ptr(); }
+  bool tlm() const { return static_cast<bool>(backward_online); }
+  // TLM: psi's trained parameters (its trunk and backward head), and the EMA step
+  // psi-bar <- (1 - kappa) psi-bar + kappa psi.
+  std::vector<torch::Tensor> tlm_parameters() const;
+  void update_backward_target(double kappa);
   // The policy's parameters without the flow head's, and the flow head's (empty without one):
   // each gets its own learning rate.
   std::vector<torch::Tensor> policy_parameters() const;

@@ -137,7 +137,7 @@ torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, co
     // each state `samples` times, consecutively
     auto rows = torch::arange(start, start + m, torch::TensorOptions().dtype(torch::kInt64).device(device))
                     .repeat_interleave(samples);
-    auto tr = backward_rollout(env, *estimators.policy, terminal.index_select(rows), generator);
+    auto tr = backward_rollout(env, estimators.backward_policy(), terminal.index_select(rows), generator);
     auto in = score_trajectories(env, estimators, tr, ScoreOptions{});
     auto log_ratio = (in.log_pf - in.log_pb).sum(0).to(torch::kCPU, torch::kFloat64).view({m, samples});
     parts.push_back(log_ratio.logsumexp(1) - std::log(static_cast<double>(samples)));

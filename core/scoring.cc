@@ -102,12 +102,14 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   auto bjac_rows = torch::zeros({n}, lpf.options()).index_copy(0, pos, bjac.to(dtype));
 
   // backward log-probabilities at s_t (s0 has no parent: its row is masked to 0)
-  const auto& bhead = policy.backward_head();
+  // (P_B's own network where it has one: the TLM target, on its own trunk)
+  auto& bpolicy = estimators.backward_policy();
+  const auto& bhead = bpolicy.backward_head();
   auto root = rows.is_initial;
   auto bmask = env.backward_mask(rows).logical_or(root.unsqueeze(1));
   torch::Tensor lpb;
-  if (policy.learned_backward()) {
-    auto bout = policy.backward_outputs(hidden);
+  if (bpolicy.learned_backward()) {
+    auto bout = bpolicy.backward_outputs(&bpolicy == &policy ? hidden : bpolicy.trunk(features));
     auto lpb_rows = masked_log_softmax(bhead.logits(bout), bmask);
     lpb = lpb_rows.gather(1, bcomp.unsqueeze(1)).squeeze(1);
     if (bhead.has_pieces()) {

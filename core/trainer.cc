@@ -15,6 +15,12 @@ void TrainerOptions::validate() const {
     throw ConfigError(fmt::format("train.lr_flow = {}: expected a float > 0", lr_flow));
   if (lr_decay_every < 0)
     throw ConfigError(fmt::format("train.lr_decay_every = {}: expected an integer >= 0", lr_decay_every));
+  if (!(lr_backward > 0.0) || !std::isfinite(lr_backward))
+    throw ConfigError(fmt::format("train.lr_backward = {}: expected a float > 0", lr_backward));
+  if (!(backward_decay > 0.0 && backward_decay <= 1.0))
+    throw ConfigError(fmt::format("train.backward_decay = {}: expected a float in (0, 1]", backward_decay));
+  if (!(tlm_ema > 0.0 && tlm_ema <= 1.0))
+    throw ConfigError(fmt::format("train.tlm_ema = {}: expected a float in (0, 1]", tlm_ema));
   if (!(lr_decay > 0.0 && lr_decay <= 1.0))
     throw ConfigError(fmt::format("train.lr_decay = {}: expected a float in (0, 1]", lr_decay));
   sampler.validate();
@@ -68,6 +74,8 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
                                   objective_.name()));
   if (!flow.empty()) groups.push_back({flow, options_.lr_flow});
   optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
+  if (estimators_.tlm())
+    backward_optimizer_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{estimators_.tlm_parameters(), options_.lr_backward}});
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
   if (env_.enumerable() && !env_.action_spec().forward.has_pieces() && env_.num_states() <= (int64_t{1} << 22))
@@ -90,6 +98,24 @@ double Trainer::current_lr() const {
   return optimizer_->groups().front().lr;
 }
 
+torch::Tensor Trainer::tlm_step(const Trajectories& traj, const torch::Tensor& path) {
+  torch::Tensor log_pb;  // [T, B] under psi, 0 on the exit steps and padding
+  if (tabular_) {
+    auto pass = evaluate_table(*table_, *estimators_.backward_online);
+    log_pb = score_tabular(*table_, pass, traj, path, estimators_.log_z, ScoreOptions{}).log_pb;
+  } else {
+    Estimators psi(estimators_.backward_online, estimators_.log_z);
+    log_pb = score_trajectories(env_, psi, traj, ScoreOptions{}).log_pb;
+  }
+  auto loss = -log_pb.sum(0).mean();
+  backward_optimizer_->zero_grad();
+  loss.backward();
+  backward_optimizer_->step();
+  backward_optimizer_->groups().front().lr *= options_.backward_decay;
+  estimators_.update_backward_target(options_.tlm_ema);
+  return loss.detach();
+}
+
 IterationResult Trainer::step(bool with_grad_norm) {
   IterationResult out;
   LossInputs inputs;
@@ -104,12 +130,18 @@ IterationResult Trainer::step(bool with_grad_norm) {
     }
     torch::Tensor path;
     out.trajectories = rollout_tabular(env_, *table_, probs, B, generator_, &path);
+    if (estimators_.tlm()) {
+      out.backward_loss = tlm_step(out.trajectories, path);
+      torch::NoGradGuard no_grad;
+      pass.log_pb = evaluate_table(*table_, *estimators_.backward_target).log_pb;
+    }
     inputs = score_tabular(*table_, pass, out.trajectories, path, estimators_.log_z, options_.score);
     out.terminal_index = path[path.size(0) - 1];
   } else {
     SamplerOptions sampler = options_.sampler;
     sampler.record_log_pf = !sampler.on_policy();  // on-policy, the scores below are the same numbers
     out.trajectories = rollout(env_, *estimators_.policy, B, sampler, generator_, device_);
+    if (estimators_.tlm()) out.backward_loss = tlm_step(out.trajectories, torch::Tensor());
     inputs = score_trajectories(env_, estimators_, out.trajectories, options_.score);
     if (!sampler.record_log_pf) out.trajectories.log_pf_sampled = inputs.log_pf.detach();
     if (table_) out.terminal_index = env_.state_index(out.trajectories.terminal_states());

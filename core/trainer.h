@@ -1,5 +1,8 @@
 // One training iteration (DESIGN.md §4): sample, score under the training policy in one
-// batched pass, loss, backward, optimiser step. Adam with its own learning rate for log Z.
+// batched pass, loss, backward, optimiser step. Adam with its own learning rate for log Z. With a
+// TLM backward policy, each iteration first takes one step of P_B's network psi on the sampled
+// trajectories (maximising their backward likelihood, its own Adam and decay) and moves the
+// target psi-bar towards it; the forward loss then scores P_B with the updated target.
 #pragma once
 
 #include <cmath>
@@ -31,6 +34,9 @@ struct TrainerOptions {
   SamplerOptions sampler;     // exploration of the behaviour policy
   ScoreOptions score;         // log-reward clipping
   TabularMode tabular = TabularMode::kAuto;  // auto: when num_states <= batch * T
+  double lr_backward = 1e-3;   // TLM: Adam learning rate of the backward network, > 0
+  double backward_decay = 0.999;  // TLM: its learning rate is multiplied by this after every step, in (0, 1]
+  double tlm_ema = 0.25;       // TLM: kappa of the target update psi-bar <- (1 - kappa) psi-bar + kappa psi, in (0, 1]
   int64_t lr_decay_every = 0;  // every N iterations all learning rates are multiplied by lr_decay (0: never)
   double lr_decay = 0.5;       // step decay factor, in (0, 1]
 
@@ -46,6 +52,7 @@ struct IterationResult {
   torch::Tensor log_pb;          // [T, B] float
   torch::Tensor terminal_index;  // [B] int64: state index of x (enumerable envs), else undefined
   double grad_norm = std::nan("");  // global L2 norm of the gradients, when asked for
+  torch::Tensor backward_loss;   // [] float: TLM's -mean sum_t log p_B under psi (TLM only)
 };
 
 class Trainer {
@@ -78,6 +85,10 @@ class Trainer {
   torch::Device device_;
   torch::Generator generator_;
   std::unique_ptr<FusedAdam> optimizer_;
+  std::unique_ptr<FusedAdam> backward_optimizer_;  // TLM only
+  // TLM: one likelihood step of psi on P_F's trajectories (`path`: their state indices on the
+  // tabular path), then the EMA step of the target; returns the loss.
+  torch::Tensor tlm_step(const Trajectories& traj, const torch::Tensor& path);
   std::optional<StateTable> table_;
   bool tabular_ = false;
   int64_t iteration_ = 0;

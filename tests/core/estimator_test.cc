@@ -1,4 +1,5 @@
-// Estimators: architecture from the action spec, seeded initialisation, save/load round trip.
+// Estimators: architecture from the action spec, seeded initialisation, save/load round trip,
+// the TLM backward network and its target.
 #include "core/estimator.h"
 
 #include <unistd.h>
@@ -9,8 +10,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/sampler.h"
+#include "core/scoring.h"
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "losses/tb.h"
 
 namespace gfn {
 namespace {
@@ -109,6 +113,99 @@ TEST(EstimatorTest, ValidateNamesKey) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("policy.hidden = 0"), std::string::npos) << e.what();
   }
+}
+
+// TLM: P_B's own network starts exactly uniform (zero output layer), is kept out of the policy's
+// parameter groups, and its target moves by the EMA rule
+TEST(EstimatorTest, TlmStartsUniformAndTracksItsTarget) {
+  HypergridOptions o;
+  o.ndim = 3;
+  o.height = 4;
+  HypergridEnv env(o);
+  EstimatorOptions eo;
+  eo.hidden = 16;
+  eo.dtype = torch::kFloat64;
+  eo.backward = BackwardPolicy::kTlm;
+  auto gen = make_generator(3, torch::kCPU);
+  Estimators tlm(env, eo, gen, torch::kCPU);
+  ASSERT_TRUE(tlm.tlm());
+  EXPECT_FALSE(tlm.policy->learned_backward());
+  EXPECT_EQ(&tlm.backward_policy(), tlm.backward_target.get());
+  eo.backward = BackwardPolicy::kUniform;
+  auto gen2 = make_generator(3, torch::kCPU);
+  Estimators uniform(env, eo, gen2, torch::kCPU);
+  auto sgen = make_generator(4, torch::kCPU);
+  auto tr = rollout(env, *uniform.policy, 32, SamplerOptions{}, sgen, torch::kCPU);
+  auto a = score_trajectories(env, tlm, tr, ScoreOptions{}), b = score_trajectories(env, uniform, tr, ScoreOptions{});
+  EXPECT_TRUE(torch::allclose(a.log_pb, b.log_pb, 0.0, 1e-12));  // uniform, not just close
+  EXPECT_TRUE(torch::equal(a.log_pf, b.log_pf));                  // the same forward policy
+  // psi's trained parameters: its trunk and backward head, none of the policy's
+  auto params = tlm.tlm_parameters();
+  EXPECT_EQ(params.size(), 2u * 2 + 2);  // two hidden layers, the backward head
+  for (const auto& p : tlm.policy_parameters())
+    for (const auto& q : params) EXPECT_FALSE(p.is_same(q));
+  for (const auto& p : tlm.backward_target->parameters()) EXPECT_FALSE(p.requires_grad());
+  // EMA: with the target at 0 and psi at 1, kappa = 0.25 gives 0.25, then 0.4375
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : tlm.backward_online->parameters()) p.fill_(1.0);
+    for (auto& p : tlm.backward_target->parameters()) p.zero_();
+  }
+  tlm.update_backward_target(0.25);
+  for (const auto& p : tlm.backward_target->parameters()) EXPECT_TRUE(torch::allclose(p, torch::full_like(p, 0.25)));
+  tlm.update_backward_target(0.25);
+  for (const auto& p : tlm.backward_target->parameters())
+    EXPECT_TRUE(torch::allclose(p, torch::full_like(p, 0.4375)));
+}
+
+// one TLM iteration: psi takes a likelihood step (the loss is -mean sum log p_B, positive), the
+// target follows it, and neither moves the forward policy's parameters through the TLM loss
+TEST(EstimatorTest, TlmTrainerStep) {
+  HypergridEnv env(HypergridOptions{});
+  for (auto mode : {TabularMode::kOn, TabularMode::kOff}) {
+    EstimatorOptions eo;
+    eo.hidden = 16;
+    eo.backward = BackwardPolicy::kTlm;
+    auto gen = make_generator(5, torch::kCPU);
+    Estimators est(env, eo, gen, torch::kCPU);
+    // the head moves first: the zero output layer leaves the trunk's gradient 0 at step one
+    auto before = est.backward_target->named_parameters()["backward_weight"].clone();
+    TrajectoryBalance tb;
+    TrainerOptions opts;
+    opts.tabular = mode;
+    opts.tlm_ema = 0.5;
+    Trainer trainer(env, est, tb, opts, 0, torch::kCPU);
+    auto r = trainer.step();
+    ASSERT_TRUE(r.backward_loss.defined());
+    EXPECT_GT(r.backward_loss.item<double>(), 0.0);
+    auto online = est.backward_online->named_parameters()["backward_weight"];
+    auto target = est.backward_target->named_parameters()["backward_weight"];
+    EXPECT_FALSE(torch::equal(target, before));  // moved
+    EXPECT_TRUE(torch::allclose(target, 0.5 * before + 0.5 * online, 1e-6, 1e-7));
+    EXPECT_NEAR(trainer.current_lr(), 1e-3, 1e-12);  // the policy's own rate is untouched
+  }
+}
+
+// the TLM networks are part of the saved model
+TEST(EstimatorTest, TlmSaveLoadRoundTrip) {
+  HypergridEnv env(HypergridOptions{});
+  EstimatorOptions eo;
+  eo.hidden = 8;
+  eo.backward = BackwardPolicy::kTlm;
+  auto g1 = make_generator(1, torch::kCPU), g2 = make_generator(2, torch::kCPU);
+  Estimators a(env, eo, g1, torch::kCPU), b(env, eo, g2, torch::kCPU);
+  {
+    torch::NoGradGuard no_grad;
+    a.backward_online->parameters().back().fill_(0.5);
+    a.backward_target->parameters().back().fill_(-0.5);
+  }
+  auto path = std::filesystem::temp_directory_path() / ("gfn_tlm_" + std::to_string(::getpid()) + ".pt");
+  a.save(path.string(), 3);
+  EXPECT_EQ(b.load(path.string()), 3);
+  std::filesystem::remove(path);
+  auto pa = a.backward_online->parameters(), pb = b.backward_online->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
+  EXPECT_TRUE(torch::equal(a.backward_target->parameters().back(), b.backward_target->parameters().back()));
 }
 
 }  // namespace

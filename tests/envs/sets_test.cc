@@ -131,7 +131,9 @@ TEST(SetsTest, SmallUniverseEnumerates) {
   auto p = terminating_distribution(table, lp);
   double total = 0.0;
   for (int64_t s = 0; s < 42; ++s) {
-    if (all.discrete[s].sum().item<int64_t>() != 3) EXPECT_EQ(p[s], 0.0) << s;
+    if (all.discrete[s].sum().item<int64_t>() != 3) {
+      EXPECT_EQ(p[s], 0.0) << s;
+    }
     total += p[s];
   }
   EXPECT_NEAR(total, 1.0, 1e-12);
