@@ -7,11 +7,12 @@
 // the peak resident set size over the warm-up and timed loop (VmHWM of /proc/self/status,
 // reset by writing "5" to /proc/self/clear_refs; memory the allocator already holds from an
 // earlier objective does not show), and the analytic size of the largest intermediate tensor
-// (SubTB: the larger of [T+1, T+1] and [T+1, B]; [T, B] otherwise).
+// (SubTB: the larger of [T+1, T+1] and [T+1, B]; subtb-pairs [T+1, T+1, B]; [T, B] otherwise).
 //
 //   bench_losses [--T N --B N]   (default: both T=100 B=300 and T=20 B=16)
 //                [--reps N] [--warmup N] [--threads N] [--dtype float32|float64] [--lambda X]
-//                [--objectives tb,db,subtb,subtb-equal,subtb-tb,subtb-db,vargrad]
+//                [--objectives tb,db,subtb,subtb-equal,subtb-tb,subtb-db,subtb-pairs,vargrad]
+// (subtb-pairs: SubTB(lambda) through the explicit [T+1, T+1, B] pairs, the tested reference)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -65,6 +66,17 @@ gfn::LossInputs random_inputs(int64_t T, int64_t B, torch::Dtype dtype) {
   return in;
 }
 
+// SubTB through its explicit [T+1, T+1, B] pairs (the reference the quadratic form replaced)
+class PairwiseSubTb final : public gfn::Objective {
+ public:
+  explicit PairwiseSubTb(gfn::SubTbOptions o) : subtb_(o) {}
+  std::string name() const override { return "subtb-pairs"; }
+  torch::Tensor loss(const gfn::LossInputs& in) const override { return subtb_.pairwise_loss(in); }
+
+ private:
+  gfn::SubTrajectoryBalance subtb_;
+};
+
 std::unique_ptr<gfn::Objective> make_objective(const std::string& name, double lambda) {
   if (name == "tb") return std::make_unique<gfn::TrajectoryBalance>();
   if (name == "db") return std::make_unique<gfn::DetailedBalance>();
@@ -75,6 +87,7 @@ std::unique_ptr<gfn::Objective> make_objective(const std::string& name, double l
   else if (name == "subtb-equal") o.weighting = gfn::SubTbWeighting::kEqual;
   else if (name == "subtb-tb") o.weighting = gfn::SubTbWeighting::kTb;
   else if (name == "subtb-db") o.weighting = gfn::SubTbWeighting::kDb;
+  else if (name == "subtb-pairs") return std::make_unique<PairwiseSubTb>(o);
   else return nullptr;
   return std::make_unique<gfn::SubTrajectoryBalance>(o);
 }
@@ -127,8 +140,10 @@ void run_config(int64_t T, int64_t B, torch::Dtype dtype, const std::vector<std:
     if (name == "tb") tb_ms = ms;
     // SubTB's quadratic form: the [T+1, T+1] weights and [T+1, B] potentials
     const bool subtb = name.rfind("subtb", 0) == 0;
-    const double largest =
-        (subtb ? std::max((T + 1.0) * (T + 1.0), (T + 1.0) * B) : double(T) * B) * elem / (1024.0 * 1024.0);
+    const double largest = (name == "subtb-pairs" ? (T + 1.0) * (T + 1.0) * B
+                            : subtb               ? std::max((T + 1.0) * (T + 1.0), (T + 1.0) * B)
+                                                  : double(T) * B) *
+                           elem / (1024.0 * 1024.0);
     char ratio[16] = "-", peak[64];
     if (tb_ms > 0) std::snprintf(ratio, sizeof ratio, "%.2f", ms / tb_ms);
     if (reset) std::snprintf(peak, sizeof peak, "%.2f", (hwm1 - rss0) / 1024.0);
@@ -144,10 +159,10 @@ void run_config(int64_t T, int64_t B, torch::Dtype dtype, const std::vector<std:
 int main(int argc, char** argv) {
   int64_t T = 0, B = 0, reps = 200, warmup = 20, threads = 1;
   double lambda = 0.9;
-  std::string dtype_name = "float32", objectives = "tb,db,subtb,subtb-equal,subtb-tb,subtb-db,vargrad";
+  std::string dtype_name = "float32", objectives = "tb,db,subtb,subtb-equal,subtb-tb,subtb-db,subtb-pairs,vargrad";
   const char* help =
       "usage: bench_losses [--T N --B N] [--reps N] [--warmup N] [--threads N] [--dtype float32|float64]\n"
-      "                    [--lambda X] [--objectives tb,db,subtb,subtb-equal,subtb-tb,subtb-db,vargrad]\n"
+      "                    [--lambda X] [--objectives tb,db,subtb,subtb-equal,subtb-tb,subtb-db,subtb-pairs,vargrad]\n"
       "  without --T/--B: both T=100 B=300 and T=20 B=16\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_losses", help, [&](const std::string& k, const char* v) {
         if (k == "--T") T = std::stoll(v);
