@@ -18,6 +18,27 @@ Actions same_index_action(const Actions& action, torch::Tensor* log_jacobian) {
   return action;
 }
 
+ParentMoves parent_moves(const Env& env, const States& states) {
+  const auto& spec = env.action_spec();
+  const int64_t n = states.batch_size();
+  ParentMoves out;
+  out.available = env.backward_mask(states).logical_and(states.is_initial.logical_not().unsqueeze(1));
+  auto coords = torch::zeros({n, spec.coord_dim}, torch::TensorOptions().dtype(torch::kFloat32).device(
+                                                       states.is_sink.device()));
+  std::vector<torch::Tensor> components;
+  for (int64_t c = 0; c < spec.backward.size(); ++c) {
+    Actions back{torch::full({n}, c, out.available.options().dtype(torch::kInt64)), coords};
+    auto ok = out.available.select(1, c);
+    // unavailable moves may leave the state space: keep the row itself there
+    auto parent = States::where(ok, env.backward_step(states, back).next, states);
+    auto f = env.forward_action(states, parent, back).component;
+    out.parents.push_back(parent);
+    components.push_back(torch::where(ok, f, torch::zeros_like(f)));
+  }
+  out.component = torch::stack(components, 1);
+  return out;
+}
+
 int64_t Env::num_states() const {
   throw std::logic_error("env '" + name() + "' does not enumerate its states");
 }

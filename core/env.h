@@ -74,6 +74,20 @@ struct TerminalGrid {
 // index (+d / -d): `action` itself, with log J = 0 ([B] float) written to `log_jacobian` if asked.
 Actions same_index_action(const Actions& action, torch::Tensor* log_jacobian);
 
+class Env;
+
+// The parents of each of `states` ([N] rows, none the sink) through the env's backward atoms,
+// one entry per backward component c: the parent reached by c (the row itself where c is not
+// available, and at s0), the forward component that leads from it back to the row, and whether
+// c is available. For envs whose backward kernel has no continuous pieces (flow matching, the
+// state tables).
+struct ParentMoves {
+  std::vector<States> parents;  // C_b entries of [N] rows
+  torch::Tensor component;      // [N, C_b] int64 (0 where unavailable)
+  torch::Tensor available;      // [N, C_b] bool (all false at s0)
+};
+ParentMoves parent_moves(const Env& env, const States& states);
+
 class Env {
  public:
   virtual ~Env() = default;

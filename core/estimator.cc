@@ -153,8 +153,10 @@ std::vector<torch::Tensor> Estimators::tlm_parameters() const {
 void Estimators::update_backward_target(double kappa) {
   TORCH_CHECK(tlm(), "update_backward_target: the backward policy is not TLM");
   torch::NoGradGuard no_grad;
-  auto online = backward_online->named_parameters();
-  for (auto& p : backward_target->named_parameters()) p.value().lerp_(online[p.key()], kappa);
+  // both nets are built by the same constructor: their parameters come in the same order
+  auto online = backward_online->parameters();
+  auto target = backward_target->parameters();
+  for (size_t i = 0; i < target.size(); ++i) target[i].lerp_(online[i], kappa);
 }
 
 std::vector<torch::Tensor> Estimators::flow_parameters() const {

@@ -190,8 +190,17 @@ double EmpiricalL1::l1(const std::vector<double>& target) const {
 TopK::TopK(int64_t k) : k_(k) {}
 
 void TopK::add(const torch::Tensor& discrete, const torch::Tensor& log_reward) {
-  auto x = discrete.to(torch::kCPU, torch::kInt64).contiguous();
-  auto r = log_reward.to(torch::kCPU, torch::kFloat64).contiguous();
+  pending_discrete_.push_back(discrete.detach());
+  pending_log_reward_.push_back(log_reward.detach());
+  if (pending_discrete_.size() >= 256) flush();  // bounded memory when evaluations are rare
+}
+
+void TopK::flush() {
+  if (pending_discrete_.empty()) return;
+  auto x = torch::cat(pending_discrete_).to(torch::kCPU, torch::kInt64).contiguous();
+  auto r = torch::cat(pending_log_reward_).to(torch::kCPU, torch::kFloat64).contiguous();
+  pending_discrete_.clear();
+  pending_log_reward_.clear();
   const int64_t n = x.size(0), d = x.size(1);
   const int64_t* xp = x.data_ptr<int64_t>();
   const double* rp = r.data_ptr<double>();
@@ -208,7 +217,13 @@ void TopK::add(const torch::Tensor& discrete, const torch::Tensor& log_reward) {
   }
 }
 
-double TopK::mean_reward() const {
+int64_t TopK::size() {
+  flush();
+  return static_cast<int64_t>(best_.size());
+}
+
+double TopK::mean_reward() {
+  flush();
   if (best_.empty()) return std::nan("");
   double sum = 0.0;
   for (const auto& [log_r, state] : best_) sum += std::exp(log_r);

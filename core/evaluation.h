@@ -103,14 +103,17 @@ class EmpiricalL1 {
 class TopK {
  public:
   explicit TopK(int64_t k);
-  // Adds terminal states ([B, Dd] int64) with their log-rewards ([B]), any device.
+  // Queues terminal states ([B, Dd] int64) with their log-rewards ([B]), on any device: one copy
+  // to the host per query (or per 256 batches), not one per training iteration.
   void add(const torch::Tensor& discrete, const torch::Tensor& log_reward);
   // mean of R = exp(log R) over the kept states (NaN when none yet)
-  double mean_reward() const;
-  int64_t size() const { return static_cast<int64_t>(best_.size()); }
+  double mean_reward();
+  int64_t size();
 
  private:
+  void flush();  // merges the queued states, one host copy
   int64_t k_;
+  std::vector<torch::Tensor> pending_discrete_, pending_log_reward_;
   std::set<std::pair<double, std::vector<int64_t>>> best_;  // ascending log R
   std::set<std::vector<int64_t>> kept_;
 };

@@ -25,26 +25,13 @@ namespace {
 // flows: the parents come from the env's backward atoms (one batched pass of the policy over all
 // of them). Rows without a parent (s0) get a finite dummy value, to be masked by the caller.
 torch::Tensor parents_log_inflow(const Env& env, PolicyNetImpl& policy, const States& rows) {
-  const auto& spec = env.action_spec();
-  const int64_t n = rows.batch_size(), Cb = spec.backward.size(), Cf = spec.forward.size();
-  auto bmask = env.backward_mask(rows).logical_or(rows.is_initial.unsqueeze(1));  // [n, Cb]
-  auto coords = torch::zeros({n, spec.coord_dim}, torch::TensorOptions().dtype(torch::kFloat32).device(
-                                                       rows.is_sink.device()));
-  std::vector<States> parents;
-  std::vector<torch::Tensor> comps;
-  for (int64_t c = 0; c < Cb; ++c) {
-    Actions back{torch::full({n}, c, bmask.options().dtype(torch::kInt64)), coords};
-    auto ok = bmask.select(1, c).logical_and(rows.is_initial.logical_not());
-    // unavailable moves may leave the state space: keep the row itself there
-    auto parent = States::where(ok, env.backward_step(rows, back).next, rows);
-    auto f = env.forward_action(rows, parent, back).component;
-    parents.push_back(parent);
-    comps.push_back(torch::where(ok, f, torch::zeros_like(f)).clamp(0, Cf - 1));
-  }
-  auto all = States::cat(parents);  // [Cb * n], component-major
+  const int64_t n = rows.batch_size(), Cb = env.action_spec().backward.size();
+  auto moves = parent_moves(env, rows);
+  auto all = States::cat(moves.parents);  // [Cb * n], component-major
   auto logits = policy.forward_logits(policy.trunk(env.features(all)));
-  auto edge = logits.gather(1, torch::cat(comps).unsqueeze(1)).view({Cb, n});
-  return edge.masked_fill(bmask.t().logical_not(), -std::numeric_limits<double>::infinity()).logsumexp(0);
+  auto edge = logits.gather(1, moves.component.t().reshape({-1, 1})).view({Cb, n});
+  auto has = moves.available.logical_or(rows.is_initial.unsqueeze(1));  // s0: a finite dummy
+  return edge.masked_fill(has.t().logical_not(), -std::numeric_limits<double>::infinity()).logsumexp(0);
 }
 
 }  // namespace

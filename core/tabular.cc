@@ -47,17 +47,12 @@ StateTable::StateTable(const Env& env, const torch::Device& device) {
   backward_component = torch::stack(back_cols, 1);
 
   // parents and the forward moves into each state from them
-  std::vector<torch::Tensor> parent_cols, pcomp_cols;
-  for (int64_t c = 0; c < spec.backward.size(); ++c) {
-    auto allowed = backward_mask.select(1, c).logical_and(states.is_initial.logical_not());
-    Actions back{torch::full({S}, c, self.options()), coords};
-    auto prev = States::where(allowed, env.backward_step(states, back).next, states);
-    parent_cols.push_back(torch::where(allowed, env.state_index(prev), self));
-    auto f = env.forward_action(states, prev, back).component;
-    pcomp_cols.push_back(torch::where(allowed, f, torch::zeros_like(f)));
-  }
+  auto moves = parent_moves(env, states);
+  std::vector<torch::Tensor> parent_cols;
+  for (size_t c = 0; c < moves.parents.size(); ++c)
+    parent_cols.push_back(torch::where(moves.available.select(1, c), env.state_index(moves.parents[c]), self));
   parent = torch::stack(parent_cols, 1);
-  parent_component = torch::stack(pcomp_cols, 1);
+  parent_component = moves.component;
   if (env.has_intermediate_reward())
     intermediate_log_reward = env.intermediate_log_reward(states).masked_fill(states.is_initial, 0.0);
 }

@@ -4,6 +4,10 @@
 
 namespace gfn {
 
+torch::Tensor on_device(const torch::Tensor& cached, const torch::Device& device) {
+  return cached.device() == device ? cached : cached.to(device);
+}
+
 States States::index_select(const torch::Tensor& index) const {
   return {discrete.index_select(0, index), continuous.index_select(0, index), is_initial.index_select(0, index),
           is_sink.index_select(0, index)};

@@ -9,6 +9,10 @@
 
 namespace gfn {
 
+// `cached` itself when it already lives on `device`, else a copy there: for constant tensors an
+// env builds once on the CPU and reads on whatever device its states are.
+torch::Tensor on_device(const torch::Tensor& cached, const torch::Device& device);
+
 // A batch of states. A row is either a state of the environment or the sink sf.
 struct States {
   torch::Tensor discrete;    // [B, Dd] int64 (Dd may be 0)

@@ -69,10 +69,6 @@ HypergridEnv::HypergridEnv(const HypergridOptions& options) : options_(options) 
   offsets_ = dims_ * options_.height;
 }
 
-torch::Tensor HypergridEnv::on(const torch::Tensor& cached, const torch::Device& device) {
-  return cached.device() == device ? cached : cached.to(device);
-}
-
 States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) const {
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
@@ -84,7 +80,7 @@ States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) 
 torch::Tensor HypergridEnv::features(const States& states) const {
   const auto& x = states.discrete;  // [B, n]
   auto out = torch::zeros({x.size(0), feature_dim()}, x.options().dtype(torch::kFloat32));
-  return out.scatter_(1, x + on(offsets_, x.device()), 1.0);
+  return out.scatter_(1, x + on_device(offsets_, x.device()), 1.0);
 }
 
 torch::Tensor HypergridEnv::forward_mask(const States& states) const {
@@ -98,7 +94,7 @@ torch::Tensor HypergridEnv::backward_mask(const States& states) const { return s
 StepResult HypergridEnv::step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
   // the exit (component n) matches no coordinate, so it leaves x unchanged
-  auto next = x + actions.component.unsqueeze(1).eq(on(dims_, x.device()));
+  auto next = x + actions.component.unsqueeze(1).eq(on_device(dims_, x.device()));
   auto zeros_b = torch::zeros_like(states.is_initial);
   return {States{next, states.continuous, zeros_b, states.is_sink},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -106,7 +102,7 @@ StepResult HypergridEnv::step(const States& states, const Actions& actions) cons
 
 StepResult HypergridEnv::backward_step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
-  auto prev = x - actions.component.unsqueeze(1).eq(on(dims_, x.device())).to(x.scalar_type());  // int - bool is an error
+  auto prev = x - actions.component.unsqueeze(1).eq(on_device(dims_, x.device())).to(x.scalar_type());  // int - bool is an error
   return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
 }

@@ -75,8 +75,6 @@ class HypergridEnv final : public Env {
   bool enumerable_ = false;
   torch::Tensor offsets_;  // [n] int64 on CPU: d * H, the one-hot offset of coordinate d
   torch::Tensor dims_;     // [n] int64 on CPU: 0, ..., n-1
-  // the cached tensor where it lives on `device`, else a fresh copy there
-  static torch::Tensor on(const torch::Tensor& cached, const torch::Device& device);
 };
 
 }  // namespace gfn

@@ -20,13 +20,10 @@ double log_add(double a, double b) {
   return m + std::log1p(std::exp(-std::fabs(a - b)));
 }
 
-// log e_j of the weights log_w[begin, end) for j = 0..k: the elementary symmetric polynomials by
-// the recursion e_j <- e_j + w e_{j-1}, one element at a time
-std::vector<double> log_esp(const std::vector<double>& log_w, int64_t begin, int64_t end, int64_t k) {
-  std::vector<double> e(k + 1, kNegInf);
-  e[0] = 0.0;
-  for (int64_t a = begin; a < end; ++a)
-    for (int64_t j = std::min<int64_t>(k, a - begin + 1); j >= 1; --j) e[j] = log_add(e[j], e[j - 1] + log_w[a]);
+// log e_j, j = 0..k, of a set of weights with one more weight exp(log_w): the elementary
+// symmetric polynomials' recursion e_j <- e_j + w e_{j-1}
+std::vector<double> with_element(std::vector<double> e, double log_w) {
+  for (size_t j = e.size() - 1; j >= 1; --j) e[j] = log_add(e[j], e[j - 1] + log_w);
   return e;
 }
 
@@ -75,25 +72,20 @@ SetsEnv::SetsEnv(const SetsOptions& options) : options_(options) {
   // polynomials: e_{k-1}(w without a) = sum_j e_j(w_0..w_{a-1}) e_{k-1-j}(w_{a+1}..w_{n-1})
   std::vector<double> log_w(n);
   for (int64_t a = 0; a < n; ++a) log_w[a] = -energies_[a].item<double>();
-  log_z_ = log_esp(log_w, 0, n, k)[k];
-  std::vector<std::vector<double>> prefix(n + 1), suffix(n + 1);
-  prefix[0] = log_esp(log_w, 0, 0, k);
-  for (int64_t a = 0; a < n; ++a) {  // prefix[a + 1] from prefix[a]: one more element
-    prefix[a + 1] = prefix[a];
-    for (int64_t j = k; j >= 1; --j) prefix[a + 1][j] = log_add(prefix[a][j], prefix[a][j - 1] + log_w[a]);
-  }
-  suffix[n] = log_esp(log_w, n, n, k);
-  for (int64_t a = n - 1; a >= 0; --a) {
-    suffix[a] = suffix[a + 1];
-    for (int64_t j = k; j >= 1; --j) suffix[a][j] = log_add(suffix[a + 1][j], suffix[a + 1][j - 1] + log_w[a]);
-  }
+  // prefix[a]: the polynomials of elements 0..a-1; suffix[a]: of a..n-1 (the empty set: e_0 = 1)
+  std::vector<double> none(k + 1, kNegInf);
+  none[0] = 0.0;
+  std::vector<std::vector<double>> prefix(n + 1, none), suffix(n + 1, none);
+  for (int64_t a = 0; a < n; ++a) prefix[a + 1] = with_element(prefix[a], log_w[a]);
+  for (int64_t a = n - 1; a >= 0; --a) suffix[a] = with_element(suffix[a + 1], log_w[a]);
+  log_z_ = prefix[n][k];
   // the reachable subsets (at most k elements) in increasing order of their bits, and the rank of
   // every bit pattern among them (-1 past k elements)
+  elements_ = torch::arange(n, torch::kInt64);
   if (enumerable()) {
+    place_ = torch::pow(2, torch::arange(n - 1, -1, -1, torch::kInt64));  // element 0 the most significant bit
     auto all = torch::arange(int64_t{1} << n, torch::kInt64);
-    auto count = torch::zeros_like(all);
-    for (int64_t a = 0; a < n; ++a) count += all.div(int64_t{1} << a, "floor").remainder(2);
-    auto reachable = count.le(k);
+    auto reachable = all.unsqueeze(1).div(place_.unsqueeze(0), "floor").remainder(2).sum(1).le(k);
     masks_ = all.masked_select(reachable);
     rank_ = torch::full_like(all, -1).masked_scatter(reachable, torch::arange(masks_.size(0), torch::kInt64));
   }
@@ -125,7 +117,7 @@ torch::Tensor SetsEnv::backward_mask(const States& states) const { return states
 StepResult SetsEnv::step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
   // the exit (component n) matches no element, so it leaves x unchanged
-  auto add = torch::arange(options_.universe, x.options()).unsqueeze(0).eq(actions.component.unsqueeze(1));
+  auto add = on_device(elements_, x.device()).unsqueeze(0).eq(actions.component.unsqueeze(1));
   auto next = x + add.to(x.scalar_type());
   return {States{next, states.continuous, torch::zeros_like(states.is_initial), states.is_sink},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -133,7 +125,7 @@ StepResult SetsEnv::step(const States& states, const Actions& actions) const {
 
 StepResult SetsEnv::backward_step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
-  auto remove = torch::arange(options_.universe, x.options()).unsqueeze(0).eq(actions.component.unsqueeze(1));
+  auto remove = on_device(elements_, x.device()).unsqueeze(0).eq(actions.component.unsqueeze(1));
   auto prev = x - remove.to(x.scalar_type());
   return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -151,8 +143,7 @@ Actions SetsEnv::forward_action(const States& /*child*/, const States& /*parent*
 
 torch::Tensor SetsEnv::log_reward(const States& states) const {
   const auto& x = states.discrete;
-  auto e = energies_f32_.device() == x.device() ? energies_f32_ : energies_f32_.to(x.device());
-  return -torch::mv(x.to(torch::kFloat32), e);
+  return -torch::mv(x.to(torch::kFloat32), on_device(energies_f32_, x.device()));
 }
 
 std::vector<std::pair<std::string, double>> SetsEnv::sample_metrics(const States& terminal) const {
@@ -169,21 +160,16 @@ int64_t SetsEnv::num_states() const {
 
 States SetsEnv::enumerate_states(const torch::Device& device) const {
   if (!enumerable()) return Env::enumerate_states(device);
-  const int64_t n = options_.universe;
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-  auto place = torch::pow(2, torch::arange(n - 1, -1, -1, i64));  // element 0 is the most significant bit
   auto masks = masks_.to(device);
-  auto x = masks.unsqueeze(1).div(place.unsqueeze(0), "floor").remainder(2);
+  auto x = masks.unsqueeze(1).div(place_.to(device).unsqueeze(0), "floor").remainder(2);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
   return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat32)), masks.eq(0), torch::zeros({x.size(0)}, b)};
 }
 
 torch::Tensor SetsEnv::state_index(const States& states) const {
   const auto& x = states.discrete;
-  const int64_t n = options_.universe;
-  auto place = torch::pow(2, torch::arange(n - 1, -1, -1, x.options())).to(x.scalar_type());
-  auto rank = rank_.device() == x.device() ? rank_ : rank_.to(x.device());
-  return rank.index_select(0, (x * place.unsqueeze(0)).sum(1));
+  return on_device(rank_, x.device()).index_select(0, (x * on_device(place_, x.device()).unsqueeze(0)).sum(1));
 }
 
 }  // namespace gfn
