@@ -131,8 +131,9 @@ ConfigSchema run_schema(const Registry& registry) {
       string_param("policy.activation", "relu", "nonlinearity of the trunk", {"relu", "leaky_relu", "elu"}),
       string_param("policy.backward", "uniform",
                    "backward policy P_B: uniform, a learned head on the trunk (trained through the loss), or tlm "
-                   "(its own network trained by trajectory likelihood maximisation, scored through an EMA target)",
-                   {"uniform", "learned", "tlm"}),
+                   "(its own network trained by trajectory likelihood maximisation, scored through an EMA target), "
+                   "or maxent (N(s) / N(s'), envs that count paths: hypergrid, sets)",
+                   {"uniform", "learned", "tlm", "maxent"}),
       string_param("policy.flow_trunk", "shared",
                    "the flow head log F(s) on the policy's trunk, or on its own MLP of the same shape",
                    {"shared", "separate"}),
@@ -147,9 +148,13 @@ ConfigSchema run_schema(const Registry& registry) {
                   0.0, 1e6, true),
       string_param("objective.kind", "tb", "training objective", objective_names),
       string_param("objective.credit", "none",
-                   "per-step local credits: none, or forward-looking (fl) from the env's intermediate reward (tb, "
-                   "db, subtb)",
-                   {"none", "fl"}),
+                   "per-step local credits (tb, db, subtb): none, forward-looking (fl) from the env's intermediate "
+                   "reward, or learned (led) from a potential network regressed on log R",
+                   {"none", "fl", "led"}),
+      float_param("objective.led_dropout", -1.0,
+                  "LED: probability of dropping each step from the potential's regression (-1: 0.1 when "
+                  "trajectories have < 10 steps, else 0.2)",
+                  -1.0, 1.0, false, true),
       float_param("objective.log_reward_clip", -inf, "log R is clamped from below at this value (-inf: none)", -inf,
                   0.0),
       int_param("train.iterations", 5000, "number of training iterations", 1),
@@ -163,6 +168,8 @@ ConfigSchema run_schema(const Registry& registry) {
                   1.0, true, false),
       float_param("train.tlm_ema", 0.25, "kappa of the TLM target update psi-bar <- (1 - kappa) psi-bar + kappa psi",
                   0.0, 1.0, true, false),
+      int_param("train.led_steps", 1, "LED: potential updates per policy update", 1, 1 << 20),
+      float_param("train.lr_potential", 1e-3, "LED: Adam learning rate of the potential network", 0.0, 10.0, true),
       int_param("train.lr_decay_every", 0, "every N iterations all learning rates are multiplied by train.lr_decay (0: never)", 0),
       float_param("train.lr_decay", 0.5, "step decay factor of the learning rates", 0.0, 1.0, true, false),
       float_param("train.epsilon", 0.0, "exploration: probability of a uniform choice among available moves", 0.0,
@@ -242,6 +249,7 @@ EstimatorOptions estimator_options(const Params& p) {
   const auto& backward = p.get_string("policy.backward");
   o.backward = backward == "learned" ? BackwardPolicy::kLearned
                : backward == "tlm"   ? BackwardPolicy::kTlm
+               : backward == "maxent" ? BackwardPolicy::kMaxEnt
                                      : BackwardPolicy::kUniform;
   o.init_log_z = p.get_float("policy.init_log_z");
   o.flow_trunk = p.get_string("policy.flow_trunk") == "separate" ? FlowTrunk::kSeparate : FlowTrunk::kShared;
@@ -261,6 +269,7 @@ Run build_run(const Params& p, const Registry& registry) {
   run.objective = registry.objective(p.get_string("objective.kind")).make(p.section("objective"));
   run.estimator_options = estimator_options(p);
   run.estimator_options.flow = run.objective->uses_flow();
+  run.estimator_options.potential = p.get_string("objective.credit") == "led";
   auto& t = run.trainer_options;
   t.batch_size = p.get_int("train.batch_size");
   if (t.batch_size < run.objective->min_batch_size())
@@ -279,6 +288,10 @@ Run build_run(const Params& p, const Registry& registry) {
   t.sampler.temperature = p.get_float("train.temperature");
   t.score.log_reward_clip = p.get_float("objective.log_reward_clip");
   t.score.local_credit = p.get_string("objective.credit") == "fl";
+  t.led = run.estimator_options.potential;
+  t.led_drop_rate = p.get_float("objective.led_dropout");
+  t.led_steps = p.get_int("train.led_steps");
+  t.lr_potential = p.get_float("train.lr_potential");
   const auto& tab = p.get_string("train.tabular");
   t.tabular = tab == "on" ? TabularMode::kOn : tab == "off" ? TabularMode::kOff : TabularMode::kAuto;
   t.validate();
@@ -496,6 +509,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
                                                          {"max_log_reward", tr.log_reward.max().item<double>()},
                                                          {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}};
       if (r.backward_loss.defined()) row.push_back({"backward_loss", r.backward_loss.item<double>()});
+      if (r.potential_loss.defined()) row.push_back({"potential_loss", r.potential_loss.item<double>()});
       log->append_row("train", row);
     }
     if (traj_every > 0 && (it % traj_every == 0)) log_trajectories(*log, it, r, traj_count);

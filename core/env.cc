@@ -1,5 +1,6 @@
 #include "core/env.h"
 
+#include <limits>
 #include <stdexcept>
 
 #include <torch/torch.h>
@@ -39,6 +40,14 @@ ParentMoves parent_moves(const Env& env, const States& states) {
   return out;
 }
 
+torch::Tensor max_entropy_backward_log_probs(const Env& env, const States& states) {
+  auto moves = parent_moves(env, states);
+  std::vector<torch::Tensor> cols;
+  for (const auto& parent : moves.parents) cols.push_back(env.log_path_count(parent).to(torch::kFloat64));
+  auto log_pb = torch::stack(cols, 1) - env.log_path_count(states).to(torch::kFloat64).unsqueeze(1);
+  return log_pb.masked_fill(moves.available.logical_not(), -std::numeric_limits<double>::infinity());
+}
+
 int64_t Env::num_states() const {
   throw std::logic_error("env '" + name() + "' does not enumerate its states");
 }
@@ -49,6 +58,10 @@ States Env::enumerate_states(const torch::Device&) const {
 
 torch::Tensor Env::state_index(const States&) const {
   throw std::logic_error("env '" + name() + "' does not enumerate its states");
+}
+
+torch::Tensor Env::log_path_count(const States&) const {
+  throw std::logic_error("env '" + name() + "' does not count its paths");
 }
 
 torch::Tensor Env::intermediate_log_reward(const States&) const {

@@ -87,6 +87,10 @@ struct ParentMoves {
   torch::Tensor available;      // [N, C_b] bool (all false at s0)
 };
 ParentMoves parent_moves(const Env& env, const States& states);
+// The max-entropy backward policy of an env with path counts: log p_B(c | s) = log N(parent_c(s))
+// - log N(s) for each available backward component c, -inf elsewhere, [N, C_b] float64; the row of
+// s0 is all -inf.
+torch::Tensor max_entropy_backward_log_probs(const Env& env, const States& states);
 
 class Env {
  public:
@@ -139,6 +143,12 @@ class Env {
   // 0), so that a trajectory's credits sum to log R(x).
   virtual bool has_intermediate_reward() const { return false; }
   virtual torch::Tensor intermediate_log_reward(const States& states) const;  // [B] float
+
+  // Path counts (optional): log N(s), N(s) the number of paths from s0 to s (N(s0) = 1), [B]
+  // float64. They define the max-entropy backward policy p_B(s | s') = N(s) / N(s') (every
+  // trajectory into x equally likely under P_B: policy.backward = "maxent").
+  virtual bool has_path_counts() const { return false; }
+  virtual torch::Tensor log_path_count(const States& states) const;  // [B] float64
 
   // Env-specific metrics of terminal samples of the trained policy (optional), logged as
   // /eval/<name> at every evaluation: e.g. the sets' error of the inclusion frequencies against

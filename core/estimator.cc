@@ -1,5 +1,7 @@
 #include "core/estimator.h"
 
+#include "core/potential.h"
+
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -17,10 +19,7 @@ void EstimatorOptions::validate() const {
     throw ConfigError(fmt::format("policy.init_log_z = {}: expected a finite float", init_log_z));
 }
 
-namespace {
-
-// a Linear layer's parameters, PyTorch's default initialisation drawn from `generator`; the
-// weight is stored [in, out] so that x W needs no transpose (a contiguous right operand makes
+// the weight is stored [in, out] so that x W needs no transpose (a contiguous right operand makes
 // OpenBLAS's small GEMMs ~25% faster)
 std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, torch::Dtype dtype,
                                                     torch::Generator& generator) {
@@ -31,7 +30,19 @@ std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, tor
   return {w, b};
 }
 
-}  // namespace
+torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
+                          const std::vector<torch::Tensor>& biases, Activation activation) {
+  auto h = features.to(weights[0].scalar_type());
+  for (size_t l = 0; l < weights.size(); ++l) {
+    h = torch::addmm(biases[l], h, weights[l]);
+    switch (activation) {
+      case Activation::kRelu: h = torch::relu_(h); break;
+      case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;
+      case Activation::kElu: h = torch::elu(h); break;
+    }
+  }
+  return h;
+}
 
 PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const EstimatorOptions& options,
                              torch::Generator& generator)
@@ -41,7 +52,8 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
   options_.validate();
   const int64_t forward_outputs = forward_head_.output_size();
   const int64_t backward_outputs = backward_head_.output_size();
-  if (options_.backward == BackwardPolicy::kUniform) backward_head_.require_uniform();
+  if (options_.backward == BackwardPolicy::kUniform || options_.backward == BackwardPolicy::kMaxEnt)
+    backward_head_.require_uniform();
   // an MLP trunk of options_.layers hidden layers, its parameters named <prefix><l>_weight/_bias
   auto make_trunk = [&](const std::string& prefix, std::vector<torch::Tensor>& weights,
                         std::vector<torch::Tensor>& biases) {
@@ -81,16 +93,7 @@ torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) { return mlp(f
 
 torch::Tensor PolicyNetImpl::mlp(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
                                  const std::vector<torch::Tensor>& biases) const {
-  auto h = features.to(weights[0].scalar_type());
-  for (size_t l = 0; l < weights.size(); ++l) {
-    h = torch::addmm(biases[l], h, weights[l]);
-    switch (options_.activation) {
-      case Activation::kRelu: h = torch::relu_(h); break;
-      case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;
-      case Activation::kElu: h = torch::elu(h); break;
-    }
-  }
-  return h;
+  return mlp_forward(features, weights, biases, options_.activation);
 }
 
 torch::Tensor PolicyNetImpl::forward_outputs(const torch::Tensor& hidden) {
@@ -112,6 +115,10 @@ torch::Tensor PolicyNetImpl::backward_logits(const torch::Tensor& hidden) {
 
 Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
                        const torch::Device& device) {
+  if (options.backward == BackwardPolicy::kMaxEnt && !env.has_path_counts())
+    throw ConfigError(fmt::format("policy.backward = \"maxent\": env '{}' does not count its paths (the max-entropy "
+                                  "P_B needs N(s), e.g. the hypergrid's): use uniform, learned or tlm",
+                                  env.name()));
   EstimatorOptions forward = options;
   if (options.backward == BackwardPolicy::kTlm) forward.backward = BackwardPolicy::kUniform;  // no head of its own
   policy = PolicyNet(env.action_spec(), env.feature_dim(), forward, generator);
@@ -130,6 +137,11 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
     }
     backward_online->to(device);
     backward_target->to(device);
+  }
+  if (options.potential) {
+    potential = std::make_shared<PotentialNetImpl>(env.feature_dim(), options.hidden, options.layers,
+                                                   options.activation, options.dtype, generator);
+    potential->to(device);
   }
   log_z = torch::full({}, options.init_log_z, torch::TensorOptions().dtype(options.dtype).device(device))
               .set_requires_grad(true);
@@ -159,6 +171,10 @@ void Estimators::update_backward_target(double kappa) {
   for (size_t i = 0; i < target.size(); ++i) target[i].lerp_(online[i], kappa);
 }
 
+std::vector<torch::Tensor> Estimators::potential_parameters() const {
+  return potential ? potential->parameters() : std::vector<torch::Tensor>{};
+}
+
 std::vector<torch::Tensor> Estimators::flow_parameters() const {
   std::vector<torch::Tensor> out;
   for (const auto& p : policy->named_parameters())
@@ -174,6 +190,8 @@ void Estimators::save(const std::string& path, int64_t iteration) const {
     for (const auto& p : backward_online->named_parameters()) archive.write("tlm_online." + p.key(), p.value());
     for (const auto& p : backward_target->named_parameters()) archive.write("tlm_target." + p.key(), p.value());
   }
+  if (potential)
+    for (const auto& p : potential->named_parameters()) archive.write("led_potential." + p.key(), p.value());
   archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
   const std::string tmp = path + ".tmp";
   archive.save_to(tmp);
@@ -206,6 +224,9 @@ int64_t Estimators::load(const std::string& path) {
     for (auto& p : backward_target->named_parameters())
       p.value().copy_(read("tlm_target." + p.key(), p.value(), false));
   }
+  if (potential)
+    for (auto& p : potential->named_parameters())
+      p.value().copy_(read("led_potential." + p.key(), p.value(), false));
   torch::Tensor none;
   return read("iteration", none, true).item<int64_t>();
 }

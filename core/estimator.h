@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -25,9 +26,18 @@ namespace gfn {
 enum class Activation { kRelu, kLeakyRelu, kElu };
 // P_B: uniform over the available backward components; a learned head on the policy trunk,
 // trained through the GFlowNet loss ("naive"); or TLM (Gritsaev et al., ICLR 2025): its own
-// network trained by trajectory likelihood maximisation, the loss scoring an EMA target of it.
-enum class BackwardPolicy { kUniform, kLearned, kTlm };
+// network trained by trajectory likelihood maximisation, the loss scoring an EMA target of it; or
+// the max-entropy P_B N(s) / N(s') of an env that counts its paths (Env::has_path_counts).
+enum class BackwardPolicy { kUniform, kLearned, kTlm, kMaxEnt };
 enum class FlowTrunk { kShared, kSeparate };
+
+// Building blocks shared by the networks: a Linear layer's parameters with PyTorch's default
+// initialisation (uniform in +-1/sqrt(in)) drawn from `generator`, the weight stored [in, out];
+// and an MLP's forward pass, the activation after every layer.
+std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, torch::Dtype dtype,
+                                                    torch::Generator& generator);
+torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
+                          const std::vector<torch::Tensor>& biases, Activation activation);
 
 struct EstimatorOptions {
   int64_t hidden = 256;                              // width of every hidden layer, >= 1
@@ -40,6 +50,8 @@ struct EstimatorOptions {
                                                      // LossInputs::log_flow)
   FlowTrunk flow_trunk = FlowTrunk::kShared;         // the flow head on the policy's trunk, or on its
                                                      // own MLP of the same shape
+  bool potential = false;                            // LED's potential network phi(s -> s') (same
+                                                     // shape as the trunk; core/potential.h)
   torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
 
   // Throws ConfigError naming the field, its value and the rule.
@@ -71,6 +83,7 @@ class PolicyNetImpl : public torch::nn::Module {
   const KernelHead& forward_head() const { return forward_head_; }
   const KernelHead& backward_head() const { return backward_head_; }
   bool learned_backward() const { return backward_weight_.defined(); }
+  bool max_entropy_backward() const { return options_.backward == BackwardPolicy::kMaxEnt; }
   const EstimatorOptions& options() const { return options_; }
 
  private:
@@ -89,6 +102,8 @@ class PolicyNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PolicyNet);
 
+class PotentialNetImpl;
+
 // Everything a trainer optimises, with the parameter groups that get their own learning rates.
 struct Estimators {
   PolicyNet policy{nullptr};
@@ -98,6 +113,8 @@ struct Estimators {
   // is what the forward loss and evaluation score with.
   PolicyNet backward_online{nullptr};
   PolicyNet backward_target{nullptr};
+  // LED only: the potential network (core/potential.h).
+  std::shared_ptr<PotentialNetImpl> potential;
 
   Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
              const torch::Device& device);
@@ -114,7 +131,9 @@ struct Estimators {
   // each gets its own learning rate.
   std::vector<torch::Tensor> policy_parameters() const;
   std::vector<torch::Tensor> flow_parameters() const;
-  // Writes every parameter (the policy module and log Z) and `iteration` to a LibTorch archive
+  // LED's potential network's parameters (empty without one).
+  std::vector<torch::Tensor> potential_parameters() const;
+  // Writes every parameter (the policy module, log Z, the TLM nets, the LED potential) and `iteration` to a LibTorch archive
   // file, atomically: a temporary file beside it, then a rename.
   void save(const std::string& path, int64_t iteration = 0) const;
   // Reads what save wrote into these estimators (same architecture); returns the iteration.

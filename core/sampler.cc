@@ -185,8 +185,10 @@ Trajectories backward_rollout(const Env& env, PolicyNetImpl& policy, const State
       coords = head.has_pieces() ? head.sample_coords(out, comp, generator).to(f32)
                                  : torch::zeros({batch, spec.coord_dim}, f32);
     } else {
-      comp = (torch::zeros({batch, spec.backward.size()}, f32).masked_fill(mask.logical_not(), neg_inf) + gumbel[k])
-                 .argmax(1);
+      auto logits = policy.max_entropy_backward()
+                        ? max_entropy_backward_log_probs(env, s).to(f32).masked_fill(at_root.unsqueeze(1), 0.0)
+                        : torch::zeros({batch, spec.backward.size()}, f32);
+      comp = (logits.masked_fill(mask.logical_not(), neg_inf) + gumbel[k]).argmax(1);
       coords = head.has_pieces() ? head.sample_uniform_coords(comp, generator).to(f32)
                                  : torch::zeros({batch, spec.coord_dim}, f32);
     }

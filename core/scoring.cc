@@ -103,6 +103,8 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
       auto bcoords = torch::zeros({n, da}, bwd.coords.options()).index_copy(0, pos, bwd.coords);
       lpb = lpb + bhead.log_density(bout, bcomp, bcoords);
     }
+  } else if (bpolicy.max_entropy_backward()) {
+    lpb = max_entropy_backward_log_probs(env, rows).to(dtype).gather(1, bcomp.unsqueeze(1)).squeeze(1);
   } else {
     lpb = -bmask.sum(1).to(dtype).log();
     if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp).to(dtype);

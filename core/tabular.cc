@@ -53,6 +53,13 @@ StateTable::StateTable(const Env& env, const torch::Device& device) {
     parent_cols.push_back(torch::where(moves.available.select(1, c), env.state_index(moves.parents[c]), self));
   parent = torch::stack(parent_cols, 1);
   parent_component = moves.component;
+  if (env.has_path_counts()) {
+    auto log_n = env.log_path_count(states).to(torch::kFloat64);
+    auto log_pb = log_n.index_select(0, parent.reshape({-1})).view(parent.sizes()) - log_n.unsqueeze(1);
+    max_entropy_log_pb =
+        log_pb.masked_fill(moves.available.logical_not(), -std::numeric_limits<double>::infinity())
+            .masked_fill(states.is_initial.unsqueeze(1), 0.0);
+  }
   if (env.has_intermediate_reward())
     intermediate_log_reward = env.intermediate_log_reward(states).masked_fill(states.is_initial, 0.0);
 }
@@ -72,6 +79,9 @@ TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
   auto bmask = table.backward_mask.logical_or(root);
   if (policy.learned_backward()) {
     pass.log_pb = masked_log_softmax(policy.backward_logits(hidden), bmask);
+  } else if (policy.max_entropy_backward()) {
+    TORCH_CHECK(table.max_entropy_log_pb.defined(), "evaluate_table: the env counts no paths");
+    pass.log_pb = table.max_entropy_log_pb.to(pass.log_pf.scalar_type());
   } else {
     auto uniform = -bmask.sum(1, /*keepdim=*/true).to(pass.log_pf.scalar_type()).log();
     pass.log_pb = uniform.expand({-1, bmask.size(1)});

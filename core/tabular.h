@@ -30,6 +30,8 @@ struct StateTable {
   torch::Tensor log_reward;    // [S] float
   torch::Tensor parent;        // [S, C_b] int64: the parent reached by each backward component (the
                                // state itself where unavailable)
+  torch::Tensor max_entropy_log_pb;  // [S, C_b] float64: the max-entropy P_B (envs with path counts; -inf
+                                     // where unavailable, 0 on s0's row), else undefined
   torch::Tensor parent_component;  // [S, C_b] int64: the forward component from that parent (0 where none)
   torch::Tensor intermediate_log_reward;  // [S] float: log R~(s), 0 at s0 (envs that define it, else undefined)
   int64_t initial = 0;         // index of s0

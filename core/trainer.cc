@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/potential.h"
+
 namespace gfn {
 
 void TrainerOptions::validate() const {
@@ -21,6 +23,15 @@ void TrainerOptions::validate() const {
     throw ConfigError(fmt::format("train.backward_decay = {}: expected a float in (0, 1]", backward_decay));
   if (!(tlm_ema > 0.0 && tlm_ema <= 1.0))
     throw ConfigError(fmt::format("train.tlm_ema = {}: expected a float in (0, 1]", tlm_ema));
+  if (!(led_drop_rate == -1.0 || (led_drop_rate >= 0.0 && led_drop_rate < 1.0)))
+    throw ConfigError(fmt::format("objective.led_dropout = {}: expected a float in [0, 1), or -1 for the paper's "
+                                  "rule",
+                                  led_drop_rate));
+  if (led_steps < 1) throw ConfigError(fmt::format("train.led_steps = {}: expected an integer >= 1", led_steps));
+  if (!(lr_potential > 0.0) || !std::isfinite(lr_potential))
+    throw ConfigError(fmt::format("train.lr_potential = {}: expected a float > 0", lr_potential));
+  if (led && score.local_credit)
+    throw ConfigError("objective.credit: forward-looking (fl) and learned (led) credits exclude each other");
   if (!(lr_decay > 0.0 && lr_decay <= 1.0))
     throw ConfigError(fmt::format("train.lr_decay = {}: expected a float in (0, 1]", lr_decay));
   sampler.validate();
@@ -56,10 +67,10 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
     throw ConfigError(fmt::format("{} needs an env where every state may exit, which env '{}' is not: use db or "
                                   "subtb",
                                   kind, env_.name()));
+  if ((options_.score.local_credit || options_.led) && !objective_.accepts_local_credit())
+    throw ConfigError(fmt::format("objective.credit = \"{}\": {} takes no local credits (tb, db and subtb do)",
+                                  options_.led ? "led" : "fl", kind));
   if (options_.score.local_credit) {
-    if (!objective_.accepts_local_credit())
-      throw ConfigError(fmt::format("objective.credit = \"fl\": {} takes no local credits (tb, db and subtb do)",
-                                    kind));
     if (!env_.has_intermediate_reward())
       throw ConfigError(fmt::format("objective.credit = \"fl\": env '{}' defines no intermediate reward for "
                                     "forward-looking credits",
@@ -76,6 +87,14 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
   if (estimators_.tlm())
     backward_optimizer_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{estimators_.tlm_parameters(), options_.lr_backward}});
+
+  if (options_.led) {
+    if (!estimators_.potential)
+      throw ConfigError("objective.credit = \"led\": the estimators need a potential network");
+    potential_optimizer_ = std::make_unique<FusedAdam>(
+        std::vector<AdamGroup>{{estimators_.potential_parameters(), options_.lr_potential}});
+    led_drop_rate_ = options_.led_drop_rate >= 0.0 ? options_.led_drop_rate : env_.max_length() + 1 < 10 ? 0.1 : 0.2;
+  }
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
   if (env_.enumerable() && !env_.action_spec().forward.has_pieces() && env_.num_states() <= (int64_t{1} << 22))
@@ -116,6 +135,20 @@ torch::Tensor Trainer::tlm_step(const Trajectories& traj, const torch::Tensor& p
   return loss.detach();
 }
 
+torch::Tensor Trainer::led_step(const Trajectories& traj, LossInputs& inputs) {
+  auto log_reward = inputs.log_reward.detach();
+  torch::Tensor loss;
+  for (int64_t k = 0; k < options_.led_steps; ++k) {
+    auto phi = estimators_.potential->values(env_, traj);
+    if (k + 1 == options_.led_steps) inputs.local_credit = redistributed_credits(phi, log_reward, inputs.mask, inputs.length);
+    loss = potential_regression_loss(phi, log_reward, inputs.mask, inputs.length, led_drop_rate_, generator_);
+    potential_optimizer_->zero_grad();
+    loss.backward();
+    potential_optimizer_->step();
+  }
+  return loss.detach();
+}
+
 IterationResult Trainer::step(bool with_grad_norm) {
   IterationResult out;
   LossInputs inputs;
@@ -146,6 +179,8 @@ IterationResult Trainer::step(bool with_grad_norm) {
     if (!sampler.record_log_pf) out.trajectories.log_pf_sampled = inputs.log_pf.detach();
     if (table_) out.terminal_index = env_.state_index(out.trajectories.terminal_states());
   }
+
+  if (options_.led) out.potential_loss = led_step(out.trajectories, inputs);
 
   // loss, gradients, one optimiser step
   auto loss = objective_.loss(inputs);

@@ -2,7 +2,9 @@
 // batched pass, loss, backward, optimiser step. Adam with its own learning rate for log Z. With a
 // TLM backward policy, each iteration first takes one step of P_B's network psi on the sampled
 // trajectories (maximising their backward likelihood, its own Adam and decay) and moves the
-// target psi-bar towards it; the forward loss then scores P_B with the updated target.
+// target psi-bar towards it; the forward loss then scores P_B with the updated target. With LED,
+// the potential network takes its regression steps on the same trajectories after scoring, and
+// its redistributed values become the loss's local credits.
 #pragma once
 
 #include <cmath>
@@ -37,6 +39,12 @@ struct TrainerOptions {
   double lr_backward = 1e-3;   // TLM: Adam learning rate of the backward network, > 0
   double backward_decay = 0.999;  // TLM: its learning rate is multiplied by this after every step, in (0, 1]
   double tlm_ema = 0.25;       // TLM: kappa of the target update psi-bar <- (1 - kappa) psi-bar + kappa psi, in (0, 1]
+  // LED (objective.credit = "led"): the potential network's regression, its updates per policy
+  // update and its learning rate (core/potential.h)
+  bool led = false;
+  double led_drop_rate = -1.0;  // in [0, 1); -1: 0.1 when trajectories have < 10 steps, else 0.2 (the paper's)
+  int64_t led_steps = 1;        // potential updates per iteration, >= 1
+  double lr_potential = 1e-3;   // Adam learning rate of the potential, > 0
   int64_t lr_decay_every = 0;  // every N iterations all learning rates are multiplied by lr_decay (0: never)
   double lr_decay = 0.5;       // step decay factor, in (0, 1]
 
@@ -53,6 +61,7 @@ struct IterationResult {
   torch::Tensor terminal_index;  // [B] int64: state index of x (enumerable envs), else undefined
   double grad_norm = std::nan("");  // global L2 norm of the gradients, when asked for
   torch::Tensor backward_loss;   // [] float: TLM's -mean sum_t log p_B under psi (TLM only)
+  torch::Tensor potential_loss;  // [] float: LED's dropout regression before its last update (LED only)
 };
 
 class Trainer {
@@ -86,6 +95,11 @@ class Trainer {
   torch::Generator generator_;
   std::unique_ptr<FusedAdam> optimizer_;
   std::unique_ptr<FusedAdam> backward_optimizer_;  // TLM only
+  std::unique_ptr<FusedAdam> potential_optimizer_;  // LED only
+  double led_drop_rate_ = 0.0;                      // resolved from options_.led_drop_rate
+  // LED: options_.led_steps regression steps of the potential on `traj`; the credits of `inputs`
+  // are the redistributed values of the potential before its last step. Returns the last loss.
+  torch::Tensor led_step(const Trajectories& traj, LossInputs& inputs);
   // TLM: one likelihood step of psi on P_F's trajectories (`path`: their state indices on the
   // tabular path), then the EMA step of the target; returns the loss.
   torch::Tensor tlm_step(const Trajectories& traj, const torch::Tensor& path);

@@ -83,6 +83,11 @@ torch::Tensor HypergridEnv::features(const States& states) const {
   return out.scatter_(1, x + on_device(offsets_, x.device()), 1.0);
 }
 
+torch::Tensor HypergridEnv::log_path_count(const States& states) const {
+  auto x = states.discrete.to(torch::kFloat64);
+  return torch::lgamma(x.sum(1) + 1.0) - torch::lgamma(x + 1.0).sum(1);
+}
+
 torch::Tensor HypergridEnv::forward_mask(const States& states) const {
   const auto& x = states.discrete;
   auto can_exit = torch::ones({x.size(0), 1}, x.options().dtype(torch::kBool));

@@ -58,6 +58,9 @@ class HypergridEnv final : public Env {
   bool every_state_terminal() const override { return true; }
   bool has_intermediate_reward() const override { return true; }
   torch::Tensor intermediate_log_reward(const States& states) const override { return log_reward(states); }
+  // N(x) = (sum_i x_i)! / prod_i x_i! monotone lattice paths from the origin.
+  bool has_path_counts() const override { return true; }
+  torch::Tensor log_path_count(const States& states) const override;
 
   bool enumerable() const override { return enumerable_; }
   int64_t num_states() const override;

@@ -104,6 +104,10 @@ States SetsEnv::initial_states(int64_t batch, const torch::Device& device) const
           torch::zeros({batch, 0}, i64.dtype(torch::kFloat32)), torch::ones({batch}, b), torch::zeros({batch}, b)};
 }
 
+torch::Tensor SetsEnv::log_path_count(const States& states) const {
+  return torch::lgamma(states.discrete.sum(1).to(torch::kFloat64) + 1.0);
+}
+
 torch::Tensor SetsEnv::features(const States& states) const { return states.discrete.to(torch::kFloat32); }
 
 torch::Tensor SetsEnv::forward_mask(const States& states) const {

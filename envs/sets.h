@@ -62,6 +62,9 @@ class SetsEnv final : public Env {
   torch::Tensor log_reward(const States& states) const override;
   bool has_intermediate_reward() const override { return true; }
   torch::Tensor intermediate_log_reward(const States& states) const override { return log_reward(states); }
+  // N(s) = |s|!: any order of adding the elements (the max-entropy P_B is the uniform one).
+  bool has_path_counts() const override { return true; }
+  torch::Tensor log_path_count(const States& states) const override;
 
   // inclusion_error: mean over the elements of |frequency in the samples - P(a in x)|;
   // inclusion_max_error: the largest such difference

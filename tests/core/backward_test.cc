@@ -68,6 +68,64 @@ TEST(BackwardRolloutTest, UniformBackwardPolicyIsUniform) {
   EXPECT_NEAR(share, 0.5, 0.015);  // 4.2 sd of a Bernoulli(1/2) mean over 20,000 draws
 }
 
+// The max-entropy P_B N(s) / N(s'): every row of the table is a distribution; each trajectory
+// into x has probability 1 / N(x) on both scoring paths; the backward walk draws the N(x) paths
+// into x = (2, 2) equally often (6 paths: the uniform P_B gives the two along the edges 1/4 each
+// and the other four 1/8).
+TEST(MaxEntropyBackwardTest, EveryTrajectoryIntoXEquallyLikely) {
+  GridSetup f(2, 5, 3, small_net(16, torch::kFloat64, BackwardPolicy::kMaxEnt));
+  StateTable table(f.env, torch::kCPU);
+  ASSERT_TRUE(table.max_entropy_log_pb.defined());
+  auto not_root = table.states.is_initial.logical_not();
+  auto sums = table.max_entropy_log_pb.logsumexp(1).masked_select(not_root);
+  EXPECT_LT(sums.abs().max().item<double>(), 1e-12);
+  EXPECT_TRUE(torch::allclose(table.max_entropy_log_pb.index_select(0, not_root.nonzero().squeeze(1)),
+                              max_entropy_backward_log_probs(f.env, table.states.index_select(not_root.nonzero().squeeze(1)))));
+
+  auto tr = f.sample(64, 4);
+  auto expected = -f.env.log_path_count(tr.terminal_states());
+  auto per_step = score_trajectories(f.env, f.est, tr, ScoreOptions{}).log_pb.sum(0);
+  EXPECT_LT((per_step - expected).abs().max().item<double>(), 1e-12);
+  std::vector<torch::Tensor> rows;
+  for (int64_t t = 0; t <= tr.num_steps(); ++t) rows.push_back(f.env.state_index(tr.states_at(t)).clamp_min(0));
+  auto pass = evaluate_table(table, *f.est.policy);
+  auto tabular = score_tabular(table, pass, tr, torch::stack(rows), f.est.log_z, ScoreOptions{}).log_pb.sum(0);
+  EXPECT_LT((tabular - expected).abs().max().item<double>(), 1e-12);
+  EXPECT_GT(expected.abs().max().item<double>(), 1.0);  // not trivially 0
+
+  auto x = f.env.initial_states(24000, torch::kCPU);
+  x.discrete.fill_(2);
+  x.is_initial.fill_(false);
+  auto gen = make_generator(9, torch::kCPU);
+  auto back = backward_rollout(f.env, *f.est.policy, x, gen);
+  // a path is its first four components, coded in base 2
+  auto code = torch::zeros({24000}, torch::kInt64);
+  for (int64_t t = 0; t < 4; ++t) code = code * 2 + back.action_component[t];
+  auto counts = torch::bincount(code, {}, 16).to(torch::kFloat64) / 24000.0;
+  int paths = 0;
+  for (int64_t c = 0; c < 16; ++c) {
+    const double share = counts[c].item<double>();
+    if (share == 0.0) continue;
+    ++paths;
+    EXPECT_NEAR(share, 1.0 / 6, 0.012) << "path " << c;  // 4.9 sd of a mean over 24,000 draws
+  }
+  EXPECT_EQ(paths, 6);
+}
+
+// envs that count no paths refuse it, naming the key
+TEST(MaxEntropyBackwardTest, NeedsPathCounts) {
+  LineEnv env(LineOptions{});
+  auto gen = make_generator(0, torch::kCPU);
+  try {
+    Estimators est(env, small_net(8, torch::kFloat32, BackwardPolicy::kMaxEnt), gen, torch::kCPU);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("policy.backward = \"maxent\": env 'line' does not count its paths"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // p_hat(x) = mean_k P_F(tau_k) / P_B(tau_k | x) against the exact terminating distribution
 // from dynamic programming, for an untrained policy and both backward policies
 TEST(TerminatingDensityTest, MatchesExactDistributionOnGrid) {

@@ -20,6 +20,7 @@
 #include "core/trainer.h"
 #include "core/types.h"
 #include "envs/hypergrid.h"
+#include "tests/testing/fixtures.h"
 
 namespace gfn::testing {
 
@@ -141,7 +142,6 @@ inline GradientCheck policy_gradient_check(const Objective& objective, const Sco
     params.insert(params.end(), flow.begin(), flow.end());
     if (objective.uses_log_z()) params.push_back(est.log_z);
     auto grads = torch::autograd::grad({loss_fn()}, params, {}, {}, false, /*allow_unused=*/true);
-    const double eps = 1e-6;
     for (size_t k = 0; k < params.size(); ++k) {
       auto flat = params[k].detach().view({-1});
       auto g = grads[k].defined() ? grads[k].reshape({-1}) : torch::zeros_like(flat);
@@ -149,17 +149,7 @@ inline GradientCheck policy_gradient_check(const Objective& objective, const Sco
       if (!flow.empty() && params[k].is_same(flow.back()))
         check.flow_gradient = std::max(check.flow_gradient, g.abs().max().template item<double>());
       for (int64_t i : {int64_t{0}, flat.numel() - 1}) {
-        const double orig = flat[i].template item<double>();
-        double up, down;
-        {
-          torch::NoGradGuard no_grad;
-          flat[i] = orig + eps;
-          up = loss_fn().template item<double>();
-          flat[i] = orig - eps;
-          down = loss_fn().template item<double>();
-          flat[i] = orig;
-        }
-        const double fd = (up - down) / (2 * eps);
+        const double fd = central_difference(flat, i, loss_fn);
         check.record(g[i].template item<double>(), fd, 1e-6 + 1e-5 * std::fabs(fd),
                      objective.name() + (tabular ? " tabular" : " per-step") + " parameter " + std::to_string(k) +
                          " entry " + std::to_string(i));

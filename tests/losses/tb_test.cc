@@ -119,22 +119,11 @@ TEST(TbTest, PolicyGradientMatchesFiniteDifferences) {
     auto params = est.policy_parameters();
     params.push_back(est.log_z);
     auto grads = torch::autograd::grad({loss_fn()}, params);
-    const double eps = 1e-6;
     int64_t checked = 0;
     for (size_t k = 0; k < params.size(); ++k) {
       auto flat = params[k].detach().view({-1});  // shares storage with the parameter
       for (int64_t i : {int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
-        const double orig = flat[i].item<double>();
-        double up, down;
-        {
-          torch::NoGradGuard no_grad;
-          flat[i] = orig + eps;
-          up = loss_fn().item<double>();
-          flat[i] = orig - eps;
-          down = loss_fn().item<double>();
-          flat[i] = orig;
-        }
-        const double fd = (up - down) / (2 * eps);
+        const double fd = testing::central_difference(flat, i, loss_fn);
         const double ag = grads[k].reshape({-1})[i].item<double>();
         EXPECT_NEAR(ag, fd, 1e-6 + 1e-5 * std::fabs(fd)) << "parameter " << k << " entry " << i;
         ++checked;

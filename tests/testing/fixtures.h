@@ -15,6 +15,20 @@
 
 namespace gfn::testing {
 
+// The central finite difference (step `eps`) of loss_fn() w.r.t. entry i of `flat`, a flat view
+// sharing a parameter's storage; the entry is restored afterwards.
+template <class LossFn>
+double central_difference(const torch::Tensor& flat, int64_t i, LossFn&& loss_fn, double eps = 1e-6) {
+  torch::NoGradGuard no_grad;
+  const double orig = flat[i].template item<double>();
+  flat[i] = orig + eps;
+  const double up = loss_fn().template item<double>();
+  flat[i] = orig - eps;
+  const double down = loss_fn().template item<double>();
+  flat[i] = orig;
+  return (up - down) / (2 * eps);
+}
+
 // A hypergrid env with `ndim` dimensions of `height` cells and the default rewards.
 inline HypergridEnv make_grid(int64_t ndim, int64_t height) {
   HypergridOptions o;
