@@ -144,6 +144,10 @@ ConfigSchema run_schema(const Registry& registry) {
                 "policy.mixture_components)",
                 0, 64),
       float_param("policy.min_concentration", 0.1, "lower bound of every Beta concentration", 0.0, 1e6, true),
+      float_param("policy.backward_min_concentration", 0.1,
+                  "lower bound of the Beta concentrations of a learned backward kernel (learned, tlm); >= 1 keeps "
+                  "its density bounded, which TLM's likelihood maximisation needs on envs with Beta pieces",
+                  0.0, 1e6, true),
       float_param("policy.max_concentration", 5.1, "upper bound of every Beta concentration (> the lower bound)",
                   0.0, 1e6, true),
       string_param("objective.kind", "tb", "training objective", objective_names),
@@ -155,6 +159,8 @@ ConfigSchema run_schema(const Registry& registry) {
                   "LED: probability of dropping each step from the potential's regression (-1: 0.1 when "
                   "trajectories have < 10 steps, else 0.2)",
                   -1.0, 1.0, false, true),
+      int_param("objective.led_hidden", 64, "LED: width of the potential network's hidden layers", 1, 1 << 16),
+      int_param("objective.led_layers", 2, "LED: hidden layers of the potential network", 1, 64),
       float_param("objective.log_reward_clip", -inf, "log R is clamped from below at this value (-inf: none)", -inf,
                   0.0),
       int_param("train.iterations", 5000, "number of training iterations", 1),
@@ -257,6 +263,7 @@ EstimatorOptions estimator_options(const Params& p) {
   o.head.initial_mixture_components = p.get_int("policy.s0_mixture_components");
   o.head.min_concentration = p.get_float("policy.min_concentration");
   o.head.max_concentration = p.get_float("policy.max_concentration");
+  o.backward_min_concentration = p.get_float("policy.backward_min_concentration");
   o.head.validate();
   return o;
 }
@@ -270,6 +277,8 @@ Run build_run(const Params& p, const Registry& registry) {
   run.estimator_options = estimator_options(p);
   run.estimator_options.flow = run.objective->uses_flow();
   run.estimator_options.potential = p.get_string("objective.credit") == "led";
+  run.estimator_options.potential_hidden = p.get_int("objective.led_hidden");
+  run.estimator_options.potential_layers = p.get_int("objective.led_layers");
   auto& t = run.trainer_options;
   t.batch_size = p.get_int("train.batch_size");
   if (t.batch_size < run.objective->min_batch_size())

@@ -6,6 +6,10 @@
 //               [--phases on|off]   (time the phases of the per-step path separately)
 //               [--objective NAME]   (any registered objective: tb, db, subtb, fm, modified_db,
 //                                     vargrad; default tb)
+//               [--credit none|fl|led]   (local credits: forward-looking from the env, or LED's
+//                                         learned potential; default none)
+//               [--backward case|uniform|learned|tlm|maxent]   (P_B of every case; default: each
+//                                         case's own)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -38,8 +42,22 @@ struct Case {
   gfn::BackwardPolicy backward = gfn::BackwardPolicy::kUniform;
 };
 
-void run_case(const Case& c, const std::string& objective_kind, int64_t iters, int64_t warmup,
-              gfn::TabularMode mode, bool phases) {
+struct Variant {
+  std::string objective = "tb";
+  std::string credit = "none";
+  std::string backward = "case";
+};
+
+gfn::BackwardPolicy backward_policy(const std::string& name, gfn::BackwardPolicy fallback) {
+  if (name == "uniform") return gfn::BackwardPolicy::kUniform;
+  if (name == "learned") return gfn::BackwardPolicy::kLearned;
+  if (name == "tlm") return gfn::BackwardPolicy::kTlm;
+  if (name == "maxent") return gfn::BackwardPolicy::kMaxEnt;
+  return fallback;
+}
+
+void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warmup, gfn::TabularMode mode,
+              bool phases) {
   const auto registry = gfn::Registry::builtin();
   const auto& entry = registry.env(c.env);
   gfn::Params given;
@@ -49,23 +67,28 @@ void run_case(const Case& c, const std::string& objective_kind, int64_t iters, i
   eo.hidden = c.hidden;
   eo.layers = c.layers;
   eo.activation = c.activation;
-  eo.backward = c.backward;
-  const auto& oentry = registry.objective(objective_kind);
+  eo.backward = backward_policy(variant.backward, c.backward);
+  eo.potential = variant.credit == "led";
+  const auto& oentry = registry.objective(variant.objective);
   auto objective = oentry.make(gfn::resolve_params(oentry.params, gfn::Params{}, "bench objective"));
   eo.flow = objective->uses_flow();
   auto gen = gfn::make_generator(0, torch::kCPU);
-  gfn::Estimators est(*env, eo, gen, torch::kCPU);
   gfn::TrainerOptions to;
   to.batch_size = c.batch;
   to.tabular = mode;
+  to.led = eo.potential;
+  to.score.local_credit = variant.credit == "fl";
+  std::unique_ptr<gfn::Estimators> owned_est;
   std::unique_ptr<gfn::Trainer> owned;
   try {
-    owned = std::make_unique<gfn::Trainer>(*env, est, *objective, to, 0, torch::kCPU);
-  } catch (const gfn::ConfigError& e) {  // an objective this env cannot feed (fm on the box)
+    owned_est = std::make_unique<gfn::Estimators>(*env, eo, gen, torch::kCPU);
+    owned = std::make_unique<gfn::Trainer>(*env, *owned_est, *objective, to, 0, torch::kCPU);
+  } catch (const gfn::ConfigError& e) {  // an objective, credit or P_B this env cannot feed (fm on the box)
     std::printf("%-44s skipped: %s\n", c.name.c_str(), e.what());
     return;
   }
   auto& trainer = *owned;
+  auto& est = *owned_est;
   for (int64_t i = 0; i < warmup; ++i) trainer.step();
   auto t0 = std::chrono::steady_clock::now();
   double steps = 0;
@@ -84,7 +107,7 @@ void run_case(const Case& c, const std::string& objective_kind, int64_t iters, i
       auto a = clock();
       auto tr = gfn::rollout(*env, *est.policy, c.batch, gfn::SamplerOptions{}, pgen, torch::kCPU);
       auto b = clock();
-      auto loss = objective->loss(gfn::score_trajectories(*env, est, tr, gfn::ScoreOptions{}));
+      auto loss = objective->loss(gfn::score_trajectories(*env, est, tr, to.score));
       auto d = clock();
       loss.backward();
       auto e = clock();
@@ -103,11 +126,13 @@ void run_case(const Case& c, const std::string& objective_kind, int64_t iters, i
 
 int main(int argc, char** argv) {
   int64_t iters = 2000, warmup = 200, threads = 1;
-  std::string tabular = "auto", only, objective = "tb";
+  std::string tabular = "auto", only;
+  Variant variant;
   bool phases = false;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
-      "                   [--phases on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n";
+      "                   [--phases on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n"
+      "                   [--credit none|fl|led] [--backward case|uniform|learned|tlm|maxent]\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_train", help, [&](const std::string& k, const char* v) {
         if (k == "--iters") iters = std::stoll(v);
         else if (k == "--warmup") warmup = std::stoll(v);
@@ -115,7 +140,9 @@ int main(int argc, char** argv) {
         else if (k == "--tabular") tabular = v;
         else if (k == "--only") only = v;
         else if (k == "--phases") phases = std::string(v) == "on";
-        else if (k == "--objective") objective = v;
+        else if (k == "--objective") variant.objective = v;
+        else if (k == "--credit") variant.credit = v;
+        else if (k == "--backward") variant.backward = v;
         else
           return false;
         return true;
@@ -124,11 +151,19 @@ int main(int argc, char** argv) {
   gfn::set_cpu_threads(static_cast<int>(threads));
   auto mode = tabular == "on" ? gfn::TabularMode::kOn : tabular == "off" ? gfn::TabularMode::kOff : gfn::TabularMode::kAuto;
   const auto names = gfn::Registry::builtin().objective_names();
-  if (std::find(names.begin(), names.end(), objective) == names.end()) {
-    std::fprintf(stderr, "bench_train: unknown objective '%s'\n%s", objective.c_str(), help);
+  if (std::find(names.begin(), names.end(), variant.objective) == names.end()) {
+    std::fprintf(stderr, "bench_train: unknown objective '%s'\n%s", variant.objective.c_str(), help);
     return 2;
   }
-  std::printf("bench_train: %s, Adam, %lld iterations after %lld warm-up, %lld thread(s)\n", objective.c_str(),
+  const std::vector<std::string> credits{"none", "fl", "led"}, backwards{"case", "uniform", "learned", "tlm", "maxent"};
+  if (std::find(credits.begin(), credits.end(), variant.credit) == credits.end() ||
+      std::find(backwards.begin(), backwards.end(), variant.backward) == backwards.end()) {
+    std::fprintf(stderr, "bench_train: unknown --credit '%s' or --backward '%s'\n%s", variant.credit.c_str(),
+                 variant.backward.c_str(), help);
+    return 2;
+  }
+  std::printf("bench_train: %s, credit %s, P_B %s, Adam, %lld iterations after %lld warm-up, %lld thread(s)\n",
+              variant.objective.c_str(), variant.credit.c_str(), variant.backward.c_str(),
               static_cast<long long>(iters), static_cast<long long>(warmup), static_cast<long long>(threads));
   using gfn::Activation;
   using gfn::BackwardPolicy;
@@ -141,9 +176,12 @@ int main(int argc, char** argv) {
        128, 4, Activation::kElu, BackwardPolicy::kLearned},
       {"labelled_box 2-D 3 labels batch 128 MLP 4x128", "labelled_box", {{"dim", int64_t{2}}}, 128, 128, 4,
        Activation::kElu},
-      {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned}};
+      {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned},
+      {"hypergrid 4-D H=20 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{20}}}, 16, 256,
+       2},
+      {"sets 60 of 80 batch 16 MLP 2x256", "sets", {{"universe", int64_t{80}}, {"size", int64_t{60}}}, 16, 256, 2}};
   for (const auto& c : cases)
-    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, objective, iters, warmup, mode, phases);
+    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, variant, iters, warmup, mode, phases);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("peak resident memory %.0f MiB\n", usage.ru_maxrss / 1024.0);

@@ -15,6 +15,14 @@ namespace gfn {
 void EstimatorOptions::validate() const {
   if (hidden < 1) throw ConfigError(fmt::format("policy.hidden = {}: expected an integer >= 1", hidden));
   if (layers < 1) throw ConfigError(fmt::format("policy.layers = {}: expected an integer >= 1", layers));
+  if (!(backward_min_concentration > 0.0 && backward_min_concentration < head.max_concentration))
+    throw ConfigError(fmt::format("policy.backward_min_concentration = {}: expected a float in (0, "
+                                  "policy.max_concentration = {})",
+                                  backward_min_concentration, head.max_concentration));
+  if (potential_hidden < 1)
+    throw ConfigError(fmt::format("objective.led_hidden = {}: expected an integer >= 1", potential_hidden));
+  if (potential_layers < 1)
+    throw ConfigError(fmt::format("objective.led_layers = {}: expected an integer >= 1", potential_layers));
   if (!std::isfinite(init_log_z))
     throw ConfigError(fmt::format("policy.init_log_z = {}: expected a finite float", init_log_z));
 }
@@ -44,11 +52,17 @@ torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch
   return h;
 }
 
+HeadOptions EstimatorOptions::backward_head_options() const {
+  HeadOptions h = head;
+  h.min_concentration = backward_min_concentration;
+  return h;
+}
+
 PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const EstimatorOptions& options,
                              torch::Generator& generator)
     : options_(options),
       forward_head_(spec.forward, spec.coord_dim, options.head),
-      backward_head_(spec.backward, spec.coord_dim, options.head) {
+      backward_head_(spec.backward, spec.coord_dim, options.backward_head_options()) {
   options_.validate();
   const int64_t forward_outputs = forward_head_.output_size();
   const int64_t backward_outputs = backward_head_.output_size();
@@ -119,6 +133,16 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
     throw ConfigError(fmt::format("policy.backward = \"maxent\": env '{}' does not count its paths (the max-entropy "
                                   "P_B needs N(s), e.g. the hypergrid's): use uniform, learned or tlm",
                                   env.name()));
+  // TLM maximises P_B's likelihood: Beta pieces with concentrations below 1 have unbounded
+  // densities at the ends of [0, 1], where float32 coordinates land, and the loss diverges there
+  // (measured on the Box 2-D: bench/RESULTS.md)
+  if (options.backward == BackwardPolicy::kTlm && options.backward_min_concentration < 1.0)
+    for (const auto& c : env.action_spec().backward.components)
+      if (c.domain == Domain::kUnitCube || c.domain == Domain::kInterval)
+        throw ConfigError(fmt::format(
+            "policy.backward = \"tlm\" with policy.backward_min_concentration = {}: env '{}' has Beta backward "
+            "pieces, whose likelihood is unbounded below concentration 1 (TLM's loss diverges): set it to 1 or more",
+            options.backward_min_concentration, env.name()));
   EstimatorOptions forward = options;
   if (options.backward == BackwardPolicy::kTlm) forward.backward = BackwardPolicy::kUniform;  // no head of its own
   policy = PolicyNet(env.action_spec(), env.feature_dim(), forward, generator);
@@ -139,8 +163,9 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
     backward_target->to(device);
   }
   if (options.potential) {
-    potential = std::make_shared<PotentialNetImpl>(env.feature_dim(), options.hidden, options.layers,
-                                                   options.activation, options.dtype, generator);
+    potential = std::make_shared<PotentialNetImpl>(env.feature_dim(), options.potential_hidden,
+                                                   options.potential_layers, options.activation, options.dtype,
+                                                   generator);
     potential->to(device);
   }
   log_z = torch::full({}, options.init_log_z, torch::TensorOptions().dtype(options.dtype).device(device))

@@ -46,16 +46,23 @@ struct EstimatorOptions {
   BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B: uniform, a learned head on the trunk, or TLM
   double init_log_z = 0.0;                           // initial value of log Z
   HeadOptions head;                                  // densities of continuous pieces
+  // The lower bound of the Beta concentrations of a learned backward kernel (learned, tlm). At 1
+  // or more its density is bounded, so maximising P_B's likelihood (TLM) cannot diverge on
+  // coordinates that round to the ends of [0, 1]; at head.min_concentration's 0.1 it can.
+  double backward_min_concentration = 0.1;
   bool flow = false;                                 // a log F(s) head (objectives that read
                                                      // LossInputs::log_flow)
   FlowTrunk flow_trunk = FlowTrunk::kShared;         // the flow head on the policy's trunk, or on its
                                                      // own MLP of the same shape
-  bool potential = false;                            // LED's potential network phi(s -> s') (same
-                                                     // shape as the trunk; core/potential.h)
+  bool potential = false;                            // LED's potential network phi(s -> s') (core/potential.h)
+  int64_t potential_hidden = 64;                     // its width, >= 1
+  int64_t potential_layers = 2;                      // its number of hidden layers, >= 1
   torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;
+  // `head` with the backward kernel's concentration floor.
+  HeadOptions backward_head_options() const;
 };
 
 // The trunk and heads, sized from the env's action specification. Parameters are initialised

@@ -14,6 +14,7 @@
 #include "core/scoring.h"
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
+#include "envs/labelled_box.h"
 #include "losses/tb.h"
 
 namespace gfn {
@@ -112,6 +113,56 @@ TEST(EstimatorTest, ValidateNamesKey) {
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("policy.hidden = 0"), std::string::npos) << e.what();
+  }
+}
+
+// TLM on an env with Beta backward pieces needs a concentration floor of at least 1
+TEST(EstimatorTest, TlmRefusesUnboundedBackwardDensities) {
+  LabelledBoxEnv env(LabelledBoxOptions{});
+  EstimatorOptions eo;
+  eo.hidden = 8;
+  eo.backward = BackwardPolicy::kTlm;
+  auto gen = make_generator(0, torch::kCPU);
+  try {
+    Estimators est(env, eo, gen, torch::kCPU);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("policy.backward = \"tlm\" with policy.backward_min_concentration = 0.1: "
+                                         "env 'labelled_box' has Beta backward pieces"),
+              std::string::npos)
+        << e.what();
+  }
+  eo.backward_min_concentration = 1.0;
+  Estimators est(env, eo, gen, torch::kCPU);
+  EXPECT_TRUE(est.tlm());
+}
+
+// the learned backward kernel gets its own concentration floor (the forward head keeps its own),
+// checked against policy.max_concentration; the LED potential's shape is checked by key
+TEST(EstimatorTest, BackwardConcentrationFloorAndPotentialShape) {
+  EstimatorOptions eo;
+  eo.backward_min_concentration = 1.0;
+  EXPECT_EQ(eo.backward_head_options().min_concentration, 1.0);
+  EXPECT_EQ(eo.backward_head_options().max_concentration, eo.head.max_concentration);
+  EXPECT_EQ(eo.head.min_concentration, 0.1);
+  eo.backward_min_concentration = 6.0;
+  try {
+    eo.validate();
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("policy.backward_min_concentration = 6: expected a float in (0, "
+                                         "policy.max_concentration = 5.1)"),
+              std::string::npos)
+        << e.what();
+  }
+  eo.backward_min_concentration = 1.0;
+  eo.potential_layers = 0;
+  try {
+    eo.validate();
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("objective.led_layers = 0: expected an integer >= 1"), std::string::npos)
+        << e.what();
   }
 }
 
