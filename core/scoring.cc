@@ -104,7 +104,10 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
       lpb = lpb + bhead.log_density(bout, bcomp, bcoords);
     }
   } else if (bpolicy.max_entropy_backward()) {
-    lpb = max_entropy_backward_log_probs(env, rows).to(dtype).gather(1, bcomp.unsqueeze(1)).squeeze(1);
+    // N(s_{t-1}) / N(s_t): the parents are the trajectory's own states (s0's row is masked below)
+    auto log_n_parent = torch::zeros({n}, torch::TensorOptions().dtype(torch::kFloat64).device(lpf.device()))
+                            .index_copy(0, pos, env.log_path_count(all.index_select(parent_rows)).to(torch::kFloat64));
+    lpb = (log_n_parent - env.log_path_count(rows).to(torch::kFloat64)).to(dtype);
   } else {
     lpb = -bmask.sum(1).to(dtype).log();
     if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp).to(dtype);

@@ -16,6 +16,7 @@
 #include "envs/hypergrid.h"
 #include "envs/labelled_box.h"
 #include "losses/tb.h"
+#include "tests/testing/fixtures.h"
 
 namespace gfn {
 namespace {
@@ -146,24 +147,14 @@ TEST(EstimatorTest, BackwardConcentrationFloorAndPotentialShape) {
   EXPECT_EQ(eo.backward_head_options().max_concentration, eo.head.max_concentration);
   EXPECT_EQ(eo.head.min_concentration, 0.1);
   eo.backward_min_concentration = 6.0;
-  try {
-    eo.validate();
-    FAIL() << "no error";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("policy.backward_min_concentration = 6: expected a float in (0, "
-                                         "policy.max_concentration = 5.1)"),
-              std::string::npos)
-        << e.what();
-  }
+  auto error = testing::validate_error(eo);
+  EXPECT_NE(error.find("policy.backward_min_concentration = 6: expected a float in (0, policy.max_concentration = 5.1)"),
+            std::string::npos)
+      << error;
   eo.backward_min_concentration = 1.0;
   eo.potential_layers = 0;
-  try {
-    eo.validate();
-    FAIL() << "no error";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("objective.led_layers = 0: expected an integer >= 1"), std::string::npos)
-        << e.what();
-  }
+  error = testing::validate_error(eo);
+  EXPECT_NE(error.find("objective.led_layers = 0: expected an integer >= 1"), std::string::npos) << error;
 }
 
 // TLM: P_B's own network starts exactly uniform (zero output layer), is kept out of the policy's
