@@ -68,8 +68,15 @@ enum class ProgressStyle { kNone, kLines, kBar };
 
 struct TrainOptions {
   std::string out_dir;                       // run directory; created; must not hold a run already
+  // Continue the run in out_dir from DIR/checkpoint.pt (config from resume_config): the log's
+  // rows after the checkpoint are dropped and written again, so that the finished run equals
+  // an uninterrupted one (on the CPU, bit for bit).
+  bool resume = false;
   ProgressStyle progress = ProgressStyle::kLines;
   std::ostream* progress_stream = nullptr;   // where progress goes (std::cerr when null)
+  // Polled after every iteration: a nonzero value (a signal number) ends the run there with a
+  // flushed log and a checkpoint (RunSummary::stopped_by_signal).
+  std::function<int()> stop_requested;
 };
 
 // What a finished run reports.
@@ -84,16 +91,27 @@ struct RunSummary {
   std::optional<double> l1;           // the papers' L1 over the last eval.l1_window terminal states
   std::optional<ImportanceEstimate> importance;  // log Z_IS and ELBO of the final policy
   std::optional<GridMetrics> grid;               // terminating density vs R/Z on the env's grid
+  int stopped_by_signal = 0;   // nonzero: stop_requested's value; the run is resumable
+  int64_t resumed_from = 0;    // the checkpoint's iteration of a resumed run (0: a fresh one)
 
   double ms_per_iteration() const { return iterations ? 1e3 * wall_s / static_cast<double>(iterations) : 0; }
   // Multi-line human-readable summary.
   std::string report() const;
 };
 
-// Trains as `config` says, writing the run directory. Throws ConfigError for a bad config or an
-// output directory that already holds a run (before anything is written), and other
-// exceptions for failures while running.
+// Trains as `config` says, writing the run directory: config.toml, log.h5 (io/hdf5_log.h),
+// model.pt at every evaluation, and checkpoint.pt (every checkpoint.seconds / checkpoint.every,
+// on a stop and at the end: the estimators, every optimiser, the generators, the L1 window, the top-K
+// states, the counters). Throws ConfigError for a bad config or an output directory that
+// already holds a run (before anything is written), for a checkpoint that does not fit the
+// config, LogError for a log that cannot be appended to, and other exceptions for failures
+// while running.
 RunSummary train(const RunConfig& config, const TrainOptions& options, const Registry& registry);
+
+// The config of the run in `dir` (DIR/config.toml) for resuming it, with `sets` overrides of the
+// keys a resumed run may change (train.iterations, threads, checkpoint.every,
+// checkpoint.seconds, log.flush_seconds); ConfigError for any other key.
+RunConfig resume_config(const std::string& dir, const std::vector<std::string>& sets, const Registry& registry);
 
 // Exact metrics of the policy saved in run directory `dir` (DIR/config.toml and DIR/model.pt).
 struct EvalResult {
@@ -108,5 +126,23 @@ struct EvalResult {
   std::string report() const;
 };
 EvalResult evaluate_run(const std::string& dir, const Registry& registry);
+
+// Terminal samples of the policy saved in run directory `dir`, written to `out` (an HDF5 file in
+// the log format: the run's root attributes, /samples/{states_discrete, states_continuous,
+// log_reward, length, trajectory_log_pf} and the terminating probability of each sample:
+// log_terminating_prob, exact, on enumerable envs; log_terminating_density_is, importance-sampled
+// through P_B with eval.density_samples backward trajectories per sample, on the others).
+struct SampleResult {
+  std::string out;
+  int64_t count = 0;
+  int64_t iteration = 0;       // of the model sampled
+  double mean_log_reward = 0;
+  double max_log_reward = 0;
+  std::string report() const;
+};
+// Throws ConfigError for a bad directory, model, count or an `out` that exists (never
+// overwritten); `out` empty: DIR/samples.h5, or DIR/samples-2.h5, ... when taken.
+SampleResult sample_run(const std::string& dir, int64_t count, const std::string& out, uint64_t seed,
+                        const Registry& registry);
 
 }  // namespace gfn

@@ -207,8 +207,7 @@ std::vector<torch::Tensor> Estimators::flow_parameters() const {
   return out;
 }
 
-void Estimators::save(const std::string& path, int64_t iteration) const {
-  torch::serialize::OutputArchive archive;
+void Estimators::write(torch::serialize::OutputArchive& archive) const {
   policy->save(archive);
   archive.write("log_z", log_z, /*is_buffer=*/false);
   if (tlm()) {
@@ -217,10 +216,45 @@ void Estimators::save(const std::string& path, int64_t iteration) const {
   }
   if (potential)
     for (const auto& p : potential->named_parameters()) archive.write("led_potential." + p.key(), p.value());
+}
+
+void Estimators::save(const std::string& path, int64_t iteration) const {
+  torch::serialize::OutputArchive archive;
+  write(archive);
   archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
   const std::string tmp = path + ".tmp";
   archive.save_to(tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
+}
+
+namespace {
+
+// Entry `key` of `archive`, of the shape of `into` when that is defined; ConfigError otherwise.
+torch::Tensor read_entry(torch::serialize::InputArchive& archive, const std::string& source, const std::string& key,
+                         const torch::Tensor& into, bool is_buffer) {
+  torch::Tensor t;
+  if (!archive.try_read(key, t, is_buffer))
+    throw ConfigError(fmt::format("{}: no entry '{}' (not a model of this config)", source, key));
+  if (into.defined() && t.sizes() != into.sizes())
+    throw ConfigError(fmt::format("{}: '{}' has shape {} but this config builds {} (not a model of this config)",
+                                  source, key, fmt::join(t.sizes(), "x"), fmt::join(into.sizes(), "x")));
+  return t;
+}
+
+}  // namespace
+
+void Estimators::read(torch::serialize::InputArchive& archive, const std::string& source) {
+  // every parameter must be there with the shape this config builds
+  torch::NoGradGuard no_grad;
+  auto copy = [&](const std::string& key, torch::Tensor into) { into.copy_(read_entry(archive, source, key, into, false)); };
+  for (auto& p : policy->named_parameters()) copy(p.key(), p.value());
+  copy("log_z", log_z);
+  if (tlm()) {
+    for (auto& p : backward_online->named_parameters()) copy("tlm_online." + p.key(), p.value());
+    for (auto& p : backward_target->named_parameters()) copy("tlm_target." + p.key(), p.value());
+  }
+  if (potential)
+    for (auto& p : potential->named_parameters()) copy("led_potential." + p.key(), p.value());
 }
 
 int64_t Estimators::load(const std::string& path) {
@@ -230,30 +264,8 @@ int64_t Estimators::load(const std::string& path) {
   } catch (const c10::Error& e) {
     throw ConfigError(fmt::format("{}: not a gfn model file ({})", path, e.what_without_backtrace()));
   }
-  // every parameter must be there with the shape this config builds
-  auto read = [&](const std::string& key, torch::Tensor& into, bool is_buffer) {
-    torch::Tensor t;
-    if (!archive.try_read(key, t, is_buffer))
-      throw ConfigError(fmt::format("{}: no entry '{}' (not a model of this config)", path, key));
-    if (into.defined() && t.sizes() != into.sizes())
-      throw ConfigError(fmt::format("{}: '{}' has shape {} but this config builds {} (not a model of this config)",
-                                    path, key, fmt::join(t.sizes(), "x"), fmt::join(into.sizes(), "x")));
-    return t;
-  };
-  torch::NoGradGuard no_grad;
-  for (auto& p : policy->named_parameters()) p.value().copy_(read(p.key(), p.value(), false));
-  log_z.copy_(read("log_z", log_z, false));
-  if (tlm()) {
-    for (auto& p : backward_online->named_parameters())
-      p.value().copy_(read("tlm_online." + p.key(), p.value(), false));
-    for (auto& p : backward_target->named_parameters())
-      p.value().copy_(read("tlm_target." + p.key(), p.value(), false));
-  }
-  if (potential)
-    for (auto& p : potential->named_parameters())
-      p.value().copy_(read("led_potential." + p.key(), p.value(), false));
-  torch::Tensor none;
-  return read("iteration", none, true).item<int64_t>();
+  read(archive, path);
+  return read_entry(archive, path, "iteration", torch::Tensor(), true).item<int64_t>();
 }
 
 }  // namespace gfn

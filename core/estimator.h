@@ -21,6 +21,11 @@
 #include "core/params.h"
 #include "measures/categorical.h"
 
+namespace torch::serialize {
+class OutputArchive;
+class InputArchive;
+}  // namespace torch::serialize
+
 namespace gfn {
 
 enum class Activation { kRelu, kLeakyRelu, kElu };
@@ -147,6 +152,10 @@ struct Estimators {
   // Throws ConfigError naming the file for a file that is not such an archive or whose
   // parameters do not match this architecture.
   int64_t load(const std::string& path);
+  // The same entries in an archive (checkpoints hold them beside the trainer's state); `source`
+  // names the archive in errors.
+  void write(torch::serialize::OutputArchive& archive) const;
+  void read(torch::serialize::InputArchive& archive, const std::string& source);
 };
 
 }  // namespace gfn

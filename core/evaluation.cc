@@ -99,6 +99,7 @@ ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators) {
   m.kl = kl_divergence(pi, p);
   m.log_z = estimators.log_z.item<double>();
   m.log_z_error = std::fabs(m.log_z - m.log_z_exact);
+  m.terminating = std::move(p);
   return m;
 }
 
@@ -162,6 +163,7 @@ GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalG
   g.jsd = jensen_shannon(p, pi);
   g.kl = kl_divergence(pi, p);
   g.tv = total_variation(p, pi);
+  g.cell_probability = std::move(p);
   return g;
 }
 
@@ -187,7 +189,42 @@ double EmpiricalL1::l1(const std::vector<double>& target) const {
   return s / static_cast<double>(target.size());
 }
 
+torch::Tensor EmpiricalL1::state() const {
+  std::vector<int64_t> ring(ring_.begin(), ring_.end());
+  return torch::tensor(ring, torch::kInt64);
+}
+
+void EmpiricalL1::restore(const torch::Tensor& state) {
+  ring_.clear();
+  std::fill(counts_.begin(), counts_.end(), 0);
+  add(state);
+}
+
 TopK::TopK(int64_t k) : k_(k) {}
+
+std::pair<torch::Tensor, torch::Tensor> TopK::state() {
+  flush();
+  const int64_t n = static_cast<int64_t>(best_.size());
+  const int64_t d = n ? static_cast<int64_t>(best_.begin()->second.size()) : 0;
+  auto x = torch::zeros({n, d}, torch::kInt64);
+  auto r = torch::zeros({n}, torch::kFloat64);
+  int64_t b = 0;
+  for (const auto& [log_r, s] : best_) {
+    std::copy(s.begin(), s.end(), x.data_ptr<int64_t>() + b * d);
+    r.data_ptr<double>()[b++] = log_r;
+  }
+  return {x, r};
+}
+
+void TopK::restore(const torch::Tensor& discrete, const torch::Tensor& log_reward) {
+  pending_discrete_.clear();
+  pending_log_reward_.clear();
+  best_.clear();
+  kept_.clear();
+  if (discrete.size(0) == 0) return;
+  add(discrete, log_reward);
+  flush();
+}
 
 void TopK::add(const torch::Tensor& discrete, const torch::Tensor& log_reward) {
   pending_discrete_.push_back(discrete.detach());

@@ -40,6 +40,7 @@ struct ExactMetrics {
   double log_z = 0;                // learned log Z
   double log_z_exact = 0;          // log of the exact partition function
   double log_z_error = 0;          // |log Z - log Z_hat|
+  std::vector<double> terminating;  // p over the table's states (0 where the exit is unavailable)
 };
 
 // The policy's exact metrics: one batched pass of the policy over every state (in chunks).
@@ -78,6 +79,7 @@ struct GridMetrics {
   double jsd = 0, kl = 0, tv = 0;
   double mass = 0;
   int64_t cells = 0;
+  std::vector<double> cell_probability;  // p_i over the grid's cells, normalised
 };
 GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalGrid& grid, int64_t samples,
                          int64_t batch, torch::Generator& generator);
@@ -91,6 +93,9 @@ class EmpiricalL1 {
   // mean over all states of |p_hat - pi| (the papers' L1); 0 visits give mean pi.
   double l1(const std::vector<double>& target) const;
   int64_t count() const { return static_cast<int64_t>(ring_.size()); }
+  // The window's state indices, oldest first ([n] int64, CPU), and its restoration (checkpoints).
+  torch::Tensor state() const;
+  void restore(const torch::Tensor& state);
 
  private:
   int64_t window_;
@@ -109,6 +114,10 @@ class TopK {
   // mean of R = exp(log R) over the kept states (NaN when none yet)
   double mean_reward();
   int64_t size();
+  // The kept states ([n, Dd] int64) and their log-rewards ([n] float64), on the CPU, and their
+  // restoration (checkpoints).
+  std::pair<torch::Tensor, torch::Tensor> state();
+  void restore(const torch::Tensor& discrete, const torch::Tensor& log_reward);
 
  private:
   void flush();  // merges the queued states, one host copy

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include <ATen/core/grad_mode.h>
+#include <torch/serialize/archive.h>
 #include <torch/types.h>
 
 namespace gfn {
@@ -83,6 +84,43 @@ void FusedAdam::step() {
       }
     }
   }
+}
+
+}  // namespace gfn
+
+namespace gfn {
+
+void FusedAdam::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
+  archive.write(prefix + "steps", torch::tensor(steps_), /*is_buffer=*/true);
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const std::string g = prefix + std::to_string(gi) + ".";
+    archive.write(g + "lr", torch::tensor(groups_[gi].lr, torch::kFloat64), true);
+    for (size_t pi = 0; pi < exp_avg_[gi].size(); ++pi) {
+      archive.write(g + "m." + std::to_string(pi), exp_avg_[gi][pi], true);
+      archive.write(g + "v." + std::to_string(pi), exp_avg_sq_[gi][pi], true);
+    }
+  }
+}
+
+void FusedAdam::load(torch::serialize::InputArchive& archive, const std::string& prefix) {
+  auto read = [&](const std::string& key, const torch::Tensor* like) {
+    torch::Tensor t;
+    if (!archive.try_read(key, t, /*is_buffer=*/true)) throw std::runtime_error("no entry '" + key + "'");
+    if (like != nullptr && t.sizes() != like->sizes())
+      throw std::runtime_error("entry '" + key + "' has another shape than this optimiser's parameter");
+    return t;
+  };
+  const int64_t steps = read(prefix + "steps", nullptr).item<int64_t>();
+  at::NoGradGuard no_grad;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const std::string g = prefix + std::to_string(gi) + ".";
+    groups_[gi].lr = read(g + "lr", nullptr).item<double>();
+    for (size_t pi = 0; pi < exp_avg_[gi].size(); ++pi) {
+      exp_avg_[gi][pi].copy_(read(g + "m." + std::to_string(pi), &exp_avg_[gi][pi]));
+      exp_avg_sq_[gi][pi].copy_(read(g + "v." + std::to_string(pi), &exp_avg_sq_[gi][pi]));
+    }
+  }
+  steps_ = steps;
 }
 
 }  // namespace gfn

@@ -12,7 +12,14 @@
 #include <cstdint>
 #include <vector>
 
+#include <string>
+
 #include <torch/types.h>
+
+namespace torch::serialize {
+class OutputArchive;
+class InputArchive;
+}  // namespace torch::serialize
 
 namespace gfn {
 
@@ -33,6 +40,12 @@ class FusedAdam {
   std::vector<AdamGroup>& groups() { return groups_; }
   const std::vector<AdamGroup>& groups() const { return groups_; }
   int64_t steps() const { return steps_; }
+
+  // Writes the step counter, each group's learning rate and the moments under `prefix`, and
+  // reads them back into an optimiser over parameters of the same shapes (checkpoints). `load`
+  // throws std::runtime_error naming the key when an entry is missing or of another shape.
+  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void load(torch::serialize::InputArchive& archive, const std::string& prefix);
 
  private:
   std::vector<AdamGroup> groups_;

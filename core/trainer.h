@@ -86,6 +86,13 @@ class Trainer {
   FusedAdam& optimizer() { return *optimizer_; }
   const TrainerOptions& options() const { return options_; }
 
+  // Checkpoints: the iteration, the sampling generator's state and every optimiser (policy and
+  // log Z and flows, TLM's, LED's) with its moments and current learning rates. The estimators
+  // (modules, EMA target) are saved by Estimators::write. `load_state` throws ConfigError naming
+  // `source` when an entry is missing or does not fit this trainer.
+  void save_state(torch::serialize::OutputArchive& archive) const;
+  void load_state(torch::serialize::InputArchive& archive, const std::string& source);
+
  private:
   const Env& env_;
   Estimators& estimators_;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -190,6 +191,8 @@ Handle create_dataset(hid_t file_id, const std::string& file, const std::string&
   Handle space(ok(H5Screate_simple(rank, dims.data(), maxdims.data()), file, what), H5Sclose);
   Handle dcpl(ok(H5Pcreate(H5P_DATASET_CREATE), file, what), H5Pclose);
   ok(H5Pset_chunk(dcpl.get(), rank, chunk.data()), file, what);
+  // a checksum per chunk: a corrupted chunk is a read error, not silently wrong numbers
+  ok(H5Pset_fletcher32(dcpl.get()), file, what);
   Handle lcpl(ok(H5Pcreate(H5P_LINK_CREATE), file, what), H5Pclose);
   ok(H5Pset_create_intermediate_group(lcpl.get(), 1), file, what);
   return Handle(ok(H5Dcreate2(file_id, dset_path.c_str(), file_type, space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
@@ -236,14 +239,73 @@ void write_int_attr(hid_t obj, const std::string& file, const char* name, int64_
 
 // File access properties shared by writer and reader. File locking is off so that readers in
 // other processes can open the log while a run writes it (HDF5 requires the same setting for
-// both opens of one file in one process). The format stays at most 1.10's; the low bound 1.8
-// keeps superblock v2, whose files stay readable after the writer is killed (v3 would mark the
-// file "open for write" until h5clear). H5Fset_libver_bounds can raise it for SWMR later.
-Handle file_access(const std::string& file) {
+// both opens of one file in one process). The format is 1.10's (superblock v3), which SWMR needs.
+// With `clear_flags`, the "open for writing" flags a killed writer left are ignored (read-only
+// opens) or cleared (read-write opens), as `h5clear -s` does.
+Handle file_access(const std::string& file, bool clear_flags = false) {
   Handle fapl(ok(H5Pcreate(H5P_FILE_ACCESS), file, "cannot create file access properties"), H5Pclose);
-  ok(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V110), file, "cannot set format bounds");
+  ok(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), file, "cannot set format bounds");
   ok(H5Pset_file_locking(fapl.get(), false, true), file, "cannot disable file locking");
+  if (clear_flags) {
+    hbool_t clear = true;  // the property h5clear sets
+    ok(H5Pset(fapl.get(), "clear_status_flags", &clear), file, "cannot set clear_status_flags");
+  }
   return fapl;
+}
+
+// Whether the object `path` ("train/loss") exists, checking each component (H5Lexists fails on a
+// missing intermediate group).
+bool link_exists(hid_t loc, const std::string& path) {
+  size_t end = 0;
+  while (end != std::string::npos) {
+    end = path.find('/', end + 1);
+    if (H5Lexists(loc, path.substr(0, end).c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return true;
+}
+
+// The dims and maximum dims of a dataset.
+std::pair<std::vector<hsize_t>, std::vector<hsize_t>> dataset_dims(hid_t dset, const std::string& file,
+                                                                   const std::string& what) {
+  Handle space(ok(H5Dget_space(dset), file, what), H5Sclose);
+  const int rank = ok(H5Sget_simple_extent_ndims(space.get()), file, what);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank)), maxdims(static_cast<size_t>(rank));
+  ok(H5Sget_simple_extent_dims(space.get(), dims.data(), maxdims.data()), file, what);
+  return {dims, maxdims};
+}
+
+// The names of the links in group `loc`, in name order. Native iteration, sorted here: on some
+// corrupted groups, the sorted link table HDF5 builds for by-index access or ordered
+// iteration frees an invalid pointer and aborts the process.
+std::vector<std::string> link_names(hid_t loc, const std::string& file) {
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+    return 0;
+  };
+  hsize_t index = 0;
+  ok(H5Literate(loc, H5_INDEX_NAME, H5_ITER_NATIVE, &index, collect, &names), file, "cannot list a group");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The type of an object in `loc` (H5I_BADID when it cannot be opened).
+H5I_type_t object_type(hid_t loc, const std::string& name) {
+  Handle obj(H5Oopen(loc, name.c_str(), H5P_DEFAULT), H5Oclose);
+  return obj.valid() ? H5Iget_type(obj.get()) : H5I_BADID;
+}
+
+// The LogDType of a dataset's file type, if it is one Hdf5Log writes.
+std::optional<LogDType> log_dtype_of(hid_t dset) {
+  Handle type(H5Dget_type(dset), H5Tclose);
+  if (!type.valid()) return std::nullopt;
+  const size_t size = H5Tget_size(type.get());
+  switch (H5Tget_class(type.get())) {
+    case H5T_FLOAT: return size == 8 ? std::optional(LogDType::kFloat64) : size == 4 ? std::optional(LogDType::kFloat32) : std::nullopt;
+    case H5T_INTEGER: return size == 8 ? std::optional(LogDType::kInt64) : std::nullopt;
+    case H5T_ENUM: return size == 1 ? std::optional(LogDType::kBool) : std::nullopt;
+    default: return std::nullopt;
+  }
 }
 
 // Normalizes a dataset or group path given to the reader: no leading '/'.
@@ -337,11 +399,122 @@ struct Hdf5Log::Impl {
     std::vector<unsigned char> pending;
     Handle dset;
   };
+  // A fixed-shape dataset (write_fixed), written once.
+  struct Fixed {
+    LogDType dtype = LogDType::kFloat64;
+    std::vector<int64_t> shape;
+    std::vector<unsigned char> data;
+    bool written = false;
+  };
 
   std::string path_;
   Handle file_;  // declared first: closed after every dataset
+  bool swmr_ = false;  // SWMR write mode is on
   std::map<std::string, Table> tables_;  // by group
   std::map<std::string, Array> arrays_;  // by "group/name"
+  std::map<std::string, Fixed> fixed_;   // by "group/name"
+
+  // The table of `group`; on first use, the columns the file already holds (a resumed log).
+  Table& table(const std::string& group) {
+    auto it = tables_.find(group);
+    if (it != tables_.end()) return it->second;
+    Table& t = tables_[group];
+    const hid_t file_id = file_.get();
+    if (!link_exists(file_id, group) || object_type(file_id, group) != H5I_GROUP) return t;
+    Handle g(ok(H5Gopen2(file_id, group.c_str(), H5P_DEFAULT), path_, "cannot open /" + group), H5Gclose);
+    for (const auto& name : link_names(g.get(), path_)) {
+      if (object_type(g.get(), name) != H5I_DATASET) continue;
+      const std::string dset_path = group + "/" + name;
+      Column c;
+      c.is_int = is_int_column(name);
+      c.dset = Handle(ok(H5Dopen2(file_id, dset_path.c_str(), H5P_DEFAULT), path_, "cannot open /" + dset_path),
+                      H5Dclose);
+      const auto dims = dataset_dims(c.dset.get(), path_, "cannot open /" + dset_path).first;
+      if (dims.size() != 1) throw LogError(fmt::format("{}: /{} is not a column (rank {})", path_, dset_path, dims.size()));
+      c.file_rows = static_cast<int64_t>(dims[0]);
+      t.rows = std::max(t.rows, c.file_rows);
+      t.columns.emplace(name, std::move(c));
+    }
+    for (auto& [name, c] : t.columns)
+      if (c.file_rows != t.rows)
+        throw LogError(fmt::format("{}: the columns of /{} have different lengths", path_, group));
+    return t;
+  }
+
+  // Adds the column `name` to `t` if missing, back-filled for the earlier rows.
+  static void add_column(Table& t, const std::string& name) {
+    if (t.columns.count(name)) return;
+    Column column;
+    column.is_int = is_int_column(name);
+    if (column.is_int) column.pending_i.assign(t.rows, 0);
+    else column.pending_f.assign(t.rows, std::numeric_limits<double>::quiet_NaN());
+    t.columns.emplace(name, std::move(column));
+  }
+
+  // The N-D dataset `key`, registered with `dtype` and `row_shape` on first use (taking over the
+  // rows the file already holds); LogError when they differ from the registered ones.
+  Array& array(const std::string& key, LogDType dtype, const std::vector<int64_t>& row_shape, int64_t row_elems) {
+    auto it = arrays_.find(key);
+    if (it == arrays_.end()) {
+      Array a;
+      a.dtype = dtype;
+      a.row_shape = row_shape;
+      a.row_elems = row_elems;
+      if (link_exists(file_.get(), key) && object_type(file_.get(), key) == H5I_DATASET) {  // a resumed log
+        a.dset = Handle(ok(H5Dopen2(file_.get(), key.c_str(), H5P_DEFAULT), path_, "cannot open /" + key), H5Dclose);
+        const auto dims = dataset_dims(a.dset.get(), path_, "cannot open /" + key).first;
+        const auto file_dtype = log_dtype_of(a.dset.get());
+        if (dims.empty() || !file_dtype)
+          throw LogError(fmt::format("{}: /{} in the file is not an extendable dataset of gfn's types", path_, key));
+        a.dtype = *file_dtype;
+        a.row_shape.assign(dims.begin() + 1, dims.end());
+        a.file_rows = static_cast<int64_t>(dims[0]);
+      }
+      it = arrays_.emplace(key, std::move(a)).first;
+    }
+    const Array& a = it->second;
+    if (a.dtype != dtype)
+      throw LogError(fmt::format("{}: /{}: dtype {} does not match earlier rows ({})", path_, key, dtype_name(dtype),
+                                 dtype_name(a.dtype)));
+    if (a.row_shape != row_shape)
+      throw LogError(fmt::format("{}: /{}: row shape {} does not match earlier rows {}", path_, key,
+                                 shape_string(row_shape), shape_string(a.row_shape)));
+    return it->second;
+  }
+
+  // Whether the next flush must create a dataset (which SWMR mode cannot).
+  bool creates_datasets() const {
+    const hid_t file_id = file_.get();
+    for (const auto& [group, t] : tables_)
+      for (const auto& [name, c] : t.columns)
+        if (!c.dset.valid() && !link_exists(file_id, group + "/" + name)) return true;
+    for (const auto& [key, a] : arrays_)
+      if (!a.dset.valid() && !link_exists(file_id, key)) return true;
+    for (const auto& [key, f] : fixed_)
+      if (!f.written && !link_exists(file_id, key)) return true;
+    return false;
+  }
+
+  // Leaves SWMR mode: closes every dataset and the file, and reopens it read-write.
+  void leave_swmr() {
+    for (auto& [group, t] : tables_)
+      for (auto& [name, c] : t.columns) c.dset.reset();
+    for (auto& [key, a] : arrays_) a.dset.reset();
+    file_.reset();
+    swmr_ = false;
+    Handle fapl = file_access(path_);
+    file_ = Handle(ok(H5Fopen(path_.c_str(), H5F_ACC_RDWR, fapl.get()), path_, "cannot reopen"), H5Fclose);
+  }
+
+  // The dataset `dset_path` (no leading '/'): opened when the file has it, else created.
+  Handle dataset(const std::string& dset_path, LogDType dtype, const std::vector<hsize_t>& row_dims,
+                 const std::vector<hsize_t>& chunk) {
+    if (link_exists(file_.get(), dset_path))
+      return Handle(ok(H5Dopen2(file_.get(), dset_path.c_str(), H5P_DEFAULT), path_, "cannot open /" + dset_path),
+                    H5Dclose);
+    Handle file_type = hdf5_type(dtype, true, path_);
+    return create_dataset(file_.get(), path_, "/" + dset_path, file_type.get(), row_dims, chunk);
+  }
 };
 
 Hdf5Log::Hdf5Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -388,6 +561,58 @@ std::unique_ptr<Hdf5Log> Hdf5Log::create(const std::string& path, const LogAttri
   return std::unique_ptr<Hdf5Log>(new Hdf5Log(std::move(impl)));
 }
 
+std::unique_ptr<Hdf5Log> Hdf5Log::open_append(const std::string& path, int64_t last_iteration) {
+  silence_hdf5_errors();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw LogError(fmt::format("{}: cannot open: no such file", path));
+  if (fs::is_directory(path, ec)) throw LogError(fmt::format("{}: cannot open: is a directory", path));
+  Handle fapl = file_access(path, /*clear_flags=*/true);
+  const hid_t file_id = H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get());
+  if (file_id < 0) throw LogError(fmt::format("{}: cannot open for appending: not an HDF5 file, truncated or read-only", path));
+  auto impl = std::make_unique<Impl>();
+  impl->path_ = path;
+  impl->file_ = Handle(file_id, H5Fclose);
+  if (H5Aexists(file_id, "schema_version") <= 0)
+    throw LogError(fmt::format("{}: not a gfn log (no schema_version attribute)", path));
+  int64_t version = 0;
+  {
+    Handle attr(ok(H5Aopen(file_id, "schema_version", H5P_DEFAULT), path, "cannot read schema_version"), H5Aclose);
+    ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &version), path, "cannot read schema_version");
+  }
+  if (version != kLogSchemaVersion)
+    throw LogError(fmt::format("{}: schema_version {}: only logs of schema_version {} can be appended to", path,
+                               version, kLogSchemaVersion));
+
+  // drop the rows after last_iteration
+  for (const auto& group : link_names(file_id, path)) {
+    if (object_type(file_id, group) != H5I_GROUP) continue;
+    Handle g(ok(H5Gopen2(file_id, group.c_str(), H5P_DEFAULT), path, "cannot open /" + group), H5Gclose);
+    int64_t keep = 0;
+    if (link_exists(g.get(), "iteration") && object_type(g.get(), "iteration") == H5I_DATASET) {
+      Handle d(ok(H5Dopen2(g.get(), "iteration", H5P_DEFAULT), path, "cannot open /" + group + "/iteration"), H5Dclose);
+      const auto n = dataset_dims(d.get(), path, "cannot read /" + group + "/iteration").first;
+      std::vector<int64_t> it(n.empty() ? 0 : n[0]);
+      if (!it.empty())
+        ok(H5Dread(d.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, it.data()), path,
+           "cannot read /" + group + "/iteration");
+      while (keep < static_cast<int64_t>(it.size()) && it[keep] <= last_iteration) ++keep;
+    }
+    for (const auto& name : link_names(g.get(), path)) {
+      if (object_type(g.get(), name) != H5I_DATASET) continue;
+      const std::string what = "cannot truncate /" + group + "/" + name;
+      Handle d(ok(H5Dopen2(g.get(), name.c_str(), H5P_DEFAULT), path, what), H5Dclose);
+      auto [dims, maxdims] = dataset_dims(d.get(), path, what);
+      if (dims.empty() || maxdims[0] != H5S_UNLIMITED || dims[0] <= static_cast<hsize_t>(keep)) continue;
+      dims[0] = static_cast<hsize_t>(keep);
+      ok(H5Dset_extent(d.get(), dims.data()), path, what);
+    }
+  }
+  ok(H5Fflush(file_id, H5F_SCOPE_LOCAL), path, "cannot flush");
+  ok(H5Fstart_swmr_write(file_id), path, "cannot start SWMR writing");
+  impl->swmr_ = true;
+  return std::unique_ptr<Hdf5Log>(new Hdf5Log(std::move(impl)));
+}
+
 Hdf5Log::~Hdf5Log() {
   if (!impl_) return;
   try {
@@ -410,22 +635,15 @@ void Hdf5Log::append_row(const std::string& group, const std::vector<std::pair<s
     check_name(im.path_, group, name);
     if (!values.emplace(name, value).second)
       throw LogError(fmt::format("{}: column {} given twice in one row of /{}", im.path_, name, group));
-    if (im.arrays_.count(group + "/" + name))
+    if (im.arrays_.count(group + "/" + name) || im.fixed_.count(group + "/" + name))
       throw LogError(fmt::format("{}: /{}/{} is an N-D dataset, not a column", im.path_, group, name));
     if (is_int_column(name) && !(std::fabs(value) < 9.2e18))
       throw LogError(fmt::format("{}: /{}/{}: value {} is not an integer", im.path_, group, name, value));
   }
 
   // new columns, back-filled for the earlier rows
-  Impl::Table& table = im.tables_[group];
-  for (const auto& [name, value] : values) {
-    if (table.columns.count(name)) continue;
-    Impl::Column column;
-    column.is_int = is_int_column(name);
-    if (column.is_int) column.pending_i.assign(table.rows, 0);
-    else column.pending_f.assign(table.rows, std::numeric_limits<double>::quiet_NaN());
-    table.columns.emplace(name, std::move(column));
-  }
+  Impl::Table& table = im.table(group);
+  for (const auto& [name, value] : values) Impl::add_column(table, name);
 
   // one value per column; missing ones get NaN (0 for int columns)
   for (auto& [name, column] : table.columns) {
@@ -435,6 +653,34 @@ void Hdf5Log::append_row(const std::string& group, const std::vector<std::pair<s
   }
   ++table.rows;
 }
+
+void Hdf5Log::declare_columns(const std::string& group, const std::vector<std::string>& names) {
+  Impl& im = *impl_;
+  check_group(im.path_, group);
+  for (const auto& name : names) {
+    check_name(im.path_, group, name);
+    if (im.arrays_.count(group + "/" + name) || im.fixed_.count(group + "/" + name))
+      throw LogError(fmt::format("{}: /{}/{} is an N-D dataset, not a column", im.path_, group, name));
+  }
+  Impl::Table& table = im.table(group);
+  for (const auto& name : names) Impl::add_column(table, name);
+}
+
+namespace {
+
+// Elements of one row of `row_shape`; LogError for a dim <= 0 or an overflow.
+int64_t row_elements(const std::string& file, const std::string& key, const std::vector<int64_t>& row_shape) {
+  int64_t row_elems = 1;
+  for (int64_t d : row_shape) {
+    if (d <= 0) throw LogError(fmt::format("{}: /{}: row shape {} has a dim <= 0", file, key, shape_string(row_shape)));
+    if (row_elems > std::numeric_limits<int64_t>::max() / d)
+      throw LogError(fmt::format("{}: /{}: row shape {} is too large", file, key, shape_string(row_shape)));
+    row_elems *= d;
+  }
+  return row_elems;
+}
+
+}  // namespace
 
 void Hdf5Log::append(const std::string& group, const std::string& name, LogDType dtype,
                      const std::vector<int64_t>& row_shape, const void* data, int64_t rows) {
@@ -446,36 +692,13 @@ void Hdf5Log::append(const std::string& group, const std::string& name, LogDType
   if (rows < 0) throw LogError(fmt::format("{}: /{}: negative row count {}", im.path_, key, rows));
   if (rows == 0) return;
   if (data == nullptr) throw LogError(fmt::format("{}: /{}: null data for {} rows", im.path_, key, rows));
-  int64_t row_elems = 1;
-  for (int64_t d : row_shape) {
-    if (d <= 0)
-      throw LogError(fmt::format("{}: /{}: row shape {} has a dim <= 0", im.path_, key, shape_string(row_shape)));
-    if (row_elems > std::numeric_limits<int64_t>::max() / d)
-      throw LogError(fmt::format("{}: /{}: row shape {} is too large", im.path_, key, shape_string(row_shape)));
-    row_elems *= d;
-  }
+  const int64_t row_elems = row_elements(im.path_, key, row_shape);
   const auto table = im.tables_.find(group);
-  if (table != im.tables_.end() && table->second.columns.count(name))
+  if ((table != im.tables_.end() && table->second.columns.count(name)) || im.fixed_.count(key))
     throw LogError(fmt::format("{}: /{} is a column of append_row, not an N-D dataset", im.path_, key));
-  auto it = im.arrays_.find(key);
-  if (it != im.arrays_.end()) {
-    const Impl::Array& a = it->second;
-    if (a.dtype != dtype)
-      throw LogError(fmt::format("{}: /{}: dtype {} does not match earlier rows ({})", im.path_, key,
-                                 dtype_name(dtype), dtype_name(a.dtype)));
-    if (a.row_shape != row_shape)
-      throw LogError(fmt::format("{}: /{}: row shape {} does not match earlier rows {}", im.path_, key,
-                                 shape_string(row_shape), shape_string(a.row_shape)));
-  } else {
-    Impl::Array a;
-    a.dtype = dtype;
-    a.row_shape = row_shape;
-    a.row_elems = row_elems;
-    it = im.arrays_.emplace(key, std::move(a)).first;
-  }
+  Impl::Array& a = im.array(key, dtype, row_shape, row_elems);
 
   // copy the rows (bools normalized to 0/1, valid values of the enum)
-  Impl::Array& a = it->second;
   const size_t bytes = static_cast<size_t>(rows) * static_cast<size_t>(row_elems) * dtype_size(dtype);
   const auto* src = static_cast<const unsigned char*>(data);
   const size_t old_size = a.pending.size();
@@ -485,26 +708,57 @@ void Hdf5Log::append(const std::string& group, const std::string& name, LogDType
   a.pending_rows += rows;
 }
 
+void Hdf5Log::declare(const std::string& group, const std::string& name, LogDType dtype,
+                      const std::vector<int64_t>& row_shape) {
+  Impl& im = *impl_;
+  const std::string key = group + "/" + name;
+  check_group(im.path_, group);
+  check_name(im.path_, group, name);
+  const int64_t row_elems = row_elements(im.path_, key, row_shape);
+  const auto table = im.tables_.find(group);
+  if ((table != im.tables_.end() && table->second.columns.count(name)) || im.fixed_.count(key))
+    throw LogError(fmt::format("{}: /{} is a column of append_row, not an N-D dataset", im.path_, key));
+  im.array(key, dtype, row_shape, row_elems);
+}
+
+void Hdf5Log::write_fixed(const std::string& group, const std::string& name, LogDType dtype,
+                          const std::vector<int64_t>& shape, const void* data) {
+  Impl& im = *impl_;
+  const std::string key = group + "/" + name;
+  check_group(im.path_, group);
+  check_name(im.path_, group, name);
+  const int64_t elems = row_elements(im.path_, key, shape);
+  if (data == nullptr) throw LogError(fmt::format("{}: /{}: null data", im.path_, key));
+  const auto table = im.tables_.find(group);
+  if ((table != im.tables_.end() && table->second.columns.count(name)) || im.arrays_.count(key) ||
+      im.fixed_.count(key))
+    throw LogError(fmt::format("{}: /{} is already written", im.path_, key));
+  Impl::Fixed f;
+  f.dtype = dtype;
+  f.shape = shape;
+  const auto* src = static_cast<const unsigned char*>(data);
+  f.data.assign(src, src + static_cast<size_t>(elems) * dtype_size(dtype));
+  im.fixed_.emplace(key, std::move(f));
+}
+
 void Hdf5Log::flush() {
   silence_hdf5_errors();
   Impl& im = *impl_;
-  const hid_t file_id = im.file_.get();
+  // SWMR cannot create datasets: leave it for this flush
+  if (im.swmr_ && im.creates_datasets()) im.leave_swmr();
 
   // scalar tables
   for (auto& [group, table] : im.tables_) {
     for (auto& [name, column] : table.columns) {
+      const std::string dset_path = group + "/" + name;
+      const LogDType dtype = column.is_int ? LogDType::kInt64 : LogDType::kFloat64;
+      if (!column.dset.valid()) column.dset = im.dataset(dset_path, dtype, {}, chunk_dims({}, 8));
       const int64_t rows = static_cast<int64_t>(column.pending());
       if (rows == 0) continue;
-      const std::string dset_path = "/" + group + "/" + name;
-      const LogDType dtype = column.is_int ? LogDType::kInt64 : LogDType::kFloat64;
-      if (!column.dset.valid()) {
-        Handle file_type = hdf5_type(dtype, true, im.path_);
-        column.dset = create_dataset(file_id, im.path_, dset_path, file_type.get(), {}, chunk_dims({}, 8));
-      }
       Handle mem_type = hdf5_type(dtype, false, im.path_);
       const void* buf = column.is_int ? static_cast<const void*>(column.pending_i.data())
                                       : static_cast<const void*>(column.pending_f.data());
-      write_rows(column.dset.get(), mem_type.get(), column.file_rows, rows, {}, buf, im.path_, dset_path);
+      write_rows(column.dset.get(), mem_type.get(), column.file_rows, rows, {}, buf, im.path_, "/" + dset_path);
       column.file_rows += rows;
       column.pending_i.clear();
       column.pending_f.clear();
@@ -513,23 +767,44 @@ void Hdf5Log::flush() {
 
   // N-D datasets
   for (auto& [key, a] : im.arrays_) {
-    if (a.pending_rows == 0) continue;
-    const std::string dset_path = "/" + key;
     const std::vector<hsize_t> row_dims(a.row_shape.begin(), a.row_shape.end());
-    if (!a.dset.valid()) {
-      Handle file_type = hdf5_type(a.dtype, true, im.path_);
-      a.dset = create_dataset(file_id, im.path_, dset_path, file_type.get(), row_dims,
-                              chunk_dims(a.row_shape, dtype_size(a.dtype)));
-    }
+    if (!a.dset.valid()) a.dset = im.dataset(key, a.dtype, row_dims, chunk_dims(a.row_shape, dtype_size(a.dtype)));
+    if (a.pending_rows == 0) continue;
     Handle mem_type = hdf5_type(a.dtype, false, im.path_);
     write_rows(a.dset.get(), mem_type.get(), a.file_rows, a.pending_rows, row_dims, a.pending.data(), im.path_,
-               dset_path);
+               "/" + key);
     a.file_rows += a.pending_rows;
     a.pending_rows = 0;
     a.pending.clear();
   }
 
-  ok(H5Fflush(file_id, H5F_SCOPE_LOCAL), im.path_, "cannot flush");
+  // fixed-shape datasets, once (a resumed log has them already)
+  for (auto& [key, f] : im.fixed_) {
+    if (f.written) continue;
+    if (!link_exists(im.file_.get(), key)) {
+      const std::string what = "cannot write /" + key;
+      const std::vector<hsize_t> dims(f.shape.begin(), f.shape.end());
+      Handle space(ok(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), im.path_, what), H5Sclose);
+      Handle lcpl(ok(H5Pcreate(H5P_LINK_CREATE), im.path_, what), H5Pclose);
+      ok(H5Pset_create_intermediate_group(lcpl.get(), 1), im.path_, what);
+      Handle file_type = hdf5_type(f.dtype, true, im.path_);
+      Handle dset(ok(H5Dcreate2(im.file_.get(), key.c_str(), file_type.get(), space.get(), lcpl.get(), H5P_DEFAULT,
+                                H5P_DEFAULT),
+                     im.path_, what),
+                  H5Dclose);
+      Handle mem_type = hdf5_type(f.dtype, false, im.path_);
+      ok(H5Dwrite(dset.get(), mem_type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, f.data.data()), im.path_, what);
+    }
+    f.written = true;
+    f.data.clear();
+    f.data.shrink_to_fit();
+  }
+
+  ok(H5Fflush(im.file_.get(), H5F_SCOPE_LOCAL), im.path_, "cannot flush");
+  if (!im.swmr_) {
+    ok(H5Fstart_swmr_write(im.file_.get()), im.path_, "cannot start SWMR writing");
+    im.swmr_ = true;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,8 +862,18 @@ Hdf5LogReader::Hdf5LogReader(const std::string& path) : impl_(std::make_unique<I
   }
 
   // then HDF5's
+  // SWMR reading first (a live SWMR writer, or one killed); then plain (schema 1, or this
+  // process writes the file too); then ignoring the flags a writer killed outside SWMR left
+  // SWMR reading retries metadata whose checksum fails (it may be half-written): by default 100
+  // times with doubling sleeps, which on a corrupted file never ends; 24 tries wait ~17 ms
   Handle fapl = file_access(path);
-  impl_->file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+  ok(H5Pset_metadata_read_attempts(fapl.get(), 24), path, "cannot set metadata read attempts");
+  impl_->file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()), H5Fclose);
+  if (!impl_->file_.valid()) impl_->file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+  if (!impl_->file_.valid()) {
+    Handle clearing = file_access(path, /*clear_flags=*/true);
+    impl_->file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, clearing.get()), H5Fclose);
+  }
   if (!impl_->file_.valid()) throw LogError(fmt::format("{}: cannot open: not an HDF5 file or truncated", path));
 
   // then the schema
@@ -596,9 +881,11 @@ Hdf5LogReader::Hdf5LogReader(const std::string& path) : impl_(std::make_unique<I
     throw LogError(fmt::format("{}: not a gfn log (no schema_version attribute)", path));
   impl_->schema_version_ =
       impl_->read_int_attribute("schema_version", "not a gfn log (schema_version is not an integer)");
-  if (impl_->schema_version_ != kLogSchemaVersion)
-    throw LogError(fmt::format("{}: schema_version {} is not supported (this gfn reads {})", path,
-                               impl_->schema_version_, kLogSchemaVersion));
+  const int64_t v = impl_->schema_version_;
+  if (v < kLogSchemaVersionMin || v > kLogSchemaVersion)
+    throw LogError(fmt::format("{}: schema_version {} is {} than this gfn reads ({} to {}){}", path, v,
+                               v > kLogSchemaVersion ? "newer" : "older", kLogSchemaVersionMin, kLogSchemaVersion,
+                               v > kLogSchemaVersion ? ": use a newer gfn" : ""));
 }
 
 Hdf5LogReader::~Hdf5LogReader() = default;
@@ -663,18 +950,9 @@ std::vector<std::string> Hdf5LogReader::list(const std::string& group) const {
   if (!obj.valid() || H5Iget_type(obj.get()) != H5I_GROUP) return {};
 
   // every link of the group that is a dataset
-  H5G_info_t info{};
-  ok(H5Gget_info(obj.get(), &info), impl_->path_, "cannot list " + group);
   std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t len = H5Lget_name_by_idx(obj.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    if (len < 0) continue;
-    std::string name(static_cast<size_t>(len) + 1, '\0');
-    H5Lget_name_by_idx(obj.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
-    name.resize(static_cast<size_t>(len));
-    Handle child(H5Oopen(obj.get(), name.c_str(), H5P_DEFAULT), H5Oclose);
-    if (child.valid() && H5Iget_type(child.get()) == H5I_DATASET) names.push_back(name);
-  }
+  for (auto& name : link_names(obj.get(), impl_->path_))
+    if (object_type(obj.get(), name) == H5I_DATASET) names.push_back(std::move(name));
   std::sort(names.begin(), names.end());
   return names;
 }

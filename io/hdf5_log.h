@@ -1,7 +1,7 @@
 // The run log of a training run, `DIR/log.h5`: an HDF5 file readable by h5py and h5dump.
 //
-// Schema (version 1):
-//   /                      attrs: schema_version (int64 = 1), gfn_version, created_utc (ISO 8601,
+// Schema (version 2; version 1 differs only in the HDF5 file format, which lacked SWMR):
+//   /                      attrs: schema_version (int64 = 2), gfn_version, created_utc (ISO 8601,
 //                          "2026-11-22T13:00:00Z"), config (TOML text), env, objective, device
 //                          (variable-length UTF-8 strings), seed (int64)
 //   /train/<metric>        1-D extendable datasets, one row per logged iteration (float64, except
@@ -9,11 +9,19 @@
 //   /eval/<metric>         same, one row per evaluation
 //   /trajectories/<name>   N-D datasets extendable along the first axis (rows = trajectories)
 //   /samples/<name>        same
+//   /grid/{x,y,log_reward} fixed-shape datasets (write_fixed), e.g. a 2-D env's reward grid
+//   /grid/{iteration,terminating}  extendable, one row per evaluation
 //
-// Hdf5Log buffers rows in memory and touches the file only in flush(), so between flushes the
-// file on disk is always the consistent state of the last flush: a killed process keeps every
-// row up to its last flush, and another process (h5py, h5dump, `gfn eval`) may open the file
-// read-only while the run goes on. Light header: no LibTorch, no hdf5.h.
+// Hdf5Log buffers rows in memory and touches the file only in flush(). From the end of its first
+// flush the file is in HDF5's single-writer/multiple-reader (SWMR) mode: the file on disk is
+// always consistent, so a killed process (even SIGKILL in the middle of a flush) leaves a file
+// that opens and holds every row up to its last completed flush, and other processes may read it
+// live (h5py: h5py.File(path, "r", swmr=True); Hdf5LogReader does so by itself). SWMR cannot
+// create datasets: datasets declared (declare_columns/declare) or written before the first flush
+// are created in it; one first seen later makes that flush leave SWMR mode for a moment (close,
+// reopen, create, restart SWMR). A log left by a killed writer keeps HDF5's "open for writing"
+// flags: h5py then needs swmr=True (or `h5clear -s FILE` once). Light header: no LibTorch, no
+// hdf5.h.
 #pragma once
 
 #include <cstdint>
@@ -32,8 +40,9 @@ class LogError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The schema version written by Hdf5Log and the only one Hdf5LogReader accepts.
-inline constexpr int64_t kLogSchemaVersion = 1;
+// The schema version written by Hdf5Log; Hdf5LogReader reads kLogSchemaVersionMin..this.
+inline constexpr int64_t kLogSchemaVersion = 2;
+inline constexpr int64_t kLogSchemaVersionMin = 1;
 
 // The root attributes of a log, written once by Hdf5Log::create.
 struct LogAttributes {
@@ -62,6 +71,14 @@ class Hdf5Log {
   // Throws LogError if `path` already exists (an existing file is never truncated or touched)
   // or cannot be created.
   static std::unique_ptr<Hdf5Log> create(const std::string& path, const LogAttributes& attrs);
+  // Reopens the log `path` of an interrupted run to append to it (gfn train --resume), clearing
+  // the flags a killed writer left. Rows after `last_iteration` are dropped: in every group with
+  // an "iteration" dataset, its extendable datasets keep the rows whose iteration is
+  // <= last_iteration; extendable datasets of groups without one (/samples) are emptied;
+  // fixed-shape datasets stay. Then SWMR mode starts. Throws LogError naming the file when it is
+  // missing, not HDF5, truncated, not a gfn log, or of another schema version than
+  // kLogSchemaVersion.
+  static std::unique_ptr<Hdf5Log> open_append(const std::string& path, int64_t last_iteration);
   // Flushes and closes the file. Never throws: a failing flush is reported on stderr.
   ~Hdf5Log();
   Hdf5Log(const Hdf5Log&) = delete;
@@ -86,6 +103,19 @@ class Hdf5Log {
   void append(const std::string& group, const std::string& name, LogDType dtype,
               const std::vector<int64_t>& row_shape, const void* data, int64_t rows);
 
+  // Declares columns of the table /<group> (as append_row would add them, with no row), so that
+  // the next flush creates them even before their first value. Same errors as append_row.
+  void declare_columns(const std::string& group, const std::vector<std::string>& names);
+  // Declares the N-D dataset /<group>/<name> with no rows (as append with rows = 0 would).
+  void declare(const std::string& group, const std::string& name, LogDType dtype,
+               const std::vector<int64_t>& row_shape);
+  // Writes the fixed-shape dataset /<group>/<name> of `shape` (not extendable) at the next flush;
+  // `data` holds prod(shape) elements of `dtype` and is copied. A dataset of that name already in
+  // the file (a resumed log) is left as it is. Throws LogError on a malformed name, a dim <= 0,
+  // or a name already used.
+  void write_fixed(const std::string& group, const std::string& name, LogDType dtype,
+                   const std::vector<int64_t>& shape, const void* data);
+
   // Writes everything buffered to the file, creating datasets on first use (chunked, extendable
   // along the first axis: scalar-row chunks of 1024 rows, N-D chunks of about 64 KiB) and
   // intermediate groups as needed, then flushes the file to disk so that a reader opened
@@ -106,16 +136,18 @@ class Hdf5Log {
 // paths are relative to the root, e.g. "train/loss" (a leading '/' is accepted).
 class Hdf5LogReader {
  public:
-  // Opens `path` read-only (also while a writer in this or another process has it open).
+  // Opens `path` read-only (also while a writer in this or another process has it open, in SWMR
+  // mode when the writer uses it, and after a writer was killed).
   // Throws LogError if the file is missing, is not HDF5 or is truncated, has no schema_version
-  // attribute ("<file>: not a gfn log (no schema_version attribute)"), or has another schema
-  // version ("<file>: schema_version N is not supported (this gfn reads 1)").
+  // attribute ("<file>: not a gfn log (no schema_version attribute)"), or has a schema version
+  // outside kLogSchemaVersionMin..kLogSchemaVersion ("<file>: schema_version 3 is newer than this
+  // gfn reads (1 to 2): use a newer gfn", "... is older than ...").
   explicit Hdf5LogReader(const std::string& path);
   ~Hdf5LogReader();
   Hdf5LogReader(const Hdf5LogReader&) = delete;
   Hdf5LogReader& operator=(const Hdf5LogReader&) = delete;
 
-  // The root attribute schema_version (== kLogSchemaVersion once constructed).
+  // The root attribute schema_version (in kLogSchemaVersionMin..kLogSchemaVersion).
   int64_t schema_version() const;
   // A string root attribute (variable- or fixed-length). Throws LogError if it is missing or
   // not a string.

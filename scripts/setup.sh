@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev               # tests
   libtomlplusplus-dev libcli11-dev libfmt-dev   # config and command line
   python3-h5py                            # the README's h5py snippet is tested against real logs
+  gnuplot-nox                             # `gfn analyse --plot` draws its PNGs through gnuplot
 )
 
 missing=()

@@ -46,7 +46,7 @@ TEST_F(Cli, TrainWritesRunAndEvalPrintsJson) {
   for (const char* f : {"config.toml", "model.pt", "log.h5"}) EXPECT_TRUE(fs::exists(out / f)) << f;
 
   Hdf5LogReader log((out / "log.h5").string());
-  EXPECT_EQ(log.schema_version(), 1);
+  EXPECT_EQ(log.schema_version(), 2);
   EXPECT_EQ(log.attribute_string("env"), "hypergrid");
   EXPECT_EQ(log.attribute_string("objective"), "tb");
   EXPECT_EQ(log.attribute_string("device"), "cpu");
@@ -162,6 +162,7 @@ TEST_F(Cli, ReadmeH5pySnippetRuns) {
   std::string py = slurp(dir_ / "py.txt");
   EXPECT_EQ(rc, 0) << py;
   EXPECT_NE(py.find("SNIPPET OK"), std::string::npos) << py;
+  EXPECT_NE(py.find("TV on the grid"), std::string::npos) << py;  // the 2-D hypergrid logs /grid
 }
 
 }  // namespace

@@ -62,6 +62,24 @@ std::string log_error_of(F&& body) {
   return "";
 }
 
+// Runs `body` in a child process that dies by SIGKILL, as a killed run does (body raises it,
+// while its log is open); fails the test unless the child died so.
+template <class F>
+void run_killed(F&& body) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      body();
+    } catch (...) {
+    }
+    _exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+}
+
 // Every test works in its own fresh directory.
 class Hdf5LogTest : public ::testing::Test {
  protected:
@@ -97,7 +115,7 @@ TEST_F(Hdf5LogTest, CreateWritesAttributes) {
     EXPECT_EQ(log->path(), path);
   }
   Hdf5LogReader reader(path);
-  EXPECT_EQ(reader.schema_version(), 1);
+  EXPECT_EQ(reader.schema_version(), 2);
   EXPECT_EQ(reader.attribute_int("schema_version"), kLogSchemaVersion);
   EXPECT_EQ(reader.attribute_int("seed"), 42);
   EXPECT_EQ(reader.attribute_string("config"), kConfig);
@@ -272,12 +290,11 @@ TEST_F(Hdf5LogTest, FlushedRowsVisibleWhileWriterOpen) {
     EXPECT_EQ(reader.read_int64("samples/x"), (std::vector<int64_t>{1, 2, 3, 4}));
   }
 
-  // another process sees the flushed rows too (h5dump, where installed)
-  if (std::system("h5dump --version >/dev/null 2>&1") == 0) {
-    const std::string out = file("dump.txt");
-    const std::string command = "h5dump -d /train/loss '" + path + "' > '" + out + "' 2>&1";
-    EXPECT_EQ(std::system(command.c_str()), 0) << read_bytes(out);
-    EXPECT_NE(read_bytes(out).find("( 2 ) / ( H5S_UNLIMITED )"), std::string::npos) << read_bytes(out);
+  // another process sees the flushed rows too, live, through SWMR (h5py, where installed)
+  if (std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0) {
+    const std::string command = "/usr/bin/python3 -c \"import sys, h5py; f = h5py.File(sys.argv[1], 'r', swmr=True); "
+                                "assert list(f['train/loss'][:]) == [1.5, 1.25]\" '" + path + "'";
+    EXPECT_EQ(std::system(command.c_str()), 0);
   }
 
   // more rows after a second flush
@@ -290,32 +307,119 @@ TEST_F(Hdf5LogTest, FlushedRowsVisibleWhileWriterOpen) {
 
 TEST_F(Hdf5LogTest, KilledWriterKeepsFlushedRows) {
   const std::string path = file("log.h5");
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // the child writes, flushes, buffers more, and dies without closing
-    try {
-      auto log = Hdf5Log::create(path, test_attributes());
-      for (int i = 0; i < 3; ++i) log->append_row("train", {{"iteration", i}, {"loss", 0.5 * i}});
-      const double x[6] = {1, 2, 3, 4, 5, 6};
-      log->append("samples", "x", LogDType::kFloat64, {3}, x, 2);
-      log->flush();
-      log->append_row("train", {{"iteration", 3}, {"loss", 9.0}});
-      log->append("samples", "x", LogDType::kFloat64, {3}, x, 1);
-      raise(SIGKILL);
-    } catch (...) {
-    }
-    _exit(1);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  // the child writes, flushes, buffers more, and dies without closing
+  run_killed([&] {
+    auto log = Hdf5Log::create(path, test_attributes());
+    for (int i = 0; i < 3; ++i) log->append_row("train", {{"iteration", i}, {"loss", 0.5 * i}});
+    const double x[6] = {1, 2, 3, 4, 5, 6};
+    log->append("samples", "x", LogDType::kFloat64, {3}, x, 2);
+    log->flush();
+    log->append_row("train", {{"iteration", 3}, {"loss", 9.0}});
+    log->append("samples", "x", LogDType::kFloat64, {3}, x, 1);
+    raise(SIGKILL);  // with the log open: its destructor would flush
+  });
 
   Hdf5LogReader reader(path);
   EXPECT_EQ(reader.attribute_string("config"), kConfig);
   EXPECT_EQ(reader.read_double("train/loss"), (std::vector<double>{0.0, 0.5, 1.0}));
   EXPECT_EQ(reader.read_int64("train/iteration"), (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(reader.shape("samples/x"), (std::vector<int64_t>{2, 3}));
+}
+
+TEST_F(Hdf5LogTest, DatasetsFirstSeenAfterSwmrStartedAreCreated) {
+  // the first flush starts SWMR; later datasets make a flush leave and re-enter it
+  const std::string path = file("log.h5");
+  auto log = Hdf5Log::create(path, test_attributes());
+  log->declare_columns("train", {"iteration", "loss"});
+  log->declare("trajectories", "x", LogDType::kFloat32, {2});
+  const double grid[6] = {0, 1, 2, 3, 4, 5};
+  log->write_fixed("grid", "log_reward", LogDType::kFloat64, {2, 3}, grid);
+  log->flush();
+  {
+    Hdf5LogReader reader(path);
+    EXPECT_EQ(reader.shape("train/loss"), (std::vector<int64_t>{0}));
+    EXPECT_EQ(reader.shape("trajectories/x"), (std::vector<int64_t>{0, 2}));
+    EXPECT_EQ(reader.read_double("grid/log_reward"), std::vector<double>(grid, grid + 6));
+  }
+  log->append_row("train", {{"iteration", 1}, {"loss", 2.0}});
+  log->append_row("eval", {{"iteration", 1}, {"tv", 0.5}});  // a new group while in SWMR mode
+  const int64_t s[2] = {7, 8};
+  log->append("samples", "s", LogDType::kInt64, {}, s, 2);
+  log->flush();
+  log->append_row("eval", {{"iteration", 2}, {"tv", 0.25}, {"jsd", 0.125}});  // and a new column
+  log->flush();
+  Hdf5LogReader reader(path);
+  EXPECT_EQ(reader.read_double("train/loss"), std::vector<double>{2.0});
+  EXPECT_EQ(reader.read_double("eval/tv"), (std::vector<double>{0.5, 0.25}));
+  const auto jsd = reader.read_double("eval/jsd");
+  ASSERT_EQ(jsd.size(), 2u);
+  EXPECT_TRUE(std::isnan(jsd[0]));
+  EXPECT_EQ(jsd[1], 0.125);
+  EXPECT_EQ(reader.read_int64("samples/s"), (std::vector<int64_t>{7, 8}));
+  EXPECT_NE(log_error_of([&] { log->write_fixed("grid", "log_reward", LogDType::kFloat64, {1}, grid); })
+                .find("/grid/log_reward is already written"),
+            std::string::npos);
+}
+
+TEST_F(Hdf5LogTest, OpenAppendDropsRowsAfterTheCheckpointAndContinues) {
+  const std::string path = file("log.h5");
+  const double grid[2] = {1, 2};
+  // a run that logged iterations 1..6, was checkpointed at 4 and killed
+  run_killed([&] {
+    auto log = Hdf5Log::create(path, test_attributes());
+    log->write_fixed("grid", "x", LogDType::kFloat64, {2}, grid);
+    for (int it = 1; it <= 6; ++it) {
+      log->append_row("train", {{"iteration", it}, {"loss", 1.0 / it}});
+      const float traj[2] = {static_cast<float>(it), 0.f};
+      const int64_t iteration[2] = {it, it};
+      log->append("trajectories", "iteration", LogDType::kInt64, {}, iteration, 2);
+      log->append("trajectories", "x", LogDType::kFloat32, {}, traj, 2);
+      if (it % 2 == 0) log->append_row("eval", {{"iteration", it}, {"tv", 0.1 * it}});
+      log->flush();
+    }
+    const double samples[3] = {1, 2, 3};
+    log->append("samples", "log_reward", LogDType::kFloat64, {}, samples, 3);
+    log->flush();
+    raise(SIGKILL);  // with the log open
+  });
+
+  {
+    auto log = Hdf5Log::open_append(path, 4);
+    {
+      Hdf5LogReader reader(path);
+      EXPECT_EQ(reader.read_int64("train/iteration"), (std::vector<int64_t>{1, 2, 3, 4}));
+      EXPECT_EQ(reader.read_int64("eval/iteration"), (std::vector<int64_t>{2, 4}));
+      EXPECT_EQ(reader.read_int64("trajectories/iteration"), (std::vector<int64_t>{1, 1, 2, 2, 3, 3, 4, 4}));
+      EXPECT_EQ(reader.shape("trajectories/x"), (std::vector<int64_t>{8}));
+      EXPECT_EQ(reader.shape("samples/log_reward"), (std::vector<int64_t>{0}));
+      EXPECT_EQ(reader.read_double("grid/x"), (std::vector<double>{1, 2}));
+    }
+    // the resumed run writes on: old and new columns, the fixed grid again (kept as it is)
+    log->write_fixed("grid", "x", LogDType::kFloat64, {2}, grid);
+    log->append_row("train", {{"iteration", 5}, {"loss", 0.5}, {"lr", 0.1}});
+    const float traj[1] = {5.f};
+    const int64_t iteration[1] = {5};
+    log->append("trajectories", "iteration", LogDType::kInt64, {}, iteration, 1);
+    log->append("trajectories", "x", LogDType::kFloat32, {}, traj, 1);
+    EXPECT_NE(log_error_of([&] { log->append("trajectories", "x", LogDType::kFloat64, {}, grid, 1); })
+                  .find("dtype float64 does not match earlier rows (float32)"),
+              std::string::npos);
+    log->flush();
+  }
+  Hdf5LogReader reader(path);
+  EXPECT_EQ(reader.read_int64("train/iteration"), (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(reader.read_double("train/loss"), (std::vector<double>{1.0, 0.5, 1.0 / 3, 0.25, 0.5}));
+  const auto lr = reader.read_double("train/lr");
+  ASSERT_EQ(lr.size(), 5u);
+  EXPECT_TRUE(std::isnan(lr[3]));
+  EXPECT_EQ(lr[4], 0.1);
+  EXPECT_EQ(reader.read_double("trajectories/x"), (std::vector<double>{1, 0, 2, 0, 3, 0, 4, 0, 5}));
+  // h5py opens a cleanly closed log without swmr=True
+  if (std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0) {
+    const std::string command = "/usr/bin/python3 -c \"import sys, h5py; f = h5py.File(sys.argv[1], 'r'); "
+                                "assert len(f['train/loss']) == 5\" '" + path + "'";
+    EXPECT_EQ(std::system(command.c_str()), 0);
+  }
 }
 
 TEST_F(Hdf5LogTest, RejectsFilesThatAreNotLogs) {
@@ -345,24 +449,33 @@ TEST_F(Hdf5LogTest, RejectsFilesThatAreNotLogs) {
   // HDF5 but not a gfn log, or of another schema version
   const std::string plain = file("plain.h5");
   const std::string future = file("future.h5");
+  const std::string past = file("past.h5");
   {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     const hid_t f = H5Fcreate(plain.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
     ASSERT_GE(f, 0);
     H5Fclose(f);
-    const hid_t g = H5Fcreate(future.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
-    ASSERT_GE(g, 0);
-    const hid_t space = H5Screate(H5S_SCALAR);
-    const hid_t attr = H5Acreate2(g, "schema_version", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    const int64_t version = 2;
-    H5Awrite(attr, H5T_NATIVE_INT64, &version);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Fclose(g);
+    for (const auto& [name, version] : {std::pair{future, int64_t{3}}, std::pair{past, int64_t{0}}}) {
+      const hid_t g = H5Fcreate(name.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+      ASSERT_GE(g, 0);
+      const hid_t space = H5Screate(H5S_SCALAR);
+      const hid_t attr = H5Acreate2(g, "schema_version", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+      H5Awrite(attr, H5T_NATIVE_INT64, &version);
+      H5Aclose(attr);
+      H5Sclose(space);
+      H5Fclose(g);
+    }
   }
   EXPECT_EQ(log_error_of([&] { Hdf5LogReader r(plain); }), plain + ": not a gfn log (no schema_version attribute)");
   EXPECT_EQ(log_error_of([&] { Hdf5LogReader r(future); }),
-            future + ": schema_version 2 is not supported (this gfn reads 1)");
+            future + ": schema_version 3 is newer than this gfn reads (1 to 2): use a newer gfn");
+  EXPECT_EQ(log_error_of([&] { Hdf5LogReader r(past); }),
+            past + ": schema_version 0 is older than this gfn reads (1 to 2)");
+  // appending (gfn train --resume) takes only the current version
+  EXPECT_EQ(log_error_of([&] { Hdf5Log::open_append(future, 0); }),
+            future + ": schema_version 3: only logs of schema_version 2 can be appended to");
+  EXPECT_EQ(log_error_of([&] { Hdf5Log::open_append(text, 0); }),
+            text + ": cannot open for appending: not an HDF5 file, truncated or read-only");
 
   // a directory
   EXPECT_NE(log_error_of([&] { Hdf5LogReader r(dir_.string()); }).find(dir_.string()), std::string::npos);
@@ -395,7 +508,7 @@ TEST_F(Hdf5LogTest, ReadableByH5py) {
       "c = f.attrs['config']\n"
       "c = c.decode('utf-8') if isinstance(c, bytes) else c\n"
       "assert c == open(sys.argv[2], encoding='utf-8').read(), repr(c)\n"
-      "assert int(f.attrs['schema_version']) == 1 and int(f.attrs['seed']) == 42\n"
+      "assert int(f.attrs['schema_version']) == 2 and int(f.attrs['seed']) == 42\n"
       "assert f['trajectories/done'].dtype == np.bool_, f['trajectories/done'].dtype\n"
       "assert f['trajectories/done'][:].tolist() == [[True, False], [False, True]]\n"
       "assert f['trajectories/states'].dtype == np.float32\n"

@@ -1,0 +1,261 @@
+// Checkpoints and resume (apps/run.h): a run stopped at iteration k and resumed from its
+// checkpoint ends with the same parameters, optimiser states and logged rows as the run that
+// was never interrupted (every dataset but the wall-clock column, bit for bit on the CPU), for
+// TB and SubTB with the state a run carries: learning-rate decay, a TLM backward network and
+// its EMA target, an LED potential, importance-sampled and grid evaluation, the L1 window and
+// the top-K states. Then the errors of resuming what cannot be resumed.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/serialize/archive.h>
+#include <torch/torch.h>
+
+#include "apps/run.h"
+#include "io/hdf5_log.h"
+#include "tests/testing/runs.h"
+
+namespace gfn {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::expect_same_run;
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The message of the exception of type E that `body` throws (a test failure when none is), with
+// each of `parts` in it and on one line.
+template <class E, class F>
+void expect_error(F&& body, const std::vector<std::string>& parts) {
+  try {
+    body();
+    ADD_FAILURE() << "nothing thrown";
+  } catch (const E& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << message << "\nlacks: " << part;
+  }
+}
+
+class Resume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("gfn_resume_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  RunConfig config(const std::string& toml) {
+    return load_config(toml, {}, run_schema(Registry::builtin()), "<test>");
+  }
+
+  // Trains `toml` into `dir`; with stop_after > 0 the run is stopped after that many
+  // iterations (as by SIGTERM) and resumed, twice when stop_again > 0.
+  RunSummary train_into(const fs::path& dir, const std::string& toml, int64_t stop_after, int64_t stop_again = 0) {
+    const auto registry = Registry::builtin();
+    TrainOptions options;
+    options.out_dir = dir.string();
+    options.progress = ProgressStyle::kNone;
+    if (stop_after <= 0) return train(config(toml), options, registry);
+    int64_t calls = 0;
+    options.stop_requested = [&] { return ++calls == stop_after ? SIGTERM : 0; };
+    RunSummary first = train(config(toml), options, registry);
+    EXPECT_EQ(first.stopped_by_signal, SIGTERM);
+    EXPECT_EQ(first.iterations, stop_after);
+    EXPECT_TRUE(fs::exists(dir / "checkpoint.pt"));
+    options.resume = true;
+    calls = 0;
+    if (stop_again > 0) {
+      options.stop_requested = [&] { return ++calls == stop_again ? SIGINT : 0; };
+      RunSummary second = train(resume_config(dir.string(), {}, registry), options, registry);
+      EXPECT_EQ(second.stopped_by_signal, SIGINT);
+      EXPECT_EQ(second.resumed_from, stop_after);
+    }
+    options.stop_requested = nullptr;
+    RunSummary last = train(resume_config(dir.string(), {}, registry), options, registry);
+    EXPECT_EQ(last.stopped_by_signal, 0);
+    return last;
+  }
+
+  // Resumes the run in `dir` with `sets`.
+  RunSummary resume(const fs::path& dir, const std::vector<std::string>& sets) {
+    const auto registry = Registry::builtin();
+    TrainOptions options;
+    options.out_dir = dir.string();
+    options.progress = ProgressStyle::kNone;
+    options.resume = true;
+    return train(resume_config(dir.string(), sets, registry), options, registry);
+  }
+
+  // The interrupted-and-resumed run equals the uninterrupted one.
+  void expect_identical(const std::string& toml, int64_t stop_after, int64_t stop_again = 0) {
+    const fs::path a = dir_ / "straight", b = dir_ / "resumed";
+    RunSummary sa = train_into(a, toml, 0);
+    RunSummary sb = train_into(b, toml, stop_after, stop_again);
+    EXPECT_EQ(sa.iterations, sb.iterations);
+    EXPECT_EQ(sa.trajectories, sb.trajectories);
+    EXPECT_EQ(sa.final_loss, sb.final_loss);
+    EXPECT_EQ(sa.log_z, sb.log_z);
+
+    expect_same_run(a, b);
+  }
+
+  fs::path dir_;
+};
+
+constexpr const char* kHypergrid = R"(
+[env]
+kind = "hypergrid"
+ndim = 2
+height = 5
+[policy]
+hidden = 32
+[train]
+iterations = 60
+batch_size = 8
+lr_decay_every = 20
+[eval]
+every = 15
+samples = 20
+[log]
+every = 4
+trajectories_every = 10
+trajectories_count = 2
+[checkpoint]
+every = 25
+)";
+
+// TB with learning-rate decay, stopped between checkpoints, logged rows and evaluations
+TEST_F(Resume, TrajectoryBalanceIsIdentical) {
+  expect_identical(std::string(kHypergrid) + "[objective]\nkind = \"tb\"\n", 23);
+  // the hypergrid 2-D logs its reward grid and the terminating distribution per evaluation
+  Hdf5LogReader log((dir_ / "straight" / "log.h5").string());
+  EXPECT_EQ(log.shape("grid/log_reward"), (std::vector<int64_t>{5, 5}));
+  EXPECT_EQ(log.shape("grid/terminating"), (std::vector<int64_t>{4, 5, 5}));
+  double mass = 0;
+  const auto p = log.read_double("grid/terminating");
+  for (size_t i = 75; i < 100; ++i) mass += p[i];
+  EXPECT_NEAR(mass, 1.0, 1e-9);
+}
+
+// TB with a TLM backward network: its optimiser, learning-rate decay and EMA target
+TEST_F(Resume, TrajectoryBalanceWithTlmIsIdentical) {
+  std::string toml = kHypergrid;
+  toml.replace(toml.find("[policy]\n"), 9, "[policy]\nbackward = \"tlm\"\n");
+  expect_identical(toml + "[objective]\nkind = \"tb\"\n", 31);
+}
+
+// SubTB with an LED potential, stopped twice (SIGTERM, then SIGINT after the resume)
+TEST_F(Resume, SubTrajectoryBalanceWithLedIsIdentical) {
+  expect_identical(std::string(kHypergrid) + "[objective]\nkind = \"subtb\"\ncredit = \"led\"\n", 17, 21);
+}
+
+// continuous env: importance-sampled log Z and the grid density draw from the evaluation
+// generator, which the checkpoint carries too
+TEST_F(Resume, BoxWithImportanceSampledEvaluationIsIdentical) {
+  expect_identical(R"(
+[env]
+kind = "box"
+dim = 2
+[policy]
+hidden = 32
+[objective]
+kind = "subtb"
+[train]
+iterations = 30
+batch_size = 8
+[eval]
+every = 10
+is_samples = 64
+grid = 6
+density_samples = 2
+samples = 10
+[log]
+every = 2
+[checkpoint]
+every = 0
+)",
+                   13);
+}
+
+// sets: top-K states carried over
+TEST_F(Resume, SetsWithTopKIsIdentical) {
+  expect_identical(R"(
+[env]
+kind = "sets"
+universe = 8
+size = 4
+[policy]
+hidden = 32
+[objective]
+kind = "tb"
+[train]
+iterations = 40
+batch_size = 8
+[eval]
+every = 10
+top_k = 5
+env_samples = 16
+samples = 10
+[log]
+every = 5
+)",
+                   19);
+}
+
+TEST_F(Resume, RefusesWhatCannotBeResumed) {
+  const std::string toml = std::string(kHypergrid) + "[objective]\nkind = \"tb\"\n";
+  const fs::path run = dir_ / "run";
+  train_into(run, toml, 0);
+  // complete
+  expect_error<ConfigError>([&] { resume(run, {}); }, {"the run is complete (60 of 60 iterations)", "train.iterations"});
+  // a key that changes what was trained, on the command line or in config.toml
+  expect_error<ConfigError>([&] { resume(run, {"train.lr=0.5"}); },
+                            {"--set train.lr=0.5", "may change only train.iterations"});
+  {
+    std::string text = read_text(run / "config.toml");
+    text.replace(text.find("lr = 0.001"), 10, "lr = 0.002");
+    std::ofstream((run / "config.toml").string()) << text;
+  }
+  expect_error<ConfigError>([&] { resume(run, {"train.iterations=80"}); },
+                            {"config.toml's train.lr differs from the checkpoint's"});
+  // a damaged checkpoint
+  const fs::path other = dir_ / "other";
+  train_into(other, toml, 0);
+  std::ofstream((other / "checkpoint.pt").string()) << "garbage";
+  expect_error<ConfigError>([&] { resume(other, {"train.iterations=80"}); },
+                            {(other / "checkpoint.pt").string() + ": not a gfn checkpoint, or truncated"});
+  // a truncated log
+  const fs::path third = dir_ / "third";
+  train_into(third, toml, 0);
+  const std::string log = (third / "log.h5").string();
+  fs::resize_file(log, fs::file_size(log) / 2);
+  expect_error<LogError>([&] { resume(third, {"train.iterations=80"}); }, {log + ": "});
+}
+
+TEST_F(Resume, ExtendingAFinishedRunContinuesIt) {
+  const fs::path run = dir_ / "run";
+  train_into(run, std::string(kHypergrid) + "[objective]\nkind = \"tb\"\n", 0);
+  RunSummary s = resume(run, {"train.iterations=80"});
+  EXPECT_EQ(s.resumed_from, 60);
+  EXPECT_EQ(s.iterations, 80);
+  Hdf5LogReader log((run / "log.h5").string());
+  EXPECT_EQ(log.read_int64("train/iteration").back(), 80);
+  EXPECT_EQ(log.read_int64("eval/iteration"), (std::vector<int64_t>{15, 30, 45, 60, 75, 80}));
+  EXPECT_EQ(log.shape("samples/log_reward"), (std::vector<int64_t>{20}));  // rewritten, not doubled
+  EXPECT_NE(read_text((run / "config.toml").string()).find("iterations = 80"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gfn
