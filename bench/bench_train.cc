@@ -125,14 +125,15 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t iters = 2000, warmup = 200, threads = 1;
+  int64_t iters = 2000, warmup = 200, threads = 1, batch = 0;
   std::string tabular = "auto", only;
   Variant variant;
   bool phases = false;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
       "                   [--phases on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n"
-      "                   [--credit none|fl|led] [--backward case|uniform|learned|tlm|maxent]\n";
+      "                   [--credit none|fl|led] [--backward case|uniform|learned|tlm|maxent]\n"
+      "                   [--batch N]   (every case at batch N instead of its own)\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_train", help, [&](const std::string& k, const char* v) {
         if (k == "--iters") iters = std::stoll(v);
         else if (k == "--warmup") warmup = std::stoll(v);
@@ -143,6 +144,7 @@ int main(int argc, char** argv) {
         else if (k == "--objective") variant.objective = v;
         else if (k == "--credit") variant.credit = v;
         else if (k == "--backward") variant.backward = v;
+        else if (k == "--batch") batch = std::stoll(v);
         else
           return false;
         return true;
@@ -179,9 +181,21 @@ int main(int argc, char** argv) {
       {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned},
       {"hypergrid 4-D H=20 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{20}}}, 16, 256,
        2},
-      {"sets 60 of 80 batch 16 MLP 2x256", "sets", {{"universe", int64_t{80}}, {"size", int64_t{60}}}, 16, 256, 2}};
-  for (const auto& c : cases)
-    if (only.empty() || c.name.find(only) != std::string::npos) run_case(c, variant, iters, warmup, mode, phases);
+      {"sets 60 of 80 batch 16 MLP 2x256", "sets", {{"universe", int64_t{80}}, {"size", int64_t{60}}}, 16, 256, 2},
+      // issue 7's GPU targets, timed on the CPU too
+      {"hypergrid 4-D H=16 batch 512 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{16}}}, 512,
+       256, 2},
+      {"hypergrid 4-D H=32 batch 512 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{32}}}, 512,
+       256, 2}};
+  for (auto c : cases) {
+    if (!only.empty() && c.name.find(only) == std::string::npos) continue;
+    if (batch > 0) {  // the case at another batch size, named by it
+      const auto at = c.name.find("batch ");
+      c.name = c.name.substr(0, at) + "batch " + std::to_string(batch) + c.name.substr(c.name.find(' ', at + 6));
+      c.batch = batch;
+    }
+    run_case(c, variant, iters, warmup, mode, phases);
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("peak resident memory %.0f MiB\n", usage.ru_maxrss / 1024.0);
