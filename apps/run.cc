@@ -135,6 +135,10 @@ ConfigSchema run_schema(const Registry& registry) {
                    "(its own network trained by trajectory likelihood maximisation, scored through an EMA target), "
                    "or maxent (N(s) / N(s'), envs that count paths: hypergrid, sets)",
                    {"uniform", "learned", "tlm", "maxent"}),
+      string_param("policy.trunk_precision", "fp32",
+                   "mixed precision: the trunk's matrix products in bf16 (float32 master weights; heads, "
+                   "log-softmax, densities and losses in float32), or all in fp32",
+                   {"fp32", "bf16"}),
       string_param("policy.flow_trunk", "shared",
                    "the flow head log F(s) on the policy's trunk, or on its own MLP of the same shape",
                    {"shared", "separate"}),
@@ -277,6 +281,7 @@ EstimatorOptions estimator_options(const Params& p) {
   o.head.min_concentration = p.get_float("policy.min_concentration");
   o.head.max_concentration = p.get_float("policy.max_concentration");
   o.backward_min_concentration = p.get_float("policy.backward_min_concentration");
+  if (p.get_string("policy.trunk_precision") == "bf16") o.trunk_dtype = torch::kBFloat16;
   o.head.validate();
   return o;
 }

@@ -39,17 +39,20 @@ std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, tor
 }
 
 torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
-                          const std::vector<torch::Tensor>& biases, Activation activation) {
-  auto h = features.to(weights[0].scalar_type());
+                          const std::vector<torch::Tensor>& biases, Activation activation,
+                          std::optional<torch::Dtype> compute) {
+  const torch::Dtype master = weights[0].scalar_type();
+  const bool cast = compute.has_value() && *compute != master;
+  auto h = features.to(cast ? *compute : master);
   for (size_t l = 0; l < weights.size(); ++l) {
-    h = torch::addmm(biases[l], h, weights[l]);
+    h = cast ? torch::addmm(biases[l].to(*compute), h, weights[l].to(*compute)) : torch::addmm(biases[l], h, weights[l]);
     switch (activation) {
       case Activation::kRelu: h = torch::relu_(h); break;
       case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;
       case Activation::kElu: h = torch::elu(h); break;
     }
   }
-  return h;
+  return cast ? h.to(master) : h;
 }
 
 HeadOptions EstimatorOptions::backward_head_options() const {
@@ -107,7 +110,7 @@ torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) { return mlp(f
 
 torch::Tensor PolicyNetImpl::mlp(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
                                  const std::vector<torch::Tensor>& biases) const {
-  return mlp_forward(features, weights, biases, options_.activation);
+  return mlp_forward(features, weights, biases, options_.activation, options_.trunk_dtype);
 }
 
 torch::Tensor PolicyNetImpl::forward_outputs(const torch::Tensor& hidden) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <utility>
 #include <string>
 #include <vector>
@@ -38,11 +39,14 @@ enum class FlowTrunk { kShared, kSeparate };
 
 // Building blocks shared by the networks: a Linear layer's parameters with PyTorch's default
 // initialisation (uniform in +-1/sqrt(in)) drawn from `generator`, the weight stored [in, out];
-// and an MLP's forward pass, the activation after every layer.
+// and an MLP's forward pass, the activation after every layer; with `compute` other than the
+// weights' dtype (bf16), the layers run in `compute` on casts of the weights (gradients reach
+// the weights in their own dtype) and the output comes back in the weights' dtype.
 std::pair<torch::Tensor, torch::Tensor> make_linear(int64_t in, int64_t out, torch::Dtype dtype,
                                                     torch::Generator& generator);
 torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch::Tensor>& weights,
-                          const std::vector<torch::Tensor>& biases, Activation activation);
+                          const std::vector<torch::Tensor>& biases, Activation activation,
+                          std::optional<torch::Dtype> compute = std::nullopt);
 
 struct EstimatorOptions {
   int64_t hidden = 256;                              // width of every hidden layer, >= 1
@@ -63,6 +67,10 @@ struct EstimatorOptions {
   int64_t potential_hidden = 64;                     // its width, >= 1
   int64_t potential_layers = 2;                      // its number of hidden layers, >= 1
   torch::Dtype dtype = torch::kFloat32;              // parameter dtype (float64 for gradient checks)
+  // Mixed precision: the dtype the policy's trunk computes in (kBFloat16: the trunk's matrix
+  // products in bf16 from the float32 master parameters, its output back in float32; none: in
+  // `dtype`); the heads, log-softmax, densities and losses stay in `dtype`.
+  std::optional<torch::Dtype> trunk_dtype;
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;

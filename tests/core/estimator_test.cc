@@ -43,6 +43,32 @@ TEST(EstimatorTest, HeadsFollowTheActionSpec) {
   EXPECT_THROW(uni.policy->backward_logits(h), c10::Error);
 }
 
+// mixed precision: a bf16 trunk computes in bf16 from the float32 parameters and returns float32;
+// its output is the float32 trunk's to bf16's precision, and gradients reach the float32
+// parameters in float32
+TEST(EstimatorTest, Bf16TrunkKeepsFloat32MasterParameters) {
+  HypergridEnv env(HypergridOptions{});
+  EstimatorOptions eo;
+  auto g1 = make_generator(3, torch::kCPU), g2 = make_generator(3, torch::kCPU);
+  Estimators fp32(env, eo, g1, torch::kCPU);
+  eo.trunk_dtype = torch::kBFloat16;
+  Estimators bf16(env, eo, g2, torch::kCPU);
+  const auto features = env.features(env.initial_states(32, torch::kCPU));
+  const auto a = fp32.policy->trunk(features), b = bf16.policy->trunk(features);
+  EXPECT_EQ(b.scalar_type(), torch::kFloat32);
+  const double scale = a.abs().max().item<double>();
+  EXPECT_GT(scale, 0.1);
+  const double error = (a - b).abs().max().item<double>();
+  EXPECT_LT(error, 3e-2 * scale);  // bf16 keeps 8 bits of mantissa: relative error ~4e-3 per rounding
+  EXPECT_GT(error, 0.0);           // and it did compute in bf16
+  bf16.policy->forward_logits(b).sum().backward();
+  for (const auto& p : bf16.policy_parameters()) {
+    EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+    ASSERT_TRUE(p.grad().defined());
+    EXPECT_EQ(p.grad().scalar_type(), torch::kFloat32);
+  }
+}
+
 // the same seed gives the same parameters, another seed others
 TEST(EstimatorTest, SeededInitialisation) {
   HypergridEnv env(HypergridOptions{});
