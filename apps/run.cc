@@ -328,6 +328,19 @@ Run build_run(const Params& p, const Registry& registry) {
   return run;
 }
 
+// The root attributes of a file written for the run `run` of `config` (a log, a sample file).
+LogAttributes log_attributes(const RunConfig& config, const Run& run) {
+  LogAttributes attrs;
+  attrs.gfn_version = GFN_VERSION;
+  attrs.created_utc = utc_now_iso8601();
+  attrs.config_toml = config.resolved_toml;
+  attrs.env = run.env->name();
+  attrs.objective = run.objective->name();
+  attrs.device = run.device_name;
+  attrs.seed = config.params.get_int("seed");
+  return attrs;
+}
+
 // Appends a tensor (moved to host, contiguous) as rows of /<group>/<name>.
 void append_tensor(Hdf5Log& log, const std::string& group, const std::string& name, torch::Tensor t) {
   t = t.to(torch::kCPU).contiguous();
@@ -492,13 +505,6 @@ void write_checkpoint(const fs::path& dir, const std::string& config_toml, const
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
-}
-
-// The first line of an exception's message (LibTorch's carry backtraces and context lines).
-std::string first_line(const std::exception& e) {
-  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-  std::string text = c10 ? c10->what_without_backtrace() : e.what();
-  return text.substr(0, text.find('\n'));
 }
 
 // ConfigError unless `config` equals the config `saved_toml` (read from `source`, called `whose`
@@ -706,17 +712,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
     if (!cfg) throw std::runtime_error("cannot write " + tmp.string());
     fs::rename(tmp, dir / "config.toml");
   }
-  if (!log) {
-    LogAttributes attrs;
-    attrs.gfn_version = GFN_VERSION;
-    attrs.created_utc = utc_now_iso8601();
-    attrs.config_toml = config.resolved_toml;
-    attrs.env = run.env->name();
-    attrs.objective = run.objective->name();
-    attrs.device = run.device_name;
-    attrs.seed = seed;
-    log = Hdf5Log::create((dir / "log.h5").string(), attrs);
-  }
+  if (!log) log = Hdf5Log::create((dir / "log.h5").string(), log_attributes(config, run));
   // the datasets known now, so that the first flush creates them before SWMR mode begins
   {
     std::vector<std::string> train_cols = {"iteration", "trajectories", "wall_s", "loss", "log_z", "lr",
@@ -1020,19 +1016,11 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
   SavedRun saved = load_saved_run(dir_str, registry);
   Run& run = saved.run;
   const Params& p = saved.config.params;
-  LogAttributes attrs;
-  attrs.gfn_version = GFN_VERSION;
-  attrs.created_utc = utc_now_iso8601();
-  attrs.config_toml = saved.config.resolved_toml;
-  attrs.env = run.env->name();
-  attrs.objective = run.objective->name();
-  attrs.device = run.device_name;
-  attrs.seed = p.get_int("seed");
-  auto log = Hdf5Log::create(path, attrs);
+  auto log = Hdf5Log::create(path, log_attributes(saved.config, run));
 
   std::optional<StateTable> table;
   std::vector<double> terminating;
-  if (run.env->enumerable() && !run.env->action_spec().forward.has_pieces() && run.env->num_states() <= (int64_t{1} << 22)) {
+  if (has_state_table(*run.env)) {
     table.emplace(*run.env, run.device);
     terminating = exact_metrics(*table, *run.estimators).terminating;
   }

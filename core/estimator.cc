@@ -265,7 +265,7 @@ int64_t Estimators::load(const std::string& path) {
   try {
     archive.load_from(path);
   } catch (const c10::Error& e) {
-    throw ConfigError(fmt::format("{}: not a gfn model file ({})", path, e.what_without_backtrace()));
+    throw ConfigError(fmt::format("{}: not a gfn model file ({})", path, first_line(e)));
   }
   read(archive, path);
   return read_entry(archive, path, "iteration", torch::Tensor(), true).item<int64_t>();

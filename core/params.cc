@@ -3,9 +3,16 @@
 #include <cmath>
 #include <sstream>
 
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 namespace gfn {
+
+std::string first_line(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  const std::string text = c10 != nullptr ? c10->what_without_backtrace() : e.what();
+  return text.substr(0, text.find('\n'));
+}
 
 namespace {
 

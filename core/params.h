@@ -25,6 +25,10 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The first line of an exception's message, without LibTorch's backtrace and context lines: for
+// one-line errors that wrap another ("FILE: not a gfn checkpoint (<this>)").
+std::string first_line(const std::exception& e);
+
 enum class ParamType { kBool, kInt, kFloat, kString };
 
 // A parameter value. Integers are accepted where a float is expected.

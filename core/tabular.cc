@@ -64,6 +64,10 @@ StateTable::StateTable(const Env& env, const torch::Device& device) {
     intermediate_log_reward = env.intermediate_log_reward(states).masked_fill(states.is_initial, 0.0);
 }
 
+bool has_state_table(const Env& env) {
+  return env.enumerable() && !env.action_spec().forward.has_pieces() && env.num_states() <= (int64_t{1} << 22);
+}
+
 bool tabular_worthwhile(const Env& env, int64_t batch) {
   if (!env.enumerable() || env.action_spec().forward.has_pieces()) return false;
   return env.num_states() <= batch * (env.max_length() + 1);

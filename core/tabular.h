@@ -52,6 +52,10 @@ struct TablePass {
 };
 TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy);
 
+// Whether StateTable can be built for `env` and is small enough to keep: an enumerable env whose
+// forward kernel has no continuous pieces, with at most 2^22 states.
+bool has_state_table(const Env& env);
+
 // Whether the tabular path is worth it for this env and batch size.
 bool tabular_worthwhile(const Env& env, int64_t batch);
 

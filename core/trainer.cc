@@ -98,8 +98,7 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   }
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
-  if (env_.enumerable() && !env_.action_spec().forward.has_pieces() && env_.num_states() <= (int64_t{1} << 22))
-    table_.emplace(env_, device_);
+  if (has_state_table(env_)) table_.emplace(env_, device_);
   switch (options_.tabular) {
     case TabularMode::kAuto: tabular_ = table_.has_value() && tabular_worthwhile(env_, options_.batch_size); break;
     case TabularMode::kOn:
@@ -172,11 +171,8 @@ void Trainer::load_state(torch::serialize::InputArchive& archive, const std::str
     if (backward_optimizer_) backward_optimizer_->load(archive, "trainer.tlm_adam.");
     if (potential_optimizer_) potential_optimizer_->load(archive, "trainer.led_adam.");
     iteration_ = iteration;
-  } catch (const c10::Error& e) {
-    const std::string text = e.what_without_backtrace();
-    throw ConfigError(fmt::format("{}: {} (not a checkpoint of this config)", source, text.substr(0, text.find('\n'))));
   } catch (const std::exception& e) {
-    throw ConfigError(fmt::format("{}: {} (not a checkpoint of this config)", source, e.what()));
+    throw ConfigError(fmt::format("{}: {} (not a checkpoint of this config)", source, first_line(e)));
   }
 }
 

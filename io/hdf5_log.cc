@@ -229,6 +229,20 @@ void write_string_attr(hid_t obj, const std::string& file, const char* name, con
   ok(H5Awrite(attr.get(), type.get(), &text), file, what);
 }
 
+// Reads the scalar integer attribute `name` of `obj`; LogError "<file>: <not_int>" when it is
+// not one.
+int64_t read_int_attr(hid_t obj, const std::string& file, const std::string& name, const std::string& not_int) {
+  const std::string what = "cannot read attribute " + name;
+  Handle attr(ok(H5Aopen(obj, name.c_str(), H5P_DEFAULT), file, what), H5Aclose);
+  Handle type(ok(H5Aget_type(attr.get()), file, what), H5Tclose);
+  Handle space(ok(H5Aget_space(attr.get()), file, what), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw LogError(fmt::format("{}: {}", file, not_int));
+  int64_t value = 0;
+  ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file, what);
+  return value;
+}
+
 // Writes the scalar root attribute `name` as int64.
 void write_int_attr(hid_t obj, const std::string& file, const char* name, int64_t value) {
   const std::string what = fmt::format("cannot write attribute {}", name);
@@ -574,11 +588,8 @@ std::unique_ptr<Hdf5Log> Hdf5Log::open_append(const std::string& path, int64_t l
   impl->file_ = Handle(file_id, H5Fclose);
   if (H5Aexists(file_id, "schema_version") <= 0)
     throw LogError(fmt::format("{}: not a gfn log (no schema_version attribute)", path));
-  int64_t version = 0;
-  {
-    Handle attr(ok(H5Aopen(file_id, "schema_version", H5P_DEFAULT), path, "cannot read schema_version"), H5Aclose);
-    ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &version), path, "cannot read schema_version");
-  }
+  const int64_t version =
+      read_int_attr(file_id, path, "schema_version", "not a gfn log (schema_version is not an integer)");
   if (version != kLogSchemaVersion)
     throw LogError(fmt::format("{}: schema_version {}: only logs of schema_version {} can be appended to", path,
                                version, kLogSchemaVersion));
@@ -837,14 +848,8 @@ struct Hdf5LogReader::Impl {
 
   // Reads the integer root attribute `name`.
   int64_t read_int_attribute(const std::string& name, const std::string& not_int) const {
-    Handle attr = open_attribute(name);
-    Handle type(ok(H5Aget_type(attr.get()), path_, "cannot read attribute " + name), H5Tclose);
-    Handle space(ok(H5Aget_space(attr.get()), path_, "cannot read attribute " + name), H5Sclose);
-    if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
-      throw LogError(fmt::format("{}: {}", path_, not_int));
-    int64_t value = 0;
-    ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), path_, "cannot read attribute " + name);
-    return value;
+    open_attribute(name);  // its own message when missing
+    return read_int_attr(file_.get(), path_, name, not_int);
   }
 };
 
