@@ -189,6 +189,8 @@ ConfigSchema run_schema(const Registry& registry) {
       string_param("train.tabular", "auto",
                    "evaluate the policy once per state per iteration (auto: when num_states <= batch * T)",
                    {"auto", "on", "off"}),
+      bool_param("train.cuda_graph", false,
+                 "CUDA only: capture one whole iteration as a CUDA graph after 3 eager ones and replay it"),
       int_param("eval.every", 500, "exact evaluation and log flush every N iterations (0: at the end only)", 0),
       int_param("eval.l1_window", 200000, "terminal states in the empirical distribution of the papers' L1", 1),
       int_param("eval.is_samples", 4096,
@@ -311,6 +313,7 @@ Run build_run(const Params& p, const Registry& registry) {
   t.tlm_ema = p.get_float("train.tlm_ema");
   t.lr_decay_every = p.get_int("train.lr_decay_every");
   t.lr_decay = p.get_float("train.lr_decay");
+  t.cuda_graph = p.get_bool("train.cuda_graph");
   t.sampler.epsilon = p.get_float("train.epsilon");
   t.sampler.temperature = p.get_float("train.temperature");
   t.score.log_reward_clip = p.get_float("objective.log_reward_clip");

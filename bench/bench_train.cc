@@ -10,6 +10,9 @@
 //                                         learned potential; default none)
 //               [--backward case|uniform|learned|tlm|maxent]   (P_B of every case; default: each
 //                                         case's own)
+//               [--batch N]   (every case at batch N)
+//               [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA: eager or as a CUDA graph)
+//               [--fixed on|off]   (CPU: the fixed-shape path the GPU runs, instead of compaction)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -29,6 +32,7 @@
 #include "core/sampler.h"
 #include "core/scoring.h"
 #include "core/threads.h"
+#include "core/cuda_graph.h"
 #include "core/trainer.h"
 
 namespace {
@@ -46,6 +50,8 @@ struct Variant {
   std::string objective = "tb";
   std::string credit = "none";
   std::string backward = "case";
+  std::string device = "cpu";
+  bool graph = false;
 };
 
 gfn::BackwardPolicy backward_policy(const std::string& name, gfn::BackwardPolicy fallback) {
@@ -73,16 +79,18 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   auto objective = oentry.make(gfn::resolve_params(oentry.params, gfn::Params{}, "bench objective"));
   eo.flow = objective->uses_flow();
   auto gen = gfn::make_generator(0, torch::kCPU);
+  const torch::Device device(variant.device);
   gfn::TrainerOptions to;
   to.batch_size = c.batch;
+  to.cuda_graph = variant.graph;
   to.tabular = mode;
   to.led = eo.potential;
   to.score.local_credit = variant.credit == "fl";
   std::unique_ptr<gfn::Estimators> owned_est;
   std::unique_ptr<gfn::Trainer> owned;
   try {
-    owned_est = std::make_unique<gfn::Estimators>(*env, eo, gen, torch::kCPU);
-    owned = std::make_unique<gfn::Trainer>(*env, *owned_est, *objective, to, 0, torch::kCPU);
+    owned_est = std::make_unique<gfn::Estimators>(*env, eo, gen, device);
+    owned = std::make_unique<gfn::Trainer>(*env, *owned_est, *objective, to, 0, device);
   } catch (const gfn::ConfigError& e) {  // an objective, credit or P_B this env cannot feed (fm on the box)
     std::printf("%-44s skipped: %s\n", c.name.c_str(), e.what());
     return;
@@ -90,14 +98,17 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   auto& trainer = *owned;
   auto& est = *owned_est;
   for (int64_t i = 0; i < warmup; ++i) trainer.step();
+  if (device.is_cuda()) torch::cuda::synchronize();
   auto t0 = std::chrono::steady_clock::now();
-  double steps = 0;
+  // the trajectory lengths stay on the device until the end (a read per iteration would sync)
+  auto steps_t = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
   for (int64_t i = 0; i < iters; ++i) {
     auto r = trainer.step();
-    steps += r.trajectories.length.sum().item<double>();
+    steps_t += r.trajectories.length.sum();
   }
+  const double steps = static_cast<double>(steps_t.item<int64_t>());
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (phases && !trainer.tabular()) {
+  if (phases && !trainer.tabular() && device.is_cpu()) {
     // where an iteration's time goes: sampling, scoring + loss, backward (the optimiser is the rest)
     double t_roll = 0, t_score = 0, t_back = 0;
     auto clock = [] { return std::chrono::steady_clock::now(); };
@@ -118,8 +129,12 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
     std::printf("  phases: rollout %.3f ms, scoring + loss %.3f ms, backward %.3f ms\n", 1e3 * t_roll / iters,
                 1e3 * t_score / iters, 1e3 * t_back / iters);
   }
-  std::printf("%-44s tabular=%-3s  %8.3f ms/iter  %10.0f traj/s  mean length %.2f\n", c.name.c_str(),
+  std::printf("%-44s tabular=%-3s  %8.3f ms/iter  %10.0f traj/s  mean length %.2f", c.name.c_str(),
               trainer.tabular() ? "yes" : "no", 1e3 * s / iters, c.batch * iters / s, steps / (c.batch * iters));
+  if (device.is_cuda()) {
+    std::printf("  peak device memory %.0f MiB", static_cast<double>(gfn::cuda_peak_memory_bytes(device)) / (1 << 20));
+  }
+  std::printf("\n");
 }
 
 }  // namespace
@@ -128,12 +143,14 @@ int main(int argc, char** argv) {
   int64_t iters = 2000, warmup = 200, threads = 1, batch = 0;
   std::string tabular = "auto", only;
   Variant variant;
-  bool phases = false;
+  bool phases = false, fixed = false;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
       "                   [--phases on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n"
       "                   [--credit none|fl|led] [--backward case|uniform|learned|tlm|maxent]\n"
-      "                   [--batch N]   (every case at batch N instead of its own)\n";
+      "                   [--batch N]   (every case at batch N instead of its own)\n"
+      "                   [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA graphs need cuda)\n"
+      "                   [--fixed on|off]   (CPU: the fixed-shape path of the GPU)\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_train", help, [&](const std::string& k, const char* v) {
         if (k == "--iters") iters = std::stoll(v);
         else if (k == "--warmup") warmup = std::stoll(v);
@@ -145,12 +162,16 @@ int main(int argc, char** argv) {
         else if (k == "--credit") variant.credit = v;
         else if (k == "--backward") variant.backward = v;
         else if (k == "--batch") batch = std::stoll(v);
+        else if (k == "--device") variant.device = gfn::resolve_device(v);
+        else if (k == "--graph") variant.graph = std::string(v) == "on";
+        else if (k == "--fixed") fixed = std::string(v) == "on";
         else
           return false;
         return true;
       }))
     return *code;
   gfn::set_cpu_threads(static_cast<int>(threads));
+  gfn::force_fixed_shapes(fixed);
   auto mode = tabular == "on" ? gfn::TabularMode::kOn : tabular == "off" ? gfn::TabularMode::kOff : gfn::TabularMode::kAuto;
   const auto names = gfn::Registry::builtin().objective_names();
   if (std::find(names.begin(), names.end(), variant.objective) == names.end()) {
@@ -164,9 +185,11 @@ int main(int argc, char** argv) {
                  variant.backward.c_str(), help);
     return 2;
   }
-  std::printf("bench_train: %s, credit %s, P_B %s, Adam, %lld iterations after %lld warm-up, %lld thread(s)\n",
+  std::printf("bench_train: %s, credit %s, P_B %s, Adam, %lld iterations after %lld warm-up, %lld thread(s), "
+              "device %s%s%s\n",
               variant.objective.c_str(), variant.credit.c_str(), variant.backward.c_str(),
-              static_cast<long long>(iters), static_cast<long long>(warmup), static_cast<long long>(threads));
+              static_cast<long long>(iters), static_cast<long long>(warmup), static_cast<long long>(threads),
+              variant.device.c_str(), variant.graph ? ", CUDA graph" : "", fixed ? ", fixed shapes" : "");
   using gfn::Activation;
   using gfn::BackwardPolicy;
   std::vector<Case> cases = {

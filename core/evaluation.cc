@@ -170,7 +170,14 @@ GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalG
 EmpiricalL1::EmpiricalL1(int64_t num_states, int64_t window) : window_(window), counts_(num_states, 0) {}
 
 void EmpiricalL1::add(const torch::Tensor& state_index) {
-  auto idx = state_index.to(torch::kCPU, torch::kInt64).contiguous();
+  pending_.push_back(state_index.reshape({-1}).clone());  // not a view holding a larger buffer
+  if (pending_.size() >= 256) flush();
+}
+
+void EmpiricalL1::flush() {
+  if (pending_.empty()) return;
+  auto idx = torch::cat(pending_).to(torch::kCPU, torch::kInt64).contiguous();
+  pending_.clear();
   const int64_t* p = idx.data_ptr<int64_t>();
   for (int64_t i = 0; i < idx.numel(); ++i) {
     ring_.push_back(p[i]);
@@ -182,22 +189,31 @@ void EmpiricalL1::add(const torch::Tensor& state_index) {
   }
 }
 
-double EmpiricalL1::l1(const std::vector<double>& target) const {
+int64_t EmpiricalL1::count() {
+  flush();
+  return static_cast<int64_t>(ring_.size());
+}
+
+double EmpiricalL1::l1(const std::vector<double>& target) {
+  flush();
   const double n = ring_.empty() ? 1.0 : static_cast<double>(ring_.size());
   double s = 0.0;
   for (size_t i = 0; i < target.size(); ++i) s += std::fabs(static_cast<double>(counts_[i]) / n - target[i]);
   return s / static_cast<double>(target.size());
 }
 
-torch::Tensor EmpiricalL1::state() const {
+torch::Tensor EmpiricalL1::state() {
+  flush();
   std::vector<int64_t> ring(ring_.begin(), ring_.end());
   return torch::tensor(ring, torch::kInt64);
 }
 
 void EmpiricalL1::restore(const torch::Tensor& state) {
+  pending_.clear();
   ring_.clear();
   std::fill(counts_.begin(), counts_.end(), 0);
   add(state);
+  flush();
 }
 
 TopK::TopK(int64_t k) : k_(k) {}

@@ -88,17 +88,20 @@ GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalG
 class EmpiricalL1 {
  public:
   EmpiricalL1(int64_t num_states, int64_t window);
-  // Adds terminal state indices ([B] int64, any device).
+  // Queues terminal state indices ([B] int64, any device): one copy to the host per query (or
+  // per 256 batches), not one per training iteration.
   void add(const torch::Tensor& state_index);
   // mean over all states of |p_hat - pi| (the papers' L1); 0 visits give mean pi.
-  double l1(const std::vector<double>& target) const;
-  int64_t count() const { return static_cast<int64_t>(ring_.size()); }
+  double l1(const std::vector<double>& target);
+  int64_t count();
   // The window's state indices, oldest first ([n] int64, CPU), and its restoration (checkpoints).
-  torch::Tensor state() const;
+  torch::Tensor state();
   void restore(const torch::Tensor& state);
 
  private:
+  void flush();  // moves the queued indices into the window, one host copy
   int64_t window_;
+  std::vector<torch::Tensor> pending_;
   std::deque<int64_t> ring_;
   std::vector<int64_t> counts_;
 };

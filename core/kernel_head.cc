@@ -108,7 +108,7 @@ double interior_point(Domain domain) { return domain == Domain::kUnitCube || dom
 torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Tensor& component,
                                       const torch::Tensor& coords) const {
   auto total = torch::zeros({out.size(0)}, out.options());
-  if (out.device().is_cpu()) {
+  if (!fixed_shapes(out.device())) {
     // on the CPU, each piece's density on its own rows only (a host sync is free here)
     for (const auto& piece : pieces_) {
       auto idx = component.eq(piece.component).nonzero().squeeze(1);
@@ -131,7 +131,7 @@ torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Ten
 torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::Tensor& component,
                                         torch::Generator& generator, double temperature) const {
   auto coords = torch::zeros({out.size(0), coord_dim_}, out.options());
-  if (out.device().is_cpu()) {
+  if (!fixed_shapes(out.device())) {
     // on the CPU, draws for each piece's own rows only
     for (const auto& piece : pieces_) {
       auto idx = component.eq(piece.component).nonzero().squeeze(1);

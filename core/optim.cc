@@ -51,8 +51,55 @@ void FusedAdam::zero_grad() {
     for (auto& p : g.params) p.mutable_grad() = torch::Tensor();
 }
 
+void FusedAdam::set_device_state(bool on) {
+  if (!on) {
+    if (device_state()) steps_ = steps();
+    step_tensor_ = torch::Tensor();
+    lr_tensors_.clear();
+    return;
+  }
+  if (device_state()) return;
+  torch::Device device(torch::kCPU);
+  for (const auto& g : groups_)
+    if (!g.params.empty()) device = g.params.front().device();
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  step_tensor_ = torch::full({}, static_cast<double>(steps_), f64);
+  lr_tensors_.clear();
+  for (const auto& g : groups_) lr_tensors_.push_back(torch::full({}, g.lr, f64));
+}
+
+void FusedAdam::sync_learning_rates() {
+  at::NoGradGuard no_grad;
+  for (size_t gi = 0; gi < lr_tensors_.size(); ++gi) lr_tensors_[gi].fill_(groups_[gi].lr);
+}
+
+int64_t FusedAdam::steps() const {
+  return device_state() ? static_cast<int64_t>(step_tensor_.item<double>()) : steps_;
+}
+
 void FusedAdam::step() {
   at::NoGradGuard no_grad;
+  if (device_state()) {
+    // the same update from device scalars: step_size = lr / (1 - b1^t), sqrt(1 - b2^t)
+    step_tensor_.add_(1.0);
+    auto bc1 = 1.0 - torch::pow(beta1_, step_tensor_);
+    auto bc2_sqrt = (1.0 - torch::pow(beta2_, step_tensor_)).sqrt();
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+      auto step_size = lr_tensors_[gi] / bc1;
+      for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+        auto& p = groups_[gi].params[pi];
+        const auto& grad = p.grad();
+        if (!grad.defined()) continue;
+        auto& m = exp_avg_[gi][pi];
+        auto& v = exp_avg_sq_[gi][pi];
+        m.mul_(beta1_).add_(grad, 1.0 - beta1_);
+        v.mul_(beta2_).addcmul_(grad, grad, 1.0 - beta2_);
+        auto denom = (v.sqrt() / bc2_sqrt.to(v.scalar_type())).add_(eps_);
+        p.sub_(m / denom * step_size.to(p.scalar_type()));
+      }
+    }
+    return;
+  }
   ++steps_;
   const double t = static_cast<double>(steps_);
   const double bc1 = 1.0 - std::pow(beta1_, t);
@@ -91,7 +138,7 @@ void FusedAdam::step() {
 namespace gfn {
 
 void FusedAdam::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
-  archive.write(prefix + "steps", torch::tensor(steps_), /*is_buffer=*/true);
+  archive.write(prefix + "steps", torch::tensor(steps()), /*is_buffer=*/true);
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const std::string g = prefix + std::to_string(gi) + ".";
     archive.write(g + "lr", torch::tensor(groups_[gi].lr, torch::kFloat64), true);
@@ -121,6 +168,10 @@ void FusedAdam::load(torch::serialize::InputArchive& archive, const std::string&
     }
   }
   steps_ = steps;
+  if (device_state()) {
+    step_tensor_.fill_(static_cast<double>(steps));
+    sync_learning_rates();
+  }
 }
 
 }  // namespace gfn

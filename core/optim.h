@@ -32,6 +32,15 @@ class FusedAdam {
  public:
   explicit FusedAdam(std::vector<AdamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
 
+  // Device-resident state, for capture in a CUDA graph: the step counter and each group's
+  // learning rate live in tensors on the parameters' device, and step() reads no host value
+  // that changes between steps, so a captured step() replays correctly. A group's `lr` is then
+  // read only by sync_learning_rates(), which copies it into the tensors: call it (outside any
+  // capture) after changing one. Off by default: the host counter costs nothing on the CPU.
+  void set_device_state(bool on);
+  bool device_state() const { return step_tensor_.defined(); }
+  void sync_learning_rates();
+
   // Drops every gradient (the next backward allocates fresh ones).
   void zero_grad();
   // One update of every parameter that has a gradient.
@@ -39,7 +48,8 @@ class FusedAdam {
 
   std::vector<AdamGroup>& groups() { return groups_; }
   const std::vector<AdamGroup>& groups() const { return groups_; }
-  int64_t steps() const { return steps_; }
+  // The number of steps taken (with device state, read back from the device).
+  int64_t steps() const;
 
   // Writes the step counter, each group's learning rate and the moments under `prefix`, and
   // reads them back into an optimiser over parameters of the same shapes (checkpoints). `load`
@@ -52,6 +62,8 @@ class FusedAdam {
   std::vector<std::vector<torch::Tensor>> exp_avg_, exp_avg_sq_;  // per group, per parameter
   double beta1_, beta2_, eps_;
   int64_t steps_ = 0;
+  torch::Tensor step_tensor_;              // [] float64 on the device (device state)
+  std::vector<torch::Tensor> lr_tensors_;  // [] float64 per group (device state)
 };
 
 }  // namespace gfn

@@ -32,10 +32,19 @@ torch::Tensor PotentialNetImpl::forward(const torch::Tensor& from, const torch::
 torch::Tensor PotentialNetImpl::values(const Env& env, const Trajectories& traj) {
   const int64_t T = traj.num_steps(), B = traj.batch_size();
   const int64_t dd = traj.states_discrete.size(2), dc = traj.states_continuous.size(2);
-  // the valid steps (t, b), flattened time-major, and their states s_t and s_{t+1}
-  auto idx = traj.mask.reshape({-1}).nonzero().squeeze(1);  // [N]
+  // the steps (t, b), flattened time-major, and their states s_t and s_{t+1}: the valid ones on
+  // the CPU, every one in fixed shapes (padding is a real state there; its value is masked out)
   States all{traj.states_discrete.reshape({(T + 1) * B, dd}), traj.states_continuous.reshape({(T + 1) * B, dc}),
              traj.is_initial.reshape({-1}), traj.is_sink.reshape({-1})};
+  auto valid = traj.mask.reshape({-1});
+  if (fixed_shapes(valid.device())) {
+    auto t = torch::arange(T, traj.length.options()).unsqueeze(1);
+    auto exit = t.eq(traj.length.unsqueeze(0) - 1).reshape({-1});
+    auto rows = torch::arange(T * B, traj.length.options());
+    auto phi = forward(env.features(all.index_select(rows)), env.features(all.index_select(rows + B)), exit);
+    return phi.masked_fill(valid.logical_not(), 0.0).view({T, B});
+  }
+  auto idx = valid.nonzero().squeeze(1);  // [N]
   auto exit = idx.div(B, "floor").eq(traj.length.index_select(0, idx.remainder(B)) - 1);
   auto phi = forward(env.features(all.index_select(idx)), env.features(all.index_select(idx + B)), exit);
   return torch::zeros({T * B}, phi.options()).index_copy(0, idx, phi).view({T, B});

@@ -42,7 +42,7 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   const auto i64 = f32.dtype(torch::kInt64);
   // On the CPU a host sync costs nothing, so each step evaluates only the rows that have not
   // finished (and the loop idles once all have); elsewhere every row, every step, fixed shapes.
-  const bool compact = device.is_cpu();
+  const bool compact = !fixed_shapes(device);
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
   auto no_coords = torch::zeros({batch, spec.coord_dim}, f32);

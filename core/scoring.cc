@@ -43,14 +43,24 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   const int64_t dd = traj.states_discrete.size(2), dc = traj.states_continuous.size(2);
   auto dtype = estimators.log_z.scalar_type();
 
-  // the states s_t of the valid steps, flattened time-major
-  auto idx = traj.mask.reshape({-1}).nonzero().squeeze(1);  // [N]
+  // the states s_t of the steps, flattened time-major: on the CPU the valid ones only (`idx`),
+  // elsewhere all T*B rows in fixed shapes, with padding made harmless (a full mask, no density)
+  // and masked out of every result
+  const bool fixed = fixed_shapes(traj.mask.device());
+  auto valid = traj.mask.reshape({-1});  // [T*B]
+  auto padding = valid.logical_not();
   States all{traj.states_discrete.narrow(0, 0, T).reshape({T * B, dd}),
              traj.states_continuous.narrow(0, 0, T).reshape({T * B, dc}),
              traj.is_initial.narrow(0, 0, T).reshape({-1}), traj.is_sink.narrow(0, 0, T).reshape({-1})};
-  States rows = all.index_select(idx);
-  auto comp_all = traj.action_component.reshape({-1});
-  auto comp = comp_all.index_select(0, idx);
+  auto comp_all = traj.action_component.reshape({-1});  // -1 on padding
+  const int64_t da = traj.action_coords.size(2);
+  auto coords_all = traj.action_coords.reshape({T * B, da});
+  torch::Tensor idx;  // [N] valid rows (compact mode)
+  if (!fixed) idx = valid.nonzero().squeeze(1);
+  auto select = [&](const torch::Tensor& t) { return fixed ? t : t.index_select(0, idx); };
+  States rows = fixed ? all : all.index_select(idx);
+  auto comp = select(comp_all);  // -1 on padding: no piece's density
+  auto comp_index = fixed ? comp.clamp_min(0) : comp;
 
   // forward log-probabilities, one pass of the trunk: log pi(c) + log q(u) (the chart's log J
   // is subtracted below)
@@ -60,33 +70,59 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   auto fout = policy.forward_outputs(hidden);
   auto logits = fhead.logits(fout);
   auto fmask = env.forward_mask(rows);
+  if (fixed) fmask = fmask.logical_or(padding.unsqueeze(1));
   auto lpf_rows = masked_log_softmax(logits, fmask);
-  auto lpf = lpf_rows.gather(1, comp.unsqueeze(1)).squeeze(1);
-  const int64_t da = traj.action_coords.size(2);
-  if (fhead.has_pieces()) {
-    auto coords = traj.action_coords.reshape({T * B, da}).index_select(0, idx);
-    lpf = lpf + fhead.log_density(fout, comp, coords);
-  }
+  auto lpf = lpf_rows.gather(1, comp_index.unsqueeze(1)).squeeze(1);
+  if (fhead.has_pieces()) lpf = lpf + fhead.log_density(fout, comp, select(coords_all));
   auto zeros = torch::zeros({T * B}, lpf.options());
+  // [T, B] from one value per row, 0 on padding
+  auto by_step = [&](const torch::Tensor& per_row) {
+    return (fixed ? per_row.masked_fill(padding, 0.0) : zeros.index_copy(0, idx, per_row)).view({T, B});
+  };
   // log F(s_t) at every valid step's state, [T+1, B] with 0 on padding (flow head only)
   torch::Tensor log_flow;
   if (policy.has_flow())
-    log_flow = torch::cat({zeros.index_copy(0, idx, policy.log_flow(hidden, features)).view({T, B}),
-                           torch::zeros({1, B}, lpf.options())});
-  auto log_pf = zeros.index_copy(0, idx, lpf).view({T, B}) - traj.log_jacobian.to(dtype);
+    log_flow = torch::cat({by_step(policy.log_flow(hidden, features)), torch::zeros({1, B}, lpf.options())});
+  auto log_pf = by_step(lpf) - traj.log_jacobian.to(dtype);
 
   // the backward action taking s_t back to s_{t-1}, for the valid rows with t >= 1 (the rows at
-  // t = 0 are s0 and get a dummy 0)
-  const int64_t n = idx.size(0);
-  auto pos = idx.ge(B).nonzero().squeeze(1);  // [M] positions among the valid rows
-  auto child_rows = idx.index_select(0, pos);  // [M] rows of `all`
-  auto parent_rows = child_rows - B;
+  // t = 0 are s0 and get a dummy 0); in fixed shapes for every row with t >= 1, the padding's
+  // forward component replaced by 0 so that the env sees an action it knows
+  const int64_t n = rows.batch_size();
+  torch::Tensor pos, child_rows, parent_rows, child_valid;
+  if (fixed) {
+    child_valid = valid.narrow(0, B, (T - 1) * B);
+    parent_rows = torch::arange((T - 1) * B, comp_all.options());
+    child_rows = parent_rows + B;
+  } else {
+    pos = idx.ge(B).nonzero().squeeze(1);  // [M] positions among the valid rows
+    child_rows = idx.index_select(0, pos);  // [M] rows of `all`
+    parent_rows = child_rows - B;
+  }
+  auto parent_comp = comp_all.index_select(0, parent_rows);
+  if (fixed) parent_comp = parent_comp.masked_fill(child_valid.logical_not(), 0);
   torch::Tensor bjac;
-  Actions fwd{comp_all.index_select(0, parent_rows),
-              traj.action_coords.reshape({T * B, traj.action_coords.size(2)}).index_select(0, parent_rows)};
+  Actions fwd{parent_comp, coords_all.index_select(0, parent_rows)};
   Actions bwd = env.backward_action(all.index_select(parent_rows), all.index_select(child_rows), fwd, &bjac);
-  auto bcomp = torch::zeros({n}, comp_all.options()).index_copy(0, pos, bwd.component);
-  auto bjac_rows = torch::zeros({n}, lpf.options()).index_copy(0, pos, bjac.to(dtype));
+  // one value per row of `rows` from one per child row (0 at t = 0)
+  auto per_row = [&](const torch::Tensor& per_child) {
+    if (!fixed) {
+      auto shape = per_child.sizes().vec();
+      shape[0] = n;
+      return torch::zeros(shape, per_child.options()).index_copy(0, pos, per_child);
+    }
+    auto shape = per_child.sizes().vec();
+    shape[0] = B;
+    return torch::cat({torch::zeros(shape, per_child.options()), per_child});
+  };
+  auto bcomp = per_row(bwd.component);
+  auto bjac_rows = per_row(bjac.to(dtype));
+  if (fixed) {
+    auto no_parent = torch::cat({torch::ones({B}, child_valid.options()), child_valid.logical_not()});
+    bcomp = bcomp.masked_fill(no_parent, -1);
+    bjac_rows = bjac_rows.masked_fill(no_parent, 0.0);
+  }
+  auto bcomp_index = fixed ? bcomp.clamp_min(0) : bcomp;
 
   // backward log-probabilities at s_t (s0 has no parent: its row is masked to 0)
   // (P_B's own network where it has one: the TLM target, on its own trunk)
@@ -94,26 +130,23 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   const auto& bhead = bpolicy.backward_head();
   auto root = rows.is_initial;
   auto bmask = env.backward_mask(rows).logical_or(root.unsqueeze(1));
+  if (fixed) bmask = bmask.logical_or(padding.unsqueeze(1));
   torch::Tensor lpb;
   if (bpolicy.learned_backward()) {
     auto bout = bpolicy.backward_outputs(&bpolicy == &policy ? hidden : bpolicy.trunk(features));
     auto lpb_rows = masked_log_softmax(bhead.logits(bout), bmask);
-    lpb = lpb_rows.gather(1, bcomp.unsqueeze(1)).squeeze(1);
-    if (bhead.has_pieces()) {
-      auto bcoords = torch::zeros({n, da}, bwd.coords.options()).index_copy(0, pos, bwd.coords);
-      lpb = lpb + bhead.log_density(bout, bcomp, bcoords);
-    }
+    lpb = lpb_rows.gather(1, bcomp_index.unsqueeze(1)).squeeze(1);
+    if (bhead.has_pieces()) lpb = lpb + bhead.log_density(bout, bcomp, per_row(bwd.coords));
   } else if (bpolicy.max_entropy_backward()) {
     // N(s_{t-1}) / N(s_t): the parents are the trajectory's own states (s0's row is masked below)
-    auto log_n_parent = torch::zeros({n}, torch::TensorOptions().dtype(torch::kFloat64).device(lpf.device()))
-                            .index_copy(0, pos, env.log_path_count(all.index_select(parent_rows)).to(torch::kFloat64));
+    auto log_n_parent = per_row(env.log_path_count(all.index_select(parent_rows)).to(torch::kFloat64));
     lpb = (log_n_parent - env.log_path_count(rows).to(torch::kFloat64)).to(dtype);
   } else {
     lpb = -bmask.sum(1).to(dtype).log();
-    if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp).to(dtype);
+    if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp_index).to(dtype);
   }
   lpb = (lpb - bjac_rows).masked_fill(root, 0.0);
-  auto lpb_by_row = zeros.index_copy(0, idx, lpb).view({T, B});
+  auto lpb_by_row = by_step(lpb);
   // step t's backward probability lives at row t + 1; the exit step's row is the sink (0)
   auto log_pb = torch::cat({lpb_by_row.narrow(0, 1, T - 1), torch::zeros({1, B}, lpb.options())});
 
@@ -125,7 +158,6 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   in.log_z = estimators.log_z;
   in.mask = traj.mask;
   in.length = traj.length;
-  auto by_step = [&](const torch::Tensor& per_row) { return zeros.index_copy(0, idx, per_row).view({T, B}); };
   if (options.edge_flows) {
     const double inf = std::numeric_limits<double>::infinity();
     in.log_outflow = by_step(logits.masked_fill(fmask.logical_not(), -inf).logsumexp(1));

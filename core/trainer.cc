@@ -5,6 +5,7 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
+#include "core/cuda_graph.h"
 #include "core/potential.h"
 
 namespace gfn {
@@ -109,6 +110,12 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
       break;
     case TabularMode::kOff: tabular_ = false; break;
   }
+  if (options_.cuda_graph) {
+    graph_ = std::make_unique<CudaGraphStep>(device_, kGraphWarmup);  // ConfigError off CUDA
+    generator_ = graph_generator(seed, device_);
+    for (auto* o : {optimizer_.get(), backward_optimizer_.get(), potential_optimizer_.get()})
+      if (o != nullptr) o->set_device_state(true);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -130,7 +137,6 @@ torch::Tensor Trainer::tlm_step(const Trajectories& traj, const torch::Tensor& p
   backward_optimizer_->zero_grad();
   loss.backward();
   backward_optimizer_->step();
-  backward_optimizer_->groups().front().lr *= options_.backward_decay;
   estimators_.update_backward_target(options_.tlm_ema);
   return loss.detach();
 }
@@ -198,7 +204,7 @@ double squared_norm(const torch::Tensor& t) {
 
 }  // namespace
 
-IterationResult Trainer::step(bool with_grad_norm) {
+IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   IterationResult out;
   LossInputs inputs;
   const int64_t B = options_.batch_size;
@@ -235,12 +241,19 @@ IterationResult Trainer::step(bool with_grad_norm) {
   auto loss = objective_.loss(inputs);
   optimizer_->zero_grad();
   loss.backward();
-  if (with_grad_norm) {
+  if (host_grad_norm) {
     double sq = 0.0;
     for (const auto& group : optimizer_->groups())
       for (const auto& p : group.params)
         if (p.grad().defined()) sq += squared_norm(p.grad());
     out.grad_norm = std::sqrt(sq);
+  }
+  if (device_grad_norm) {
+    torch::NoGradGuard no_grad;
+    out.grad_sq = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    for (const auto& group : optimizer_->groups())
+      for (const auto& p : group.params)
+        if (p.grad().defined()) out.grad_sq.add_(p.grad().to(torch::kFloat64).square().sum());
   }
   optimizer_->step();
   if (!objective_.uses_log_z()) {
@@ -250,16 +263,36 @@ IterationResult Trainer::step(bool with_grad_norm) {
       estimators_.log_z.copy_(estimate);
     }
   }
+  out.loss = loss.detach();
+  out.log_pf = inputs.log_pf.detach();
+  out.log_pb = inputs.log_pb.detach();
+  return out;
+}
+
+void Trainer::finish_iteration() {
   objective_.after_step();
   ++iteration_;
+  if (backward_optimizer_) backward_optimizer_->groups().front().lr *= options_.backward_decay;
   // step decay of every learning rate
   if (options_.lr_decay_every > 0 && iteration_ % options_.lr_decay_every == 0) {
     for (auto& group : optimizer_->groups()) group.lr *= options_.lr_decay;
   }
+  if (graph_) {  // the captured optimisers read their learning rates from the device
+    optimizer_->sync_learning_rates();
+    if (backward_optimizer_) backward_optimizer_->sync_learning_rates();
+  }
+}
 
-  out.loss = loss.detach();
-  out.log_pf = inputs.log_pf.detach();
-  out.log_pb = inputs.log_pb.detach();
+IterationResult Trainer::step(bool with_grad_norm) {
+  if (!graph_) {
+    IterationResult out = iterate(with_grad_norm, false);
+    finish_iteration();
+    return out;
+  }
+  graph_->run([&] { captured_ = iterate(false, true); });
+  IterationResult out = captured_;
+  if (with_grad_norm) out.grad_norm = std::sqrt(out.grad_sq.item<double>());
+  finish_iteration();
   return out;
 }
 

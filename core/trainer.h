@@ -47,6 +47,10 @@ struct TrainerOptions {
   double lr_potential = 1e-3;   // Adam learning rate of the potential, > 0
   int64_t lr_decay_every = 0;  // every N iterations all learning rates are multiplied by lr_decay (0: never)
   double lr_decay = 0.5;       // step decay factor, in (0, 1]
+  // CUDA only: capture one whole iteration (rollout, scoring, loss, backward, optimiser steps)
+  // as a CUDA graph after kGraphWarmup eager ones, and replay it (core/cuda_graph.h). The
+  // sampling draws then come from the device's default generator.
+  bool cuda_graph = false;
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;
@@ -60,12 +64,17 @@ struct IterationResult {
   torch::Tensor log_pb;          // [T, B] float
   torch::Tensor terminal_index;  // [B] int64: state index of x (enumerable envs), else undefined
   double grad_norm = std::nan("");  // global L2 norm of the gradients, when asked for
+  torch::Tensor grad_sq;         // [] float64: its square on the device (CUDA graphs), else undefined
   torch::Tensor backward_loss;   // [] float: TLM's -mean sum_t log p_B under psi (TLM only)
   torch::Tensor potential_loss;  // [] float: LED's dropout regression before its last update (LED only)
 };
 
+class CudaGraphStep;
+
 class Trainer {
  public:
+  static constexpr int64_t kGraphWarmup = 3;  // eager iterations before a CUDA graph's capture
+
   // `env`, `estimators` and `objective` must outlive the trainer. Every random draw of
   // sampling comes from a generator seeded with `seed`.
   Trainer(const Env& env, Estimators& estimators, Objective& objective, const TrainerOptions& options,
@@ -110,6 +119,14 @@ class Trainer {
   // TLM: one likelihood step of psi on P_F's trajectories (`path`: their state indices on the
   // tabular path), then the EMA step of the target; returns the loss.
   torch::Tensor tlm_step(const Trajectories& traj, const torch::Tensor& path);
+  // The device work of one iteration (what a CUDA graph captures): sampling, scoring, the
+  // TLM and LED steps, the loss, its gradients and the optimiser step, with the gradient norm
+  // on the host (`host_grad_norm`, a sync) or as IterationResult::grad_sq (`device_grad_norm`).
+  IterationResult iterate(bool host_grad_norm, bool device_grad_norm);
+  // The host bookkeeping after it: the counter and the learning-rate schedules.
+  void finish_iteration();
+  std::unique_ptr<CudaGraphStep> graph_;  // train.cuda_graph
+  IterationResult captured_;              // the result tensors the graph rewrites
   std::optional<StateTable> table_;
   bool tabular_ = false;
   int64_t iteration_ = 0;

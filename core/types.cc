@@ -1,12 +1,37 @@
 #include "core/types.h"
 
+#include <atomic>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include <torch/torch.h>
 
 namespace gfn {
 
-torch::Tensor on_device(const torch::Tensor& cached, const torch::Device& device) {
-  return cached.device() == device ? cached : cached.to(device);
+struct DeviceConstant::Copies {
+  std::mutex mutex;
+  std::vector<std::pair<torch::Device, torch::Tensor>> tensors;
+};
+
+DeviceConstant::DeviceConstant(torch::Tensor cpu) : cpu_(std::move(cpu)), copies_(std::make_shared<Copies>()) {}
+
+torch::Tensor DeviceConstant::on(const torch::Device& device) const {
+  if (device == cpu_.device()) return cpu_;
+  std::lock_guard<std::mutex> lock(copies_->mutex);
+  for (const auto& [d, t] : copies_->tensors)
+    if (d == device) return t;
+  copies_->tensors.emplace_back(device, cpu_.to(device));
+  return copies_->tensors.back().second;
 }
+
+namespace {
+std::atomic<bool> forced_fixed_shapes{false};
+}  // namespace
+
+bool fixed_shapes(const torch::Device& device) { return !device.is_cpu() || forced_fixed_shapes.load(); }
+
+void force_fixed_shapes(bool on) { forced_fixed_shapes.store(on); }
 
 States States::index_select(const torch::Tensor& index) const {
   return {discrete.index_select(0, index), continuous.index_select(0, index), is_initial.index_select(0, index),

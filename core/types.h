@@ -5,13 +5,35 @@
 // masked by `mask`, never read as data.
 #pragma once
 
+#include <memory>
+
 #include <torch/types.h>
 
 namespace gfn {
 
-// `cached` itself when it already lives on `device`, else a copy there: for constant tensors an
-// env builds once on the CPU and reads on whatever device its states are.
-torch::Tensor on_device(const torch::Tensor& cached, const torch::Device& device);
+// A constant tensor an env builds once on the CPU and reads on whatever device its states are
+// on: copied to each device once, at first use, and kept there (a copy per call would be a
+// host-to-device transfer in every step of a rollout). Copies of a DeviceConstant share them.
+class DeviceConstant {
+ public:
+  DeviceConstant() = default;
+  DeviceConstant(torch::Tensor cpu);  // NOLINT: assigned from the tensor it holds
+  const torch::Tensor& cpu() const { return cpu_; }
+  torch::Tensor on(const torch::Device& device) const;
+
+ private:
+  struct Copies;
+  torch::Tensor cpu_;
+  std::shared_ptr<Copies> copies_;
+};
+
+// Whether batched code runs in fixed shapes on `device`: every row at every step under masks,
+// with no boolean compaction and no value read back to the host, so that a CUDA stream runs
+// ahead of the host (and an iteration can be captured as a CUDA graph). That is every device
+// but the CPU, where a host sync costs nothing and compacting to the live rows saves work.
+// `force_fixed_shapes(true)` sends the CPU down the device path too: tests compare the two.
+bool fixed_shapes(const torch::Device& device);
+void force_fixed_shapes(bool on);
 
 // A batch of states. A row is either a state of the environment or the sink sf.
 struct States {

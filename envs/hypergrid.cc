@@ -66,7 +66,8 @@ HypergridEnv::HypergridEnv(const HypergridOptions& options) : options_(options) 
   double log_states = static_cast<double>(n) * std::log(static_cast<double>(options_.height));
   enumerable_ = log_states <= std::log(static_cast<double>(kMaxEnumerableStates));
   dims_ = torch::arange(n, torch::kInt64);
-  offsets_ = dims_ * options_.height;
+  offsets_ = dims_.cpu() * options_.height;
+  place_ = torch::full({n}, options_.height, torch::kInt64).pow(torch::arange(n - 1, -1, -1, torch::kInt64));
 }
 
 States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) const {
@@ -80,7 +81,7 @@ States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) 
 torch::Tensor HypergridEnv::features(const States& states) const {
   const auto& x = states.discrete;  // [B, n]
   auto out = torch::zeros({x.size(0), feature_dim()}, x.options().dtype(torch::kFloat32));
-  return out.scatter_(1, x + on_device(offsets_, x.device()), 1.0);
+  return out.scatter_(1, x + offsets_.on(x.device()), 1.0);
 }
 
 torch::Tensor HypergridEnv::log_path_count(const States& states) const {
@@ -99,7 +100,7 @@ torch::Tensor HypergridEnv::backward_mask(const States& states) const { return s
 StepResult HypergridEnv::step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
   // the exit (component n) matches no coordinate, so it leaves x unchanged
-  auto next = x + actions.component.unsqueeze(1).eq(on_device(dims_, x.device()));
+  auto next = x + actions.component.unsqueeze(1).eq(dims_.on(x.device()));
   auto zeros_b = torch::zeros_like(states.is_initial);
   return {States{next, states.continuous, zeros_b, states.is_sink},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -107,7 +108,7 @@ StepResult HypergridEnv::step(const States& states, const Actions& actions) cons
 
 StepResult HypergridEnv::backward_step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
-  auto prev = x - actions.component.unsqueeze(1).eq(on_device(dims_, x.device())).to(x.scalar_type());  // int - bool is an error
+  auto prev = x - actions.component.unsqueeze(1).eq(dims_.on(x.device())).to(x.scalar_type());  // int - bool is an error
   return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
 }
@@ -154,14 +155,7 @@ States HypergridEnv::enumerate_states(const torch::Device& device) const {
 
 torch::Tensor HypergridEnv::state_index(const States& states) const {
   const auto& x = states.discrete;
-  std::vector<int64_t> w(options_.ndim);
-  int64_t m = 1;
-  for (int64_t d = options_.ndim - 1; d >= 0; --d) {
-    w[d] = m;
-    m *= options_.height;
-  }
-  auto weights = torch::tensor(w, x.options().device(torch::kCPU)).to(x.device());
-  return (x * weights).sum(1);
+  return (x * place_.on(x.device())).sum(1);
 }
 
 std::optional<double> HypergridEnv::log_partition() const {

@@ -76,8 +76,9 @@ class HypergridEnv final : public Env {
   HypergridOptions options_;
   ActionSpec spec_;
   bool enumerable_ = false;
-  torch::Tensor offsets_;  // [n] int64 on CPU: d * H, the one-hot offset of coordinate d
-  torch::Tensor dims_;     // [n] int64 on CPU: 0, ..., n-1
+  DeviceConstant offsets_;  // [n] int64 on CPU: d * H, the one-hot offset of coordinate d
+  DeviceConstant dims_;     // [n] int64 on CPU: 0, ..., n-1
+  DeviceConstant place_;    // [n] int64 on CPU: H^(n-1-d), coordinate d's weight in a state index
 };
 
 }  // namespace gfn

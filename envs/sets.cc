@@ -66,7 +66,7 @@ SetsEnv::SetsEnv(const SetsOptions& options) : options_(options) {
   spec_.forward.exit = n;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(options_.energy_seed));
   energies_f32_ = torch::rand({n}, gen, torch::TensorOptions().dtype(torch::kFloat32));
-  energies_ = energies_f32_.to(torch::kFloat64);  // the float32 values exactly: R and Z agree
+  energies_ = energies_f32_.cpu().to(torch::kFloat64);  // the float32 values exactly: R and Z agree
 
   // log Z = log e_k(w) and P(a in x) = w_a e_{k-1}(w without a) / e_k(w), from prefix and suffix
   // polynomials: e_{k-1}(w without a) = sum_j e_j(w_0..w_{a-1}) e_{k-1-j}(w_{a+1}..w_{n-1})
@@ -85,7 +85,7 @@ SetsEnv::SetsEnv(const SetsOptions& options) : options_(options) {
   if (enumerable()) {
     place_ = torch::pow(2, torch::arange(n - 1, -1, -1, torch::kInt64));  // element 0 the most significant bit
     auto all = torch::arange(int64_t{1} << n, torch::kInt64);
-    auto reachable = all.unsqueeze(1).div(place_.unsqueeze(0), "floor").remainder(2).sum(1).le(k);
+    auto reachable = all.unsqueeze(1).div(place_.cpu().unsqueeze(0), "floor").remainder(2).sum(1).le(k);
     masks_ = all.masked_select(reachable);
     rank_ = torch::full_like(all, -1).masked_scatter(reachable, torch::arange(masks_.size(0), torch::kInt64));
   }
@@ -121,7 +121,7 @@ torch::Tensor SetsEnv::backward_mask(const States& states) const { return states
 StepResult SetsEnv::step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
   // the exit (component n) matches no element, so it leaves x unchanged
-  auto add = on_device(elements_, x.device()).unsqueeze(0).eq(actions.component.unsqueeze(1));
+  auto add = elements_.on(x.device()).unsqueeze(0).eq(actions.component.unsqueeze(1));
   auto next = x + add.to(x.scalar_type());
   return {States{next, states.continuous, torch::zeros_like(states.is_initial), states.is_sink},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -129,7 +129,7 @@ StepResult SetsEnv::step(const States& states, const Actions& actions) const {
 
 StepResult SetsEnv::backward_step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
-  auto remove = on_device(elements_, x.device()).unsqueeze(0).eq(actions.component.unsqueeze(1));
+  auto remove = elements_.on(x.device()).unsqueeze(0).eq(actions.component.unsqueeze(1));
   auto prev = x - remove.to(x.scalar_type());
   return {States{prev, states.continuous, prev.eq(0).all(1), torch::zeros_like(states.is_sink)},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};
@@ -147,7 +147,7 @@ Actions SetsEnv::forward_action(const States& /*child*/, const States& /*parent*
 
 torch::Tensor SetsEnv::log_reward(const States& states) const {
   const auto& x = states.discrete;
-  return -torch::mv(x.to(torch::kFloat32), on_device(energies_f32_, x.device()));
+  return -torch::mv(x.to(torch::kFloat32), energies_f32_.on(x.device()));
 }
 
 std::vector<std::pair<std::string, double>> SetsEnv::sample_metrics(const States& terminal) const {
@@ -166,14 +166,14 @@ States SetsEnv::enumerate_states(const torch::Device& device) const {
   if (!enumerable()) return Env::enumerate_states(device);
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   auto masks = masks_.to(device);
-  auto x = masks.unsqueeze(1).div(place_.to(device).unsqueeze(0), "floor").remainder(2);
+  auto x = masks.unsqueeze(1).div(place_.on(device).unsqueeze(0), "floor").remainder(2);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
   return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat32)), masks.eq(0), torch::zeros({x.size(0)}, b)};
 }
 
 torch::Tensor SetsEnv::state_index(const States& states) const {
   const auto& x = states.discrete;
-  return on_device(rank_, x.device()).index_select(0, (x * on_device(place_, x.device()).unsqueeze(0)).sum(1));
+  return rank_.on(x.device()).index_select(0, (x * place_.on(x.device()).unsqueeze(0)).sum(1));
 }
 
 }  // namespace gfn

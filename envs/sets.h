@@ -89,13 +89,13 @@ class SetsEnv final : public Env {
   SetsOptions options_;
   ActionSpec spec_;
   torch::Tensor energies_;     // [n] float64, CPU
-  torch::Tensor energies_f32_;  // [n] float32, CPU (what log_reward sums)
+  DeviceConstant energies_f32_;  // [n] float32, CPU (what log_reward sums)
   double log_z_ = 0;
   std::vector<double> inclusion_;
-  torch::Tensor elements_;  // [n] int64: 0..n-1 (CPU), to match action components
-  torch::Tensor place_;  // [n] int64: 2^(n-1-a), each element's bit (enumerable only)
+  DeviceConstant elements_;  // [n] int64: 0..n-1 (CPU), to match action components
+  DeviceConstant place_;  // [n] int64: 2^(n-1-a), each element's bit (enumerable only)
   torch::Tensor masks_;  // [S] int64: the reachable subsets' bits, ascending (enumerable only)
-  torch::Tensor rank_;   // [2^n] int64: index of each bit pattern among them, -1 if unreachable
+  DeviceConstant rank_;   // [2^n] int64: index of each bit pattern among them, -1 if unreachable
 };
 
 }  // namespace gfn

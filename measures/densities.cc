@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include "core/types.h"
 #include "measures/categorical.h"
 
 namespace gfn {
@@ -18,6 +19,7 @@ constexpr double kLn2 = 0.69314718055994530942;
 // |standardised bound| beyond which Phi is 0 (or 1) in every floating dtype
 constexpr double kTailCut = 1e4;
 constexpr int kVonMisesMaxRounds = 1000;
+constexpr int kVonMisesFixedRounds = 32;
 
 // The representable open unit interval of a floating dtype: [smallest normal, largest below 1].
 std::pair<double, double> open_unit_bounds(torch::ScalarType dtype) {
@@ -220,20 +222,37 @@ torch::Tensor VonMises::sample(torch::Generator& gen) const {
   auto rho = (tau - torch::sqrt(2 * tau)) / (2 * kappa);
   auto r = torch::where(kappa < 1e-5, 1 / kappa + kappa, (1 + rho * rho) / (2 * rho));
 
-  auto theta = torch::zeros_like(mu);
-  auto pending = torch::arange(mu.numel(), opts.dtype(torch::kLong));
-  for (int round = 0; pending.numel() > 0; ++round) {
-    if (round == kVonMisesMaxRounds)
-      throw std::runtime_error("VonMises::sample: rejection sampling did not finish in 1000 rounds");
-    auto u = torch::rand({3, pending.numel()}, gen, opts);
-    auto rp = r.index_select(0, pending), kp = kappa.index_select(0, pending);
-    auto z = torch::cos(M_PI * u[0]);
+  // one round of Best and Fisher's proposal for every entry of r, kappa: the angle and whether it
+  // is accepted (the acceptance rate is at least 0.66 for every kappa)
+  auto propose = [&](const torch::Tensor& u, const torch::Tensor& rp, const torch::Tensor& kp) {
+    auto z = torch::cos(M_PI * u.select(-2, 0));
     auto f = ((1 + rp * z) / (rp + z)).clamp(-1.0, 1.0);
     auto c = kp * (rp - f);
-    auto accept = (c * (2 - c) - u[1] > 0) | (torch::log(c / u[1]) + 1 - c >= 0);
-    auto angle = torch::where(u[2] < 0.5, -torch::acos(f), torch::acos(f));
-    theta.index_put_({pending.masked_select(accept)}, angle.masked_select(accept));
-    pending = pending.masked_select(accept.logical_not());
+    auto accept = (c * (2 - c) - u.select(-2, 1) > 0) | (torch::log(c / u.select(-2, 1)) + 1 - c >= 0);
+    auto angle = torch::where(u.select(-2, 2) < 0.5, -torch::acos(f), torch::acos(f));
+    return std::make_pair(angle, accept);
+  };
+  torch::Tensor theta;
+  if (fixed_shapes(loc.device())) {
+    // fixed shapes: kVonMisesFixedRounds rounds at once, each entry taking its first accepted
+    // angle. All of them are rejected with probability at most 0.34^32 < 1e-14 per entry;
+    // such an entry keeps its last proposal.
+    auto u = torch::rand({kVonMisesFixedRounds, 3, mu.numel()}, gen, opts);
+    auto [angle, accept] = propose(u, r.unsqueeze(0), kappa.unsqueeze(0));
+    auto first = accept.to(torch::kInt).argmax(0, /*keepdim=*/true);
+    first = torch::where(accept.any(0, /*keepdim=*/true), first, torch::full_like(first, kVonMisesFixedRounds - 1));
+    theta = angle.gather(0, first).squeeze(0);
+  } else {
+    theta = torch::zeros_like(mu);
+    auto pending = torch::arange(mu.numel(), opts.dtype(torch::kLong));
+    for (int round = 0; pending.numel() > 0; ++round) {
+      if (round == kVonMisesMaxRounds)
+        throw std::runtime_error("VonMises::sample: rejection sampling did not finish in 1000 rounds");
+      auto u = torch::rand({3, pending.numel()}, gen, opts);
+      auto [angle, accept] = propose(u, r.index_select(0, pending), kappa.index_select(0, pending));
+      theta.index_put_({pending.masked_select(accept)}, angle.masked_select(accept));
+      pending = pending.masked_select(accept.logical_not());
+    }
   }
   auto x = (torch::remainder(theta + mu + M_PI, 2 * M_PI) - M_PI).view(loc.sizes()).to(loc.scalar_type());
   // wrap what rounding (here or in the cast) put on pi back to the other end

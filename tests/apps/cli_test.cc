@@ -100,7 +100,8 @@ TEST_F(Cli, ExistingRunIsNotOverwritten) {
   EXPECT_EQ(slurp(out / "log.h5"), before);
 }
 
-// usage errors: missing file, missing subcommand, unknown device, eval of a non-run
+// usage errors: missing file, missing subcommand, unknown device, CUDA graphs without CUDA, eval
+// of a non-run
 TEST_F(Cli, UsageErrorsExitTwo) {
   auto missing = run("train '" + (dir_ / "nope.toml").string() + "'");
   EXPECT_EQ(missing.code, 2);
@@ -109,6 +110,12 @@ TEST_F(Cli, UsageErrorsExitTwo) {
   auto dev = run("train '" + config_.string() + "' --set device=tpu --out '" + (dir_ / "x").string() + "'");
   EXPECT_EQ(dev.code, 2);
   EXPECT_NE(dev.err.find("device = \"tpu\""), std::string::npos) << dev.err;
+  // CUDA graphs on a CPU device (or a CPU-only build): refused before anything is written
+  auto graph = run("train '" + config_.string() + "' --set train.cuda_graph=true --out '" + (dir_ / "g").string() + "'");
+  EXPECT_EQ(graph.code, 2);
+  EXPECT_NE(graph.err.find("train.cuda_graph = true: CUDA graphs need device = \"cuda\""), std::string::npos)
+      << graph.err;
+  EXPECT_FALSE(fs::exists(dir_ / "g" / "log.h5"));
   auto ev = run("eval '" + dir_.string() + "'");
   EXPECT_EQ(ev.code, 2);
   EXPECT_NE(ev.err.find("no config.toml"), std::string::npos) << ev.err;

@@ -1,6 +1,9 @@
 // FusedAdam: the same trajectory of parameters as LibTorch's Adam, fused loop and tensor path.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
 #include "core/optim.h"
@@ -54,6 +57,56 @@ TEST(FusedAdamTest, FusedLoopMatchesTorchAdam) {
 
 // the tensor path (non-contiguous parameters, other devices) matches as well
 TEST(FusedAdamTest, TensorPathMatchesTorchAdam) { compare_with_torch(true, torch::kFloat64, 1e-12); }
+
+// Device state (what a CUDA graph captures): the step counter and learning rates in tensors
+// give the host-state updates to rounding, through learning-rate changes, a save/load round
+// trip into a device-state optimiser and a switch back.
+TEST(FusedAdamTest, DeviceStateMatchesHostState) {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  torch::manual_seed(3);
+  auto w0 = torch::randn({6, 4}, opts), x = torch::randn({9, 6}, opts);
+  auto w1 = w0.clone().set_requires_grad(true), w2 = w0.clone().set_requires_grad(true);
+  FusedAdam host({{{w1}, 1e-2}}), device({{{w2}, 1e-2}});
+  device.set_device_state(true);
+  EXPECT_TRUE(device.device_state());
+  auto loss = [&](const torch::Tensor& w) { return torch::tanh(x.mm(w)).sum(); };
+  auto run = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      host.zero_grad();
+      loss(w1).backward();
+      host.step();
+      device.zero_grad();
+      loss(w2).backward();
+      device.step();
+    }
+  };
+  run(10);
+  host.groups()[0].lr = 3e-3;
+  device.groups()[0].lr = 3e-3;
+  run(5);  // without sync_learning_rates the device optimiser still uses 1e-2
+  EXPECT_GT((w1 - w2).abs().max().item<double>(), 1e-5);
+  w2.detach().copy_(w1.detach());
+  device.sync_learning_rates();
+  EXPECT_EQ(device.steps(), 15);
+
+  torch::serialize::OutputArchive out;
+  host.save(out, "adam.");
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  std::istringstream read(bytes.str());
+  in.load_from(read);
+  device.load(in, "adam.");  // the moments, the counter and lr of the host optimiser
+  EXPECT_EQ(device.steps(), 15);
+  run(20);
+  EXPECT_EQ(device.steps(), 35);
+  EXPECT_TRUE(torch::allclose(w1, w2, 1e-12, 1e-12)) << (w1 - w2).abs().max();
+  device.set_device_state(false);
+  EXPECT_FALSE(device.device_state());
+  EXPECT_EQ(device.steps(), 35);
+  run(5);
+  EXPECT_TRUE(torch::allclose(w1, w2, 1e-12, 1e-12)) << (w1 - w2).abs().max();
+}
 
 // parameters without a gradient are left alone; bad input is rejected
 TEST(FusedAdamTest, SkipsMissingGradientsAndRejectsBadInput) {
