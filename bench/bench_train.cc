@@ -13,7 +13,12 @@
 //               [--batch N]   (every case at batch N)
 //               [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA: eager or as a CUDA graph)
 //               [--fixed on|off]   (CPU: the fixed-shape path the GPU runs, instead of compaction)
+//               [--kernels on|off]   (CUDA: the fused kernels of core/kernels, or LibTorch operations)
+//               [--count-ops on|off]   (LibTorch operator calls per iteration, nested calls included:
+//                                       an upper bound on a GPU iteration's kernel launches)
 #include <sys/resource.h>
+
+#include <atomic>
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include "apps/run.h"
@@ -33,6 +39,7 @@
 #include "core/scoring.h"
 #include "core/threads.h"
 #include "core/cuda_graph.h"
+#include "core/kernels/kernels.h"
 #include "core/trainer.h"
 
 namespace {
@@ -47,6 +54,7 @@ struct Case {
 };
 
 struct Variant {
+  bool count_ops = false;
   std::string objective = "tb";
   std::string credit = "none";
   std::string backward = "case";
@@ -108,6 +116,20 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   }
   const double steps = static_cast<double>(steps_t.item<int64_t>());
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (variant.count_ops) {
+    // every operator call of a few iterations, through a RecordFunction callback
+    static std::atomic<int64_t> calls{0};
+    calls = 0;
+    auto handle = at::addGlobalCallback(
+        at::RecordFunctionCallback([](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+          ++calls;
+          return nullptr;
+        }).scopes({at::RecordScope::FUNCTION}));
+    const int64_t n = 5;
+    for (int64_t i = 0; i < n; ++i) trainer.step();
+    at::removeCallback(handle);
+    std::printf("  operator calls per iteration: %.0f\n", static_cast<double>(calls.load()) / n);
+  }
   if (phases && !trainer.tabular() && device.is_cpu()) {
     // where an iteration's time goes: sampling, scoring + loss, backward (the optimiser is the rest)
     double t_roll = 0, t_score = 0, t_back = 0;
@@ -150,7 +172,9 @@ int main(int argc, char** argv) {
       "                   [--credit none|fl|led] [--backward case|uniform|learned|tlm|maxent]\n"
       "                   [--batch N]   (every case at batch N instead of its own)\n"
       "                   [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA graphs need cuda)\n"
-      "                   [--fixed on|off]   (CPU: the fixed-shape path of the GPU)\n";
+      "                   [--fixed on|off]   (CPU: the fixed-shape path of the GPU)\n"
+      "                   [--kernels on|off]   (CUDA: fused kernels or LibTorch operations)\n"
+      "                   [--count-ops on|off]   (operator calls per iteration)\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_train", help, [&](const std::string& k, const char* v) {
         if (k == "--iters") iters = std::stoll(v);
         else if (k == "--warmup") warmup = std::stoll(v);
@@ -165,6 +189,8 @@ int main(int argc, char** argv) {
         else if (k == "--device") variant.device = gfn::resolve_device(v);
         else if (k == "--graph") variant.graph = std::string(v) == "on";
         else if (k == "--fixed") fixed = std::string(v) == "on";
+        else if (k == "--kernels") gfn::fused::set_enabled(std::string(v) == "on");
+        else if (k == "--count-ops") variant.count_ops = std::string(v) == "on";
         else
           return false;
         return true;

@@ -170,7 +170,8 @@ GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalG
 EmpiricalL1::EmpiricalL1(int64_t num_states, int64_t window) : window_(window), counts_(num_states, 0) {}
 
 void EmpiricalL1::add(const torch::Tensor& state_index) {
-  pending_.push_back(state_index.reshape({-1}).clone());  // not a view holding a larger buffer
+  // a copy: not a view holding a larger buffer, nor a CUDA graph's output it rewrites
+  pending_.push_back(state_index.reshape({-1}).clone());
   if (pending_.size() >= 256) flush();
 }
 
@@ -243,8 +244,9 @@ void TopK::restore(const torch::Tensor& discrete, const torch::Tensor& log_rewar
 }
 
 void TopK::add(const torch::Tensor& discrete, const torch::Tensor& log_reward) {
-  pending_discrete_.push_back(discrete.detach());
-  pending_log_reward_.push_back(log_reward.detach());
+  // copies: under a CUDA graph the trainer's result tensors are rewritten every iteration
+  pending_discrete_.push_back(discrete.detach().clone());
+  pending_log_reward_.push_back(log_reward.detach().clone());
   if (pending_discrete_.size() >= 256) flush();  // bounded memory when evaluations are rare
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/kernels/kernels.h"
 #include "measures/categorical.h"
 
 namespace gfn {
@@ -75,14 +76,20 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
     auto out = policy.forward_outputs(policy.trunk(env.features(cur)));
     auto logits = head.logits(out);
     auto mask = env.forward_mask(cur);
-    if (!compact) mask = mask.logical_or(done.unsqueeze(1));
-    torch::Tensor score;
-    if (options.on_policy()) {
-      score = torch::where(mask, logits, neg_inf);  // unnormalised: the softmax comes once, at the end
+    // the draw: unnormalised scores on-policy (the softmax comes once, at the end)
+    torch::Tensor score, comp, stay;
+    if (!compact && options.on_policy()) {
+      auto draw = fused::categorical_step(logits, mask, done, gumbel[t], exit);  // one kernel on CUDA
+      score = draw.score;
+      comp = draw.component;
+      stay = draw.stay;
     } else {
-      score = behaviour_probs(logits, mask, options).log();
+      if (!compact) mask = mask.logical_or(done.unsqueeze(1));
+      score = options.on_policy() ? torch::where(mask, logits, neg_inf) : behaviour_probs(logits, mask, options).log();
+      comp = (score + (compact ? gumbel[t].index_select(0, active) : gumbel[t])).argmax(1);
+      stay = comp.eq(exit);
+      if (!compact) stay = stay.logical_or(done);
     }
-    auto comp = (score + (compact ? gumbel[t].index_select(0, active) : gumbel[t])).argmax(1);
     // chart coordinates for the rows that chose a continuous piece
     auto coords = compact ? torch::zeros({rows, spec.coord_dim}, f32) : no_coords;
     torch::Tensor lq;
@@ -93,8 +100,6 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
 
     // move the rows that neither exit nor have finished
     auto res = env.step(cur, Actions{comp, coords});
-    auto stay = comp.eq(exit);
-    if (!compact) stay = stay.logical_or(done);
     auto stay_col = stay.unsqueeze(1);
     States next{torch::where(stay_col, cur.discrete, res.next.discrete),
                 cur.continuous.size(1) ? torch::where(stay_col, cur.continuous, res.next.continuous) : cur.continuous,

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/kernels/kernels.h"
+
 namespace gfn {
 
 namespace {
@@ -80,6 +82,7 @@ States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) 
 
 torch::Tensor HypergridEnv::features(const States& states) const {
   const auto& x = states.discrete;  // [B, n]
+  if (fused::enabled(x.device())) return fused::hypergrid_features(x, options_.height);
   auto out = torch::zeros({x.size(0), feature_dim()}, x.options().dtype(torch::kFloat32));
   return out.scatter_(1, x + offsets_.on(x.device()), 1.0);
 }
@@ -91,6 +94,7 @@ torch::Tensor HypergridEnv::log_path_count(const States& states) const {
 
 torch::Tensor HypergridEnv::forward_mask(const States& states) const {
   const auto& x = states.discrete;
+  if (fused::enabled(x.device())) return fused::hypergrid_forward_mask(x, options_.height);
   auto can_exit = torch::ones({x.size(0), 1}, x.options().dtype(torch::kBool));
   return torch::cat({x.lt(options_.height - 1), can_exit}, 1);
 }
@@ -100,7 +104,8 @@ torch::Tensor HypergridEnv::backward_mask(const States& states) const { return s
 StepResult HypergridEnv::step(const States& states, const Actions& actions) const {
   const auto& x = states.discrete;
   // the exit (component n) matches no coordinate, so it leaves x unchanged
-  auto next = x + actions.component.unsqueeze(1).eq(dims_.on(x.device()));
+  auto next = fused::enabled(x.device()) ? fused::hypergrid_step(x, actions.component)
+                                         : x + actions.component.unsqueeze(1).eq(dims_.on(x.device()));
   auto zeros_b = torch::zeros_like(states.is_initial);
   return {States{next, states.continuous, zeros_b, states.is_sink},
           torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat32))};

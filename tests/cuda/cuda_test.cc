@@ -21,6 +21,7 @@
 #include "apps/run.h"
 #include "core/estimator.h"
 #include "core/evaluation.h"
+#include "core/kernels/kernels.h"
 #include "core/optim.h"
 #include "core/scoring.h"
 #include "core/trainer.h"
@@ -181,6 +182,38 @@ TEST(CudaTest, EagerAndGraphTrainingMatchCpuMetrics) {
   EXPECT_EQ(graph.exact->tv, graph2.exact->tv);
   EXPECT_EQ(graph.log_z, graph2.log_z);
   fs::remove_all(dir);
+}
+
+// The fused kernels compute on the GPU what the LibTorch operations they replace compute.
+TEST(CudaTest, FusedKernelsMatchOperations) {
+  REQUIRE_GPU();
+  ASSERT_TRUE(fused::enabled(kCuda));
+  torch::manual_seed(2);
+  const int64_t B = 5000, C = 9;
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(kCuda);
+  auto logits = torch::randn({B, C}, f32), gumbel = torch::rand({B, C}, f32).log().neg().log().neg();
+  auto mask = torch::rand({B, C}, f32).lt(0.5), done = torch::rand({B}, f32).lt(0.2);
+  auto k = fused::categorical_step(logits, mask, done, gumbel, C - 1);
+  auto o = fused::categorical_step_ops(logits, mask, done, gumbel, C - 1);
+  EXPECT_TRUE(torch::equal(k.component, o.component));
+  EXPECT_TRUE(torch::equal(k.stay, o.stay));
+  EXPECT_TRUE(torch::equal(k.score.isinf(), o.score.isinf()));
+
+  HypergridOptions g;
+  g.ndim = 4;
+  g.height = 16;
+  HypergridEnv env(g);
+  auto x = torch::randint(0, g.height, {B, g.ndim}, f32.dtype(torch::kInt64));
+  States s{x, torch::zeros({B, 0}, f32), x.eq(0).all(1), torch::zeros({B}, f32.dtype(torch::kBool))};
+  auto features = env.features(s), fmask = env.forward_mask(s);
+  auto comp = torch::randint(0, g.ndim + 1, {B}, f32.dtype(torch::kInt64));  // an allowed move or the exit
+  comp = torch::where(fmask.gather(1, comp.unsqueeze(1)).squeeze(1), comp, torch::full_like(comp, g.ndim));
+  auto next = env.step(s, Actions{comp, {}}).next.discrete;
+  fused::set_enabled(false);
+  EXPECT_TRUE(torch::equal(features, env.features(s)));
+  EXPECT_TRUE(torch::equal(fmask, env.forward_mask(s)));
+  EXPECT_TRUE(torch::equal(next, env.step(s, Actions{comp, {}}).next.discrete));
+  fused::set_enabled(true);
 }
 
 // FusedAdam with device state, captured in a graph and replayed, equals eager steps.
