@@ -11,6 +11,7 @@
 //               [--backward case|uniform|learned|tlm|maxent]   (P_B of every case; default: each
 //                                         case's own)
 //               [--batch N]   (every case at batch N)
+//               [--env KEY=VALUE]   (an [env] key of every case selected, e.g. steps=100; repeatable)
 //               [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA: eager or as a CUDA graph)
 //               [--fixed on|off]   (CPU: the fixed-shape path the GPU runs, instead of compaction)
 //               [--kernels on|off]   (CUDA: the fused kernels of core/kernels, or LibTorch operations)
@@ -23,6 +24,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -166,6 +168,7 @@ int main(int argc, char** argv) {
   std::string tabular = "auto", only;
   Variant variant;
   bool phases = false, fixed = false;
+  std::vector<std::pair<std::string, gfn::ParamValue>> env_sets;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
       "                   [--phases on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n"
@@ -174,7 +177,8 @@ int main(int argc, char** argv) {
       "                   [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA graphs need cuda)\n"
       "                   [--fixed on|off]   (CPU: the fixed-shape path of the GPU)\n"
       "                   [--kernels on|off]   (CUDA: fused kernels or LibTorch operations)\n"
-      "                   [--count-ops on|off]   (operator calls per iteration)\n";
+      "                   [--count-ops on|off]   (operator calls per iteration)\n"
+      "                   [--env KEY=VALUE]   (an [env] key of the selected cases, e.g. steps=100)\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_train", help, [&](const std::string& k, const char* v) {
         if (k == "--iters") iters = std::stoll(v);
         else if (k == "--warmup") warmup = std::stoll(v);
@@ -191,6 +195,21 @@ int main(int argc, char** argv) {
         else if (k == "--fixed") fixed = std::string(v) == "on";
         else if (k == "--kernels") gfn::fused::set_enabled(std::string(v) == "on");
         else if (k == "--count-ops") variant.count_ops = std::string(v) == "on";
+        else if (k == "--env") {
+          const std::string kv = v;
+          const auto eq = kv.find('=');
+          if (eq == std::string::npos) return false;
+          const std::string value = kv.substr(eq + 1);
+          char* end = nullptr;
+          const long long i = std::strtoll(value.c_str(), &end, 10);
+          if (*end == '\0' && !value.empty()) {
+            env_sets.emplace_back(kv.substr(0, eq), int64_t{i});
+          } else {
+            const double d = std::strtod(value.c_str(), &end);
+            if (*end == '\0' && !value.empty()) env_sets.emplace_back(kv.substr(0, eq), d);
+            else env_sets.emplace_back(kv.substr(0, eq), value);
+          }
+        }
         else
           return false;
         return true;
@@ -228,6 +247,9 @@ int main(int argc, char** argv) {
       {"labelled_box 2-D 3 labels batch 128 MLP 4x128", "labelled_box", {{"dim", int64_t{2}}}, 128, 128, 4,
        Activation::kElu},
       {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned},
+      // issue 7's trajectory-length case (with --objective subtb: SubTB at T = 101, B = 300)
+      {"line 100 steps batch 300 MLP 2x128", "line", {{"steps", int64_t{100}}}, 300, 128, 2, Activation::kRelu,
+       BackwardPolicy::kLearned},
       {"hypergrid 4-D H=20 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{20}}}, 16, 256,
        2},
       {"sets 60 of 80 batch 16 MLP 2x256", "sets", {{"universe", int64_t{80}}, {"size", int64_t{60}}}, 16, 256, 2},
@@ -238,6 +260,12 @@ int main(int argc, char** argv) {
        256, 2}};
   for (auto c : cases) {
     if (!only.empty() && c.name.find(only) == std::string::npos) continue;
+    for (const auto& [key, value] : env_sets) {  // [env] keys set on the command line, named
+      auto it = std::find_if(c.params.begin(), c.params.end(), [&](const auto& kv) { return kv.first == key; });
+      if (it != c.params.end()) it->second = value;
+      else c.params.emplace_back(key, value);
+      c.name += " " + key + "=" + gfn::to_toml(value);
+    }
     if (batch > 0) {  // the case at another batch size, named by it
       const auto at = c.name.find("batch ");
       c.name = c.name.substr(0, at) + "batch " + std::to_string(batch) + c.name.substr(c.name.find(' ', at + 6));
