@@ -19,7 +19,9 @@
 //                                       an upper bound on a GPU iteration's kernel launches)
 #include <sys/resource.h>
 
-#include <atomic>
+#include <map>
+#include <set>
+#include <mutex>
 
 #include <algorithm>
 #include <chrono>
@@ -119,18 +121,43 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   const double steps = static_cast<double>(steps_t.item<int64_t>());
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (variant.count_ops) {
-    // every operator call of a few iterations, through a RecordFunction callback
-    static std::atomic<int64_t> calls{0};
-    calls = 0;
+    // every operator call of a few iterations, through a RecordFunction callback, by name
+    static std::mutex mutex;
+    static std::map<std::string, int64_t> calls;
+    calls.clear();
     auto handle = at::addGlobalCallback(
-        at::RecordFunctionCallback([](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
-          ++calls;
+        at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+          std::lock_guard<std::mutex> lock(mutex);
+          ++calls[fn.name()];
           return nullptr;
         }).scopes({at::RecordScope::FUNCTION}));
     const int64_t n = 5;
     for (int64_t i = 0; i < n; ++i) trainer.step();
     at::removeCallback(handle);
-    std::printf("  operator calls per iteration: %.0f\n", static_cast<double>(calls.load()) / n);
+    // operators that only make views or allocate launch no kernel
+    static const std::set<std::string> no_kernel = {
+        "aten::as_strided", "aten::resolve_conj", "aten::resolve_neg", "aten::empty", "aten::empty_strided",
+        "aten::empty_like", "aten::slice", "aten::narrow", "aten::unsqueeze", "aten::squeeze", "aten::view",
+        "aten::reshape", "aten::_reshape_alias", "aten::select", "aten::t", "aten::transpose", "aten::expand",
+        "aten::alias", "aten::detach", "aten::to", "aten::_to_copy", "aten::contiguous", "aten::lift_fresh",
+        "aten::unbind", "aten::numpy_T", "aten::permute", "aten::result_type", "aten::broadcast_tensors",
+        "aten::linear", "aten::matmul", "aten::zeros", "aten::zeros_like", "aten::ones", "aten::full",
+        "aten::full_like", "aten::log_softmax", "aten::set_", "aten::is_nonzero"};
+    int64_t total = 0, kernels = 0;
+    std::vector<std::pair<int64_t, std::string>> by_count;
+    for (const auto& [name, count] : calls) {
+      total += count;
+      if (!no_kernel.count(name)) {
+        kernels += count;
+        by_count.emplace_back(count, name);
+      }
+    }
+    std::sort(by_count.rbegin(), by_count.rend());
+    std::printf("  operator calls per iteration: %.0f, of which launch kernels: %.0f; the most frequent:",
+                static_cast<double>(total) / n, static_cast<double>(kernels) / n);
+    for (size_t i = 0; i < std::min<size_t>(by_count.size(), 12); ++i)
+      std::printf(" %s %.0f%s", by_count[i].second.c_str(), static_cast<double>(by_count[i].first) / n,
+                  i + 1 < std::min<size_t>(by_count.size(), 12) ? "," : "\n");
   }
   if (phases && !trainer.tabular() && device.is_cpu()) {
     // where an iteration's time goes: sampling, scoring + loss, backward (the optimiser is the rest)
