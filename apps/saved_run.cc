@@ -1,0 +1,165 @@
+// `gfn eval` and `gfn sample`: the exact or importance-sampled metrics of a saved run, and its
+// terminal samples.
+#include "apps/run.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "apps/run_parts.h"
+#include "core/sampler.h"
+#include "core/tabular.h"
+#include "core/threads.h"
+
+namespace gfn {
+
+namespace fs = std::filesystem;
+
+// evaluation of a saved run
+
+std::string EvalResult::json() const {
+  std::string s = fmt::format("{{\"iteration\": {}, \"env\": \"{}\"", iteration, env);
+  auto num = [](double v) { return std::isfinite(v) ? fmt::format("{:.10g}", v) : std::string("null"); };
+  if (exact) {
+    s += fmt::format(", \"tv\": {}, \"jsd\": {}, \"kl\": {}, \"log_z\": {}, \"log_z_exact\": {}, \"log_z_error\": {}",
+                     num(exact->tv), num(exact->jsd), num(exact->kl), num(exact->log_z), num(exact->log_z_exact),
+                     num(exact->log_z_error));
+  }
+  if (importance) {
+    s += fmt::format(", \"log_z_is\": {}, \"elbo\": {}, \"ess\": {}", num(importance->log_z), num(importance->elbo),
+                     num(importance->ess));
+    if (log_z_exact)
+      s += fmt::format(", \"log_z_exact\": {}, \"log_z_is_error\": {}", num(*log_z_exact),
+                       num(std::fabs(importance->log_z - *log_z_exact)));
+  }
+  if (grid) {
+    s += fmt::format(", \"grid_jsd\": {}, \"grid_kl\": {}, \"grid_tv\": {}, \"grid_mass\": {}, \"grid_cells\": {}",
+                     num(grid->jsd), num(grid->kl), num(grid->tv), num(grid->mass), grid->cells);
+  }
+  return s + "}";
+}
+
+std::string EvalResult::report() const {
+  std::string s = fmt::format("env {} after {} iterations\n", env, iteration);
+  if (exact) {
+    s += fmt::format("  TV {:.6f}\n  JSD {:.6f}\n  KL(pi||p) {:.6f}\n  log Z {:.6f} (exact {:.6f}, error {:.6f})\n",
+                     exact->tv, exact->jsd, exact->kl, exact->log_z, exact->log_z_exact, exact->log_z_error);
+  } else if (importance) {
+    s += fmt::format("  importance-sampled log Z {:.6f}\n  ELBO {:.6f}\n  ESS {:.0f} of {}\n", importance->log_z,
+                     importance->elbo, importance->ess, importance->samples);
+    if (log_z_exact)
+      s += fmt::format("  exact log Z {:.6f} (error {:.6f})\n", *log_z_exact, std::fabs(importance->log_z - *log_z_exact));
+    if (grid)
+      s += fmt::format("  terminating density on {} grid cells: JSD {:.6f}  KL(pi||p) {:.6f}  TV {:.6f}  mass {:.4f}\n",
+                       grid->cells, grid->jsd, grid->kl, grid->tv, grid->mass);
+  } else {
+    s += "  (no exact evaluation for this environment)\n";
+  }
+  return s;
+}
+
+namespace {
+
+// The run saved in `dir`: its config, built, with the estimators of DIR/model.pt.
+struct SavedRun {
+  RunConfig config;
+  Run run;
+  int64_t iteration = 0;
+};
+
+SavedRun load_saved_run(const std::string& dir_str, const Registry& registry) {
+  const fs::path dir = dir_str;
+  if (!fs::is_directory(dir)) throw ConfigError(fmt::format("{}: not a run directory", dir_str));
+  for (const char* f : {"config.toml", "model.pt"})
+    if (!fs::exists(dir / f)) throw ConfigError(fmt::format("{}: no {} (not a finished or checkpointed run)", dir_str, f));
+  SavedRun s{load_config_file((dir / "config.toml").string(), {}, run_schema(registry)), Run{}, 0};
+  set_cpu_threads(static_cast<int>(s.config.params.get_int("threads")));
+  s.run = build_run(s.config.params, registry);
+  s.iteration = s.run.estimators->load((dir / "model.pt").string());
+  return s;
+}
+
+}  // namespace
+
+EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
+  SavedRun saved = load_saved_run(dir_str, registry);
+  const RunConfig& config = saved.config;
+  Run& run = saved.run;
+  EvalResult result;
+  result.env = run.env->name();
+  result.iteration = saved.iteration;
+  if (run.env->enumerable()) {
+    StateTable table(*run.env, run.device);
+    result.exact = exact_metrics(table, *run.estimators);
+  } else if (const int64_t n = config.params.get_int("eval.is_samples"); n > 0) {
+    auto gen = make_generator(static_cast<uint64_t>(config.params.get_int("seed")) * 2 + 5, run.device);
+    result.importance = importance_log_z(*run.env, *run.estimators, n, 4096, gen, run.device);
+    result.log_z_exact = run.env->log_partition();
+    if (const int64_t points = config.params.get_int("eval.grid"); points > 0) {
+      if (auto grid = run.env->terminal_grid(points, run.device))
+        result.grid = grid_metrics(*run.env, *run.estimators, *grid, config.params.get_int("eval.density_samples"),
+                                   1 << 15, gen);
+    }
+  }
+  return result;
+}
+
+std::string SampleResult::report() const {
+  return fmt::format("{} terminal samples of the policy at iteration {}: mean log R {:.5f}, max log R {:.5f}\n  "
+                     "written to {}\n",
+                     count, iteration, mean_log_reward, max_log_reward, out);
+}
+
+SampleResult sample_run(const std::string& dir_str, int64_t count, const std::string& out, uint64_t seed,
+                        const Registry& registry) {
+  if (count < 1) throw ConfigError(fmt::format("-n {}: expected a number of samples >= 1", count));
+  const fs::path dir = dir_str;
+  std::string path = out;
+  if (path.empty()) {
+    path = (dir / "samples.h5").string();
+    for (int i = 2; fs::exists(path); ++i) path = (dir / fmt::format("samples-{}.h5", i)).string();
+  } else if (fs::exists(path)) {
+    throw ConfigError(fmt::format("--out {}: already exists (samples never overwrite a file)", path));
+  }
+  SavedRun saved = load_saved_run(dir_str, registry);
+  Run& run = saved.run;
+  const Params& p = saved.config.params;
+  auto log = Hdf5Log::create(path, log_attributes(saved.config, run));
+
+  std::optional<StateTable> table;
+  std::vector<double> terminating;
+  if (has_state_table(*run.env)) {
+    table.emplace(*run.env, run.device);
+    terminating = exact_metrics(*table, *run.estimators).terminating;
+  }
+  const int64_t density_samples = p.get_int("eval.density_samples");
+  auto gen = make_generator(seed, run.device);
+  auto density_gen = make_generator(seed + 1, run.device);
+  SampleResult result{path, count, saved.iteration, 0.0, -std::numeric_limits<double>::infinity()};
+  constexpr int64_t kChunk = 4096;
+  for (int64_t done = 0; done < count; done += kChunk) {
+    const int64_t n = std::min(kChunk, count - done);
+    auto tr = rollout(*run.env, *run.estimators->policy, n, SamplerOptions{}, gen, run.device);
+    append_samples(*log, tr);
+    const auto terminal = tr.terminal_states();
+    if (table) {
+      auto index = run.env->state_index(terminal).to(torch::kCPU).contiguous();
+      std::vector<double> log_p(n);
+      for (int64_t i = 0; i < n; ++i) log_p[i] = std::log(terminating[index.data_ptr<int64_t>()[i]]);
+      log->append("samples", "log_terminating_prob", LogDType::kFloat64, {}, log_p.data(), n);
+    } else {
+      append_tensor(*log, "samples", "log_terminating_density_is",
+                    terminating_log_density(*run.env, *run.estimators, terminal, density_samples, 1 << 15, density_gen));
+    }
+    auto lr = tr.log_reward.to(torch::kFloat64);
+    result.mean_log_reward += lr.sum().item<double>() / static_cast<double>(count);
+    result.max_log_reward = std::max(result.max_log_reward, lr.max().item<double>());
+  }
+  log->flush();
+  return result;
+}
+
+
+}  // namespace gfn
