@@ -106,7 +106,7 @@ int cmd_check_env(const std::string& name, const std::vector<std::string>& sets,
   auto registry = gfn::Registry::builtin();
   const auto& entry = registry.env(name);  // an unknown name lists the known ones
   for (const auto& s : sets) {
-    const auto key = s.substr(0, s.find('='));
+    const auto key = gfn::override_key(s);
     if (key.rfind("env.", 0) != 0 || key == "env.kind")
       throw gfn::ConfigError(fmt::format("--set {}: check-env takes the env's own keys, as env.KEY=VALUE (keys of "
                                          "env.kind = \"{}\": see 'gfn keys')",

@@ -156,11 +156,7 @@ void write_checkpoint(const fs::path& dir, const std::string& config_toml, const
     a.write("run.top_k.states", x, true);
     a.write("run.top_k.log_reward", r, true);
   }
-  const fs::path tmp = dir / "checkpoint.pt.tmp", path = dir / "checkpoint.pt";
-  a.save_to(tmp.string());
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
+  save_archive(a, (dir / "checkpoint.pt").string());
 }
 
 // ConfigError unless `config` equals the config `saved_toml` (read from `source`, called `whose`
@@ -288,7 +284,7 @@ RunConfig resume_config(const std::string& dir, const std::vector<std::string>& 
   if (!fs::is_directory(d)) throw ConfigError(fmt::format("--resume {}: not a run directory", dir));
   const auto& keys = resumable_keys();
   for (const auto& s : sets) {
-    const auto key = s.substr(0, s.find('='));
+    const auto key = override_key(s);
     if (std::find(keys.begin(), keys.end(), key) == keys.end())
       throw ConfigError(fmt::format("--set {}: a resumed run may change only {}", s, fmt::join(keys, ", ")));
   }

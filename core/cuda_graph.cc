@@ -18,8 +18,6 @@ namespace gfn {
 
 #ifdef GFN_WITH_CUDA
 
-bool cuda_graphs_available() { return true; }
-
 torch::Generator graph_generator(uint64_t seed, const torch::Device& device) {
   auto gen = at::cuda::detail::getDefaultCUDAGenerator(device.has_index() ? device.index() : -1);
   std::lock_guard<std::mutex> lock(gen.mutex());
@@ -83,8 +81,6 @@ void CudaGraphStep::run(const std::function<void()>& body) {
 }
 
 #else
-
-bool cuda_graphs_available() { return false; }
 
 torch::Generator graph_generator(uint64_t /*seed*/, const torch::Device& device) {
   throw ConfigError(fmt::format("train.cuda_graph = true: this gfn was built without CUDA (device \"{}\"); build "

@@ -19,9 +19,6 @@
 
 namespace gfn {
 
-// Whether this build can capture CUDA graphs.
-bool cuda_graphs_available();
-
 // The default CUDA generator of `device`, reseeded with `seed`: a captured draw from it takes a
 // fresh Philox offset at every replay.
 torch::Generator graph_generator(uint64_t seed, const torch::Device& device);

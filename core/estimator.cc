@@ -225,6 +225,10 @@ void Estimators::save(const std::string& path, int64_t iteration) const {
   torch::serialize::OutputArchive archive;
   write(archive);
   archive.write("iteration", torch::tensor(iteration), /*is_buffer=*/true);
+  save_archive(archive, path);
+}
+
+void save_archive(torch::serialize::OutputArchive& archive, const std::string& path) {
   const std::string tmp = path + ".tmp";
   archive.save_to(tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);

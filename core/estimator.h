@@ -166,4 +166,8 @@ struct Estimators {
   void read(torch::serialize::InputArchive& archive, const std::string& source);
 };
 
+// Writes `archive` to `path` through a temporary file renamed over it, so that a reader (or a
+// crash) never sees half a file; std::runtime_error when the rename fails.
+void save_archive(torch::serialize::OutputArchive& archive, const std::string& path);
+
 }  // namespace gfn

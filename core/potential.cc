@@ -40,8 +40,7 @@ torch::Tensor PotentialNetImpl::values(const Env& env, const Trajectories& traj)
   if (fixed_shapes(valid.device())) {
     auto t = torch::arange(T, traj.length.options()).unsqueeze(1);
     auto exit = t.eq(traj.length.unsqueeze(0) - 1).reshape({-1});
-    auto rows = torch::arange(T * B, traj.length.options());
-    auto phi = forward(env.features(all.index_select(rows)), env.features(all.index_select(rows + B)), exit);
+    auto phi = forward(env.features(all.narrow(0, T * B)), env.features(all.narrow(B, T * B)), exit);
     return phi.masked_fill(valid.logical_not(), 0.0).view({T, B});
   }
   auto idx = valid.nonzero().squeeze(1);  // [N]

@@ -48,7 +48,8 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   // and masked out of every result
   const bool fixed = fixed_shapes(traj.mask.device());
   auto valid = traj.mask.reshape({-1});  // [T*B]
-  auto padding = valid.logical_not();
+  torch::Tensor padding;  // fixed shapes: the padding rows
+  if (fixed) padding = valid.logical_not();
   States all{traj.states_discrete.narrow(0, 0, T).reshape({T * B, dd}),
              traj.states_continuous.narrow(0, 0, T).reshape({T * B, dc}),
              traj.is_initial.narrow(0, 0, T).reshape({-1}), traj.is_sink.narrow(0, 0, T).reshape({-1})};
@@ -89,21 +90,27 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   // t = 0 are s0 and get a dummy 0); in fixed shapes for every row with t >= 1, the padding's
   // forward component replaced by 0 so that the env sees an action it knows
   const int64_t n = rows.batch_size();
-  torch::Tensor pos, child_rows, parent_rows, child_valid;
+  torch::Tensor pos, child_valid;  // compact: positions of the t >= 1 rows among `rows`
+  States parents, children;
+  torch::Tensor parent_comp, parent_coords;
   if (fixed) {
-    child_valid = valid.narrow(0, B, (T - 1) * B);
-    parent_rows = torch::arange((T - 1) * B, comp_all.options());
-    child_rows = parent_rows + B;
+    const int64_t m = (T - 1) * B;  // steps 0..T-2 are the parents of steps 1..T-1
+    child_valid = valid.narrow(0, B, m);
+    parents = all.narrow(0, m);
+    children = all.narrow(B, m);
+    parent_comp = comp_all.narrow(0, 0, m).masked_fill(child_valid.logical_not(), 0);
+    parent_coords = coords_all.narrow(0, 0, m);
   } else {
     pos = idx.ge(B).nonzero().squeeze(1);  // [M] positions among the valid rows
-    child_rows = idx.index_select(0, pos);  // [M] rows of `all`
-    parent_rows = child_rows - B;
+    auto child_rows = idx.index_select(0, pos);  // [M] rows of `all`
+    auto parent_rows = child_rows - B;
+    parents = all.index_select(parent_rows);
+    children = all.index_select(child_rows);
+    parent_comp = comp_all.index_select(0, parent_rows);
+    parent_coords = coords_all.index_select(0, parent_rows);
   }
-  auto parent_comp = comp_all.index_select(0, parent_rows);
-  if (fixed) parent_comp = parent_comp.masked_fill(child_valid.logical_not(), 0);
   torch::Tensor bjac;
-  Actions fwd{parent_comp, coords_all.index_select(0, parent_rows)};
-  Actions bwd = env.backward_action(all.index_select(parent_rows), all.index_select(child_rows), fwd, &bjac);
+  Actions bwd = env.backward_action(parents, children, Actions{parent_comp, parent_coords}, &bjac);
   // one value per row of `rows` from one per child row (0 at t = 0)
   auto per_row = [&](const torch::Tensor& per_child) {
     if (!fixed) {
@@ -139,7 +146,7 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
     if (bhead.has_pieces()) lpb = lpb + bhead.log_density(bout, bcomp, per_row(bwd.coords));
   } else if (bpolicy.max_entropy_backward()) {
     // N(s_{t-1}) / N(s_t): the parents are the trajectory's own states (s0's row is masked below)
-    auto log_n_parent = per_row(env.log_path_count(all.index_select(parent_rows)).to(torch::kFloat64));
+    auto log_n_parent = per_row(env.log_path_count(parents).to(torch::kFloat64));
     lpb = (log_n_parent - env.log_path_count(rows).to(torch::kFloat64)).to(dtype);
   } else {
     lpb = -bmask.sum(1).to(dtype).log();

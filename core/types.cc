@@ -38,6 +38,11 @@ States States::index_select(const torch::Tensor& index) const {
           is_sink.index_select(0, index)};
 }
 
+States States::narrow(int64_t start, int64_t length) const {
+  return {discrete.narrow(0, start, length), continuous.narrow(0, start, length), is_initial.narrow(0, start, length),
+          is_sink.narrow(0, start, length)};
+}
+
 States States::where(const torch::Tensor& cond, const States& a, const States& b) {
   auto col = cond.unsqueeze(1);
   return {torch::where(col, a.discrete, b.discrete), torch::where(col, a.continuous, b.continuous),

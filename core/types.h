@@ -45,6 +45,8 @@ struct States {
   int64_t batch_size() const { return is_sink.size(0); }
   // Rows `index` ([N] int64) of every field.
   States index_select(const torch::Tensor& index) const;
+  // Rows start .. start + length - 1 of every field (views).
+  States narrow(int64_t start, int64_t length) const;
   // Row-wise choice: where cond ([B] bool) is true take `a`, else `b`.
   static States where(const torch::Tensor& cond, const States& a, const States& b);
   // Stacks T states of batch B into one States of batch T*B (time-major).

@@ -9,7 +9,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -144,11 +143,8 @@ class LogFile {
   }
   // All elements of `dataset` as double (row-major); its dims into `dims_out` when given.
   std::vector<double> doubles(const std::string& dataset, std::vector<int64_t>* dims_out = nullptr) const {
-    const std::vector<int64_t> dims = shape(dataset);
-    size_t elements = 1;
-    for (int64_t d : dims) elements *= static_cast<size_t>(d);
+    const std::vector<int64_t> dims = shape(dataset);  // its guard against corrupted sizes
     std::vector<double> values = log_.read_double(dataset);
-    if (values.size() != elements) fail(fmt::format("{}: read {} elements of {}", dataset, values.size(), elements));
     if (dims_out != nullptr) *dims_out = dims;
     return values;
   }
@@ -925,10 +921,8 @@ std::vector<Curve> make_curves(const std::vector<RunData>& runs, const AnalyseRe
     c.title = members.size() > 1 ? fmt::format("{} (mean ± std of {} seeds)", title, members.size()) : title;
     c.band = members.size() > 1;
     const std::vector<size_t> kept = thin(rows, max_points);
-    for (size_t r : kept) {
-      const std::vector<double>* x = table_of(runs[members[0]]).x();
-      c.x.push_back(x != nullptr ? (*x)[r] : static_cast<double>(r));
-    }
+    const std::vector<double>* x = table_of(runs[members[0]]).x();
+    for (size_t r : kept) c.x.push_back(x != nullptr ? (*x)[r] : static_cast<double>(r));
     for (const std::string& metric : metrics) {
       std::vector<const std::vector<double>*> columns;
       for (size_t m : members)

@@ -476,4 +476,6 @@ std::string describe_schema(const ConfigSchema& schema) {
   return out;
 }
 
+std::string override_key(const std::string& text) { return split_override(text).key; }
+
 }  // namespace gfn

@@ -35,6 +35,10 @@ struct RunConfig {
   std::string resolved_toml;
 };
 
+// The key of an override "key=value" (trimmed, as load_config reads it); ConfigError naming the
+// override when there is no key.
+std::string override_key(const std::string& text);
+
 // Parses TOML text, applies overrides ("key=value", in order, later wins) and validates
 // everything: syntax, then env.kind / objective.kind, then that every key is known (for the
 // chosen kinds), then types and ranges. `source` names the text in messages (a file path, or

@@ -407,7 +407,6 @@ struct Hdf5Log::Impl {
   struct Array {
     LogDType dtype = LogDType::kFloat64;
     std::vector<int64_t> row_shape;
-    int64_t row_elems = 1;
     int64_t file_rows = 0;
     int64_t pending_rows = 0;
     std::vector<unsigned char> pending;
@@ -467,13 +466,12 @@ struct Hdf5Log::Impl {
 
   // The N-D dataset `key`, registered with `dtype` and `row_shape` on first use (taking over the
   // rows the file already holds); LogError when they differ from the registered ones.
-  Array& array(const std::string& key, LogDType dtype, const std::vector<int64_t>& row_shape, int64_t row_elems) {
+  Array& array(const std::string& key, LogDType dtype, const std::vector<int64_t>& row_shape) {
     auto it = arrays_.find(key);
     if (it == arrays_.end()) {
       Array a;
       a.dtype = dtype;
       a.row_shape = row_shape;
-      a.row_elems = row_elems;
       if (link_exists(file_.get(), key) && object_type(file_.get(), key) == H5I_DATASET) {  // a resumed log
         a.dset = Handle(ok(H5Dopen2(file_.get(), key.c_str(), H5P_DEFAULT), path_, "cannot open /" + key), H5Dclose);
         const auto dims = dataset_dims(a.dset.get(), path_, "cannot open /" + key).first;
@@ -707,7 +705,7 @@ void Hdf5Log::append(const std::string& group, const std::string& name, LogDType
   const auto table = im.tables_.find(group);
   if ((table != im.tables_.end() && table->second.columns.count(name)) || im.fixed_.count(key))
     throw LogError(fmt::format("{}: /{} is a column of append_row, not an N-D dataset", im.path_, key));
-  Impl::Array& a = im.array(key, dtype, row_shape, row_elems);
+  Impl::Array& a = im.array(key, dtype, row_shape);
 
   // copy the rows (bools normalized to 0/1, valid values of the enum)
   const size_t bytes = static_cast<size_t>(rows) * static_cast<size_t>(row_elems) * dtype_size(dtype);
@@ -725,11 +723,11 @@ void Hdf5Log::declare(const std::string& group, const std::string& name, LogDTyp
   const std::string key = group + "/" + name;
   check_group(im.path_, group);
   check_name(im.path_, group, name);
-  const int64_t row_elems = row_elements(im.path_, key, row_shape);
+  row_elements(im.path_, key, row_shape);  // its checks of the shape
   const auto table = im.tables_.find(group);
   if ((table != im.tables_.end() && table->second.columns.count(name)) || im.fixed_.count(key))
     throw LogError(fmt::format("{}: /{} is a column of append_row, not an N-D dataset", im.path_, key));
-  im.array(key, dtype, row_shape, row_elems);
+  im.array(key, dtype, row_shape);
 }
 
 void Hdf5Log::write_fixed(const std::string& group, const std::string& name, LogDType dtype,
@@ -958,8 +956,7 @@ std::vector<std::string> Hdf5LogReader::list(const std::string& group) const {
   std::vector<std::string> names;
   for (auto& name : link_names(obj.get(), impl_->path_))
     if (object_type(obj.get(), name) == H5I_DATASET) names.push_back(std::move(name));
-  std::sort(names.begin(), names.end());
-  return names;
+  return names;  // sorted, as link_names returns them
 }
 
 std::vector<int64_t> Hdf5LogReader::shape(const std::string& dataset_path) const {

@@ -10,27 +10,21 @@
 
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <string>
 #include <vector>
 
-#include <torch/serialize/archive.h>
-#include <torch/torch.h>
-
 #include "apps/run.h"
 #include "io/hdf5_log.h"
+#include "tests/apps/cli_fixture.h"
 #include "tests/testing/runs.h"
 
 namespace gfn {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::contains;
 using testing::expect_same_run;
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::slurp;
 
 // The message of the exception of type E that `body` throws ("" when none is).
 template <class E, class F>
@@ -42,8 +36,6 @@ std::string error_of(F&& body) {
   }
   return "";
 }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 class Resume : public ::testing::Test {
  protected:
@@ -141,6 +133,7 @@ TEST_F(Resume, TrajectoryBalanceIsIdentical) {
   EXPECT_EQ(r.resumed.iterations, 60);
   EXPECT_EQ(r.resumed.trajectories, 480);
   EXPECT_EQ(r.resumed.final_loss, r.straight.final_loss);
+  ASSERT_TRUE(r.resumed.exact && r.straight.exact);
   EXPECT_EQ(r.resumed.exact->tv, r.straight.exact->tv);
   // the hypergrid 2-D logs its reward grid and the terminating distribution per evaluation
   Hdf5LogReader log((dir_ / "straight" / "log.h5").string());
@@ -159,6 +152,7 @@ TEST_F(Resume, TrajectoryBalanceWithTlmIsIdentical) {
   const auto r = straight_and_resumed(toml + "[objective]\nkind = \"tb\"\n", 31);
   EXPECT_EQ(r.resumed.resumed_from, 31);
   EXPECT_EQ(r.resumed.log_z, r.straight.log_z);
+  ASSERT_TRUE(r.resumed.exact && r.straight.exact);
   EXPECT_EQ(r.resumed.exact->tv, r.straight.exact->tv);
 }
 
@@ -168,6 +162,7 @@ TEST_F(Resume, SubTrajectoryBalanceWithLedIsIdentical) {
       straight_and_resumed(std::string(kHypergrid) + "[objective]\nkind = \"subtb\"\ncredit = \"led\"\n", 17, 21);
   EXPECT_EQ(r.resumed.resumed_from, 17 + 21);
   EXPECT_EQ(r.resumed.final_loss, r.straight.final_loss);
+  ASSERT_TRUE(r.resumed.exact && r.straight.exact);
   EXPECT_EQ(r.resumed.exact->tv, r.straight.exact->tv);
 }
 
@@ -242,7 +237,7 @@ TEST_F(Resume, RefusesWhatCannotBeResumed) {
   e = error_of<ConfigError>([&] { resume(run, {"train.lr=0.5"}); });
   EXPECT_TRUE(contains(e, "--set train.lr=0.5: a resumed run may change only train.iterations")) << e;
   {
-    std::string text = read_text(run / "config.toml");
+    std::string text = slurp(run / "config.toml");
     text.replace(text.find("lr = 0.001"), 10, "lr = 0.002");
     std::ofstream((run / "config.toml").string()) << text;
   }
@@ -275,7 +270,7 @@ TEST_F(Resume, ExtendingAFinishedRunContinuesIt) {
   EXPECT_EQ(log.read_int64("train/iteration").back(), 80);
   EXPECT_EQ(log.read_int64("eval/iteration"), (std::vector<int64_t>{15, 30, 45, 60, 75, 80}));
   EXPECT_EQ(log.shape("samples/log_reward"), (std::vector<int64_t>{20}));  // rewritten, not doubled
-  EXPECT_NE(read_text((run / "config.toml").string()).find("iterations = 80"), std::string::npos);
+  EXPECT_NE(slurp(run / "config.toml").find("iterations = 80"), std::string::npos);
 }
 
 }  // namespace

@@ -98,7 +98,7 @@ TEST_F(Signals, StopResumeEqualsStraightRun) {
   for (const auto& [signal, code] : {std::pair{SIGTERM, 143}, std::pair{SIGINT, 130}}) {
     const fs::path b = dir_ / ("stopped_" + std::to_string(signal));
     const pid_t pid = spawn({"train", config_.string(), "--out", b.string()}, "stop");
-    wait_for_rows(b, 60);
+    ASSERT_NO_FATAL_FAILURE(wait_for_rows(b, 60));
     kill(pid, signal);
     ASSERT_EQ(wait_exit(pid), code) << testing::slurp(dir_ / "stop.err");
     const std::string err = testing::slurp(dir_ / "stop.err");
@@ -120,7 +120,7 @@ TEST_F(Signals, KilledRunKeepsItsLogAndResumes) {
   for (const size_t rows : {size_t{240}, size_t{20}}) {
     const fs::path b = dir_ / ("killed_" + std::to_string(rows));
     const pid_t pid = spawn({"train", config_.string(), "--out", b.string()}, "kill");
-    wait_for_rows(b, rows);
+    ASSERT_NO_FATAL_FAILURE(wait_for_rows(b, rows));
     kill(pid, SIGKILL);
     ASSERT_EQ(wait_exit(pid), 128 + SIGKILL);
 

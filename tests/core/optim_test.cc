@@ -1,7 +1,9 @@
 // FusedAdam: the same trajectory of parameters as LibTorch's Adam, fused loop and tensor path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
+#include <utility>
 
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
@@ -11,8 +13,16 @@
 namespace gfn {
 namespace {
 
-// runs `steps` updates of both optimisers on the same quadratic loss and compares parameters
-void compare_with_torch(bool non_contiguous, torch::Dtype dtype, double tol) {
+// What 25 updates of FusedAdam and of LibTorch's Adam on the same loss leave.
+struct AdamComparison {
+  int64_t steps = 0;    // FusedAdam's step counter
+  double error = 0.0;   // max over parameters of |fused - torch| / (1 + |torch|): allclose's rule
+                        // with rtol = atol = e holds iff error <= e
+  double moved = 0.0;   // max |w - w0|: the parameters did move
+};
+
+// runs 25 updates of both optimisers on the same loss and compares their parameters
+AdamComparison compare_with_torch(bool non_contiguous, torch::Dtype dtype) {
   torch::manual_seed(0);
   auto opts = torch::TensorOptions().dtype(dtype);
   auto w0 = torch::randn({7, 5}, opts), b0 = torch::randn({5}, opts), z0 = torch::randn({}, opts);
@@ -41,22 +51,33 @@ void compare_with_torch(bool non_contiguous, torch::Dtype dtype, double tol) {
     loss(w2, b2, z2).backward();
     reference.step();
   }
-  EXPECT_EQ(fused.steps(), 25);
-  EXPECT_TRUE(torch::allclose(w1, w2, tol, tol)) << (w1 - w2).abs().max();
-  EXPECT_TRUE(torch::allclose(b1, b2, tol, tol)) << (b1 - b2).abs().max();
-  EXPECT_TRUE(torch::allclose(z1, z2, tol, tol)) << (z1 - z2).abs().max();
-  // the parameters moved
-  EXPECT_GT((w1 - w0).abs().max().item<double>(), 1e-2);
+  AdamComparison c;
+  c.steps = fused.steps();
+  for (const auto& [a, b] : {std::pair{w1, w2}, std::pair{b1, b2}, std::pair{z1, z2}})
+    c.error = std::max(c.error, ((a - b).abs() / (1.0 + b.abs())).max().item<double>());
+  c.moved = (w1 - w0).abs().max().item<double>();
+  return c;
 }
 
 // the fused CPU loop matches LibTorch's Adam to rounding, in float64 and float32
 TEST(FusedAdamTest, FusedLoopMatchesTorchAdam) {
-  compare_with_torch(false, torch::kFloat64, 1e-12);
-  compare_with_torch(false, torch::kFloat32, 1e-5);
+  const AdamComparison f64 = compare_with_torch(false, torch::kFloat64);
+  EXPECT_EQ(f64.steps, 25);
+  EXPECT_LE(f64.error, 1e-12);
+  EXPECT_GT(f64.moved, 1e-2);
+  const AdamComparison f32 = compare_with_torch(false, torch::kFloat32);
+  EXPECT_EQ(f32.steps, 25);
+  EXPECT_LE(f32.error, 1e-5);
+  EXPECT_GT(f32.moved, 1e-2);
 }
 
 // the tensor path (non-contiguous parameters, other devices) matches as well
-TEST(FusedAdamTest, TensorPathMatchesTorchAdam) { compare_with_torch(true, torch::kFloat64, 1e-12); }
+TEST(FusedAdamTest, TensorPathMatchesTorchAdam) {
+  const AdamComparison c = compare_with_torch(true, torch::kFloat64);
+  EXPECT_EQ(c.steps, 25);
+  EXPECT_LE(c.error, 1e-12);
+  EXPECT_GT(c.moved, 1e-2);
+}
 
 // Device state (what a CUDA graph captures): the step counter and learning rates in tensors
 // give the host-state updates to rounding, through learning-rate changes, a save/load round

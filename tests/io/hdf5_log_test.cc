@@ -308,7 +308,7 @@ TEST_F(Hdf5LogTest, FlushedRowsVisibleWhileWriterOpen) {
 TEST_F(Hdf5LogTest, KilledWriterKeepsFlushedRows) {
   const std::string path = file("log.h5");
   // the child writes, flushes, buffers more, and dies without closing
-  run_killed([&] {
+  ASSERT_NO_FATAL_FAILURE(run_killed([&] {
     auto log = Hdf5Log::create(path, test_attributes());
     for (int i = 0; i < 3; ++i) log->append_row("train", {{"iteration", i}, {"loss", 0.5 * i}});
     const double x[6] = {1, 2, 3, 4, 5, 6};
@@ -317,7 +317,7 @@ TEST_F(Hdf5LogTest, KilledWriterKeepsFlushedRows) {
     log->append_row("train", {{"iteration", 3}, {"loss", 9.0}});
     log->append("samples", "x", LogDType::kFloat64, {3}, x, 1);
     raise(SIGKILL);  // with the log open: its destructor would flush
-  });
+  }));
 
   Hdf5LogReader reader(path);
   EXPECT_EQ(reader.attribute_string("config"), kConfig);
@@ -365,7 +365,7 @@ TEST_F(Hdf5LogTest, OpenAppendDropsRowsAfterTheCheckpointAndContinues) {
   const std::string path = file("log.h5");
   const double grid[2] = {1, 2};
   // a run that logged iterations 1..6, was checkpointed at 4 and killed
-  run_killed([&] {
+  ASSERT_NO_FATAL_FAILURE(run_killed([&] {
     auto log = Hdf5Log::create(path, test_attributes());
     log->write_fixed("grid", "x", LogDType::kFloat64, {2}, grid);
     for (int it = 1; it <= 6; ++it) {
@@ -381,7 +381,7 @@ TEST_F(Hdf5LogTest, OpenAppendDropsRowsAfterTheCheckpointAndContinues) {
     log->append("samples", "log_reward", LogDType::kFloat64, {}, samples, 3);
     log->flush();
     raise(SIGKILL);  // with the log open
-  });
+  }));
 
   {
     auto log = Hdf5Log::open_append(path, 4);

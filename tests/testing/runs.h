@@ -67,7 +67,9 @@ inline void expect_same_run(const std::filesystem::path& a, const std::filesyste
     const auto& other = db.at(name);
     ASSERT_EQ(values.size(), other.size()) << name;
     for (size_t i = 0; i < values.size(); ++i)
-      if (!(std::isnan(values[i]) && std::isnan(other[i]))) ASSERT_EQ(values[i], other[i]) << name << "[" << i << "]";
+      if (!(std::isnan(values[i]) && std::isnan(other[i]))) {
+        ASSERT_EQ(values[i], other[i]) << name << "[" << i << "]";
+      }
   }
 }
 
