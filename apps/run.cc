@@ -11,92 +11,20 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
-#include "apps/run_parts.h"
-#include "core/estimator.h"
+#include "apps/assembly.h"
+#include "apps/evaluator.h"
+#include "apps/progress.h"
 #include "core/sampler.h"
+#include "core/seeds.h"
 #include "core/threads.h"
 #include "core/trainer.h"
+#include "io/checkpoint.h"
 #include "io/hdf5_log.h"
+#include "io/run_log.h"
 
 namespace gfn {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-// Writes the first `count` trajectories of a batch, batch-major ([N, T, ...]).
-void log_trajectories(Hdf5Log& log, int64_t iteration, const IterationResult& r, int64_t count) {
-  const auto& tr = r.trajectories;
-  const int64_t n = std::min(count, tr.batch_size());
-  auto first = [n](const torch::Tensor& t) { return t.narrow(1, 0, n).transpose(0, 1); };
-  append_tensor(log, "trajectories", "iteration", torch::full({n}, iteration, torch::kInt64));
-  append_tensor(log, "trajectories", "length", tr.length.narrow(0, 0, n));
-  append_tensor(log, "trajectories", "states_discrete", first(tr.states_discrete));
-  append_tensor(log, "trajectories", "states_continuous", first(tr.states_continuous));
-  append_tensor(log, "trajectories", "states_is_sink", first(tr.is_sink));
-  append_tensor(log, "trajectories", "action_component", first(tr.action_component));
-  append_tensor(log, "trajectories", "action_coords", first(tr.action_coords));
-  append_tensor(log, "trajectories", "log_pf", first(r.log_pf));
-  append_tensor(log, "trajectories", "log_pb", first(r.log_pb));
-  append_tensor(log, "trajectories", "log_reward", tr.log_reward.narrow(0, 0, n));
-}
-
-// Terminal samples of the final policy, on-policy, in batches.
-void log_samples(Hdf5Log& log, const Env& env, Estimators& est, int64_t count, uint64_t seed,
-                 const torch::Device& device) {
-  auto gen = make_generator(seed, device);
-  constexpr int64_t kChunk = 4096;
-  for (int64_t done = 0; done < count; done += kChunk) {
-    const int64_t n = std::min(kChunk, count - done);
-    append_samples(log, rollout(env, *est.policy, n, SamplerOptions{}, gen, device));
-  }
-}
-
-// Progress on a terminal (a bar rewritten in place) or as plain lines.
-class Progress {
- public:
-  Progress(ProgressStyle style, std::ostream& out, int64_t total) : style_(style), out_(out), total_(total) {}
-
-  // Whether the bar is due for a redraw (at most every 100 ms, always when forced); callers
-  // read the values to draw (host syncs) only then.
-  bool due(bool force) {
-    if (style_ != ProgressStyle::kBar) return false;
-    auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_ < std::chrono::milliseconds(100)) return false;
-    last_ = now;
-    return true;
-  }
-
-  void update(int64_t it, double loss, double log_z, double tv, double ms_per_it) {
-    constexpr int kWidth = 30;
-    int filled = static_cast<int>(kWidth * it / std::max<int64_t>(total_, 1));
-    out_ << fmt::format("\r{:>8}/{} [{}{}] loss {:.4g}  log Z {:+.4f}{}  {:.2f} ms/it ", it, total_,
-                        std::string(filled, '#'), std::string(kWidth - filled, '.'), loss, log_z,
-                        std::isnan(tv) ? "" : fmt::format("  TV {:.2e}", tv), ms_per_it)
-         << std::flush;
-  }
-
-  void line(const std::string& text) {
-    if (style_ == ProgressStyle::kNone) return;
-    if (style_ == ProgressStyle::kBar) out_ << "\r\033[K";
-    out_ << text << "\n" << std::flush;
-  }
-
-  void finish() {
-    if (style_ == ProgressStyle::kBar) out_ << "\n" << std::flush;
-  }
-
- private:
-  ProgressStyle style_;
-  std::ostream& out_;
-  int64_t total_;
-  std::chrono::steady_clock::time_point last_{};
-};
-
-}  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// training
 
 std::string RunSummary::report() const {
   std::string s = fmt::format("run {}: {} iterations, {} trajectories in {:.1f} s ({:.3f} ms/iteration)\n", out_dir,
@@ -119,44 +47,17 @@ std::string RunSummary::report() const {
 
 namespace {
 
-constexpr int64_t kCheckpointFormat = 1;
-
-// The keys a resumed run may change; every other key must equal the checkpoint's.
-const std::vector<std::string>& resumable_keys() {
-  static const std::vector<std::string> keys = {"train.iterations", "threads", "checkpoint.every",
-                                                "checkpoint.seconds", "log.flush_seconds"};
+// The keys a resumed run may change (the schema's resumable ones); every other key must equal
+// the checkpoint's.
+std::vector<std::string> resumable_keys(const Registry& registry) {
+  std::vector<std::string> keys;
+  for (const auto& s : run_schema(registry).common)
+    if (s.resumable) keys.push_back(s.key);
   return keys;
 }
 
-// What a checkpoint holds beside the estimators and the trainer.
-struct RunState {
-  int64_t iteration = 0;
-  int64_t trajectories = 0;
-  double wall_s = 0;  // training time up to the checkpoint
-  torch::Generator eval_gen;
-  std::optional<EmpiricalL1> l1;
-  std::optional<TopK> top;
-};
-
-// Writes DIR/checkpoint.pt atomically (a temporary file, then a rename).
-void write_checkpoint(const fs::path& dir, const std::string& config_toml, const Estimators& estimators,
-                      const Trainer& trainer, RunState& st) {
-  torch::serialize::OutputArchive a;
-  a.write("checkpoint.format", torch::tensor(kCheckpointFormat), /*is_buffer=*/true);
-  a.write("checkpoint.config", c10::IValue(config_toml));
-  estimators.write(a);
-  trainer.save_state(a);
-  a.write("run.iteration", torch::tensor(st.iteration), true);
-  a.write("run.trajectories", torch::tensor(st.trajectories), true);
-  a.write("run.wall_s", torch::tensor(st.wall_s, torch::kFloat64), true);
-  a.write("run.eval_generator", st.eval_gen.get_state(), true);
-  if (st.l1) a.write("run.l1_window", st.l1->state(), true);
-  if (st.top) {
-    auto [x, r] = st.top->state();
-    a.write("run.top_k.states", x, true);
-    a.write("run.top_k.log_reward", r, true);
-  }
-  save_archive(a, (dir / "checkpoint.pt").string());
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
 }
 
 // ConfigError unless `config` equals the config `saved_toml` (read from `source`, called `whose`
@@ -164,9 +65,9 @@ void write_checkpoint(const fs::path& dir, const std::string& config_toml, const
 void check_resumable(const fs::path& dir, const RunConfig& config, const std::string& saved_toml,
                      const std::string& source, const std::string& whose, const Registry& registry) {
   const Params saved = load_config(saved_toml, {}, run_schema(registry), source).params;
-  const auto& keys = resumable_keys();
+  const auto keys = resumable_keys(registry);
   for (const auto& [key, value] : config.params.values()) {
-    if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+    if (contains(keys, key)) continue;
     const auto it = saved.values().find(key);
     if (it == saved.values().end() || !(it->second == value))
       throw ConfigError(fmt::format("--resume {}: config.toml's {} differs from {}; a resumed run may change only {}",
@@ -174,107 +75,237 @@ void check_resumable(const fs::path& dir, const RunConfig& config, const std::st
   }
 }
 
-// Reads DIR/checkpoint.pt into the estimators, the trainer and `st`, after checking that it was
-// written by a run of `config` (up to the resumable keys). The file must exist.
-void read_checkpoint(const fs::path& dir, const RunConfig& config, const Registry& registry, Estimators& estimators,
-                     Trainer& trainer, RunState& st) {
-  const std::string path = (dir / "checkpoint.pt").string();
-  torch::serialize::InputArchive a;
-  try {
-    a.load_from(path);
-  } catch (const std::exception& e) {
-    throw ConfigError(fmt::format("{}: not a gfn checkpoint, or truncated ({})", path, first_line(e)));
-  }
-  try {
-    torch::Tensor format;
-    if (!a.try_read("checkpoint.format", format, true)) throw ConfigError(fmt::format("{}: not a gfn checkpoint", path));
-    if (format.item<int64_t>() != kCheckpointFormat)
-      throw ConfigError(fmt::format("{}: checkpoint format {} is not supported (this gfn reads {})", path,
-                                    format.item<int64_t>(), kCheckpointFormat));
-    c10::IValue text;
-    a.read("checkpoint.config", text);
-    check_resumable(dir, config, text.toStringRef(), path, "the checkpoint's", registry);
-    estimators.read(a, path);
-    trainer.load_state(a, path);
-    auto read = [&](const std::string& key) {
-      torch::Tensor t;  // fresh: try_read into a defined tensor resizes it in place
-      if (!a.try_read(key, t, true)) throw ConfigError(fmt::format("{}: no entry '{}' (not a checkpoint of this config)", path, key));
-      return t;
-    };
-    st.iteration = read("run.iteration").item<int64_t>();
-    st.trajectories = read("run.trajectories").item<int64_t>();
-    st.wall_s = read("run.wall_s").item<double>();
-    st.eval_gen.set_state(read("run.eval_generator"));
-    if (st.l1) st.l1->restore(read("run.l1_window"));
-    if (st.top) {
-      auto x = read("run.top_k.states");
-      st.top->restore(x, read("run.top_k.log_reward"));
-    }
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw ConfigError(fmt::format("{}: cannot read the checkpoint ({})", path, first_line(e)));
-  }
-}
+// A training run in progress: the run assembled from its config, its trainer, evaluator, log,
+// checkpoints and progress, and its counters.
+class TrainingRun {
+ public:
+  // Everything that can be wrong with the config or the directory fails here, before anything
+  // is written.
+  TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry);
+  // The directory, config.toml and the log, the checkpoint of a resumed run read.
+  void open();
+  int64_t first_iteration() const { return resumed_from_ + 1; }
+  int64_t iterations() const { return run_.options.iterations; }
+  // One iteration: its /train row, stored trajectories, evaluation, progress and checkpoint.
+  // Returns the signal that asked the run to stop (0: none).
+  int step(int64_t it);
+  // The final samples and checkpoint, and the summary.
+  RunSummary finish();
+  // The checkpoint and model of a run stopped by `signal` after iteration `it`.
+  RunSummary stop(int signal, int64_t it);
 
-// A 2-D environment's terminal cells on a grid: the logged reward heatmap and where each of the
-// policy's cells (table states or terminal-grid cells) falls on it.
-struct Grid2d {
-  std::vector<double> xs, ys;      // sorted distinct coordinates
-  std::vector<int64_t> cell;       // per source cell: its flat index x * ny + y, -1 when not terminal
-  std::vector<double> log_reward;  // [nx * ny]: log R, summed (log-sum-exp) over cells sharing a point
+ private:
+  double elapsed() const;
+  void evaluate(int64_t it, const IterationResult& r);
+  void checkpoint(int64_t it);
+  void read_checkpoint();
+  void save_model(int64_t it) const { gfn::save_model((dir_ / "model.pt").string(), *run_.estimators, run_.components, it); }
+  RunSummary summary(int64_t it) const;
+
+  const RunConfig& config_;
+  const TrainOptions& options_;
+  const Registry& registry_;
+  const fs::path dir_;
+  Run run_;
+  LogOptions log_options_;
+  EvalOptions eval_options_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<Evaluator> evaluator_;
+  std::unique_ptr<Checkpointer> checkpointer_;
+  std::unique_ptr<Hdf5Log> log_;
+  std::unique_ptr<TrainLog> train_log_;
+  std::unique_ptr<Progress> progress_;
+  int64_t resumed_from_ = 0;
+  int64_t trajectories_ = 0;
+  double wall_before_ = 0;  // training time before this process (a resumed run)
+  std::chrono::steady_clock::time_point start_;
+  double loss_ = 0;
 };
 
-// The grid of source cells at `coords` ([N, 2], float64) with `log_r` ([N]); `terminal` ([N]
-// bool) marks the cells that count.
-Grid2d make_grid2d(torch::Tensor coords, torch::Tensor log_r, torch::Tensor terminal) {
-  coords = coords.to(torch::kCPU, torch::kFloat64).contiguous();
-  log_r = log_r.to(torch::kCPU, torch::kFloat64).contiguous();
-  terminal = terminal.to(torch::kCPU, torch::kBool).contiguous();
-  const int64_t n = coords.size(0);
-  const double* c = coords.data_ptr<double>();
-  const bool* keep = terminal.data_ptr<bool>();
-  Grid2d g;
-  for (int64_t i = 0; i < n; ++i)
-    if (keep[i]) g.xs.push_back(c[2 * i]), g.ys.push_back(c[2 * i + 1]);
-  for (auto* v : {&g.xs, &g.ys}) {
-    std::sort(v->begin(), v->end());
-    v->erase(std::unique(v->begin(), v->end()), v->end());
+TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry)
+    : config_(config), options_(options), registry_(registry), dir_(options.out_dir) {
+  const Params& p = config.params;
+  run_ = build_run(p, registry);
+  log_options_ = LogOptions::keys().read(p);
+  eval_options_ = EvalOptions::keys().read(p);
+  CheckpointOptions::keys().read(p);  // validated before anything is written
+  if (dir_.empty()) throw ConfigError("--out: the output directory must not be empty");
+  if (!options.resume) {
+    if (fs::exists(dir_ / "log.h5") || fs::exists(dir_ / "model.pt"))
+      throw ConfigError(fmt::format("--out {}: the directory already holds a run (log.h5); choose another, or "
+                                    "continue it with {} train --resume {}",
+                                    dir_.string(), options.program, dir_.string()));
+    if (fs::exists(dir_) && !fs::is_directory(dir_))
+      throw ConfigError(fmt::format("--out {}: exists and is not a directory", dir_.string()));
+  } else if (!fs::exists(dir_ / "log.h5")) {
+    throw ConfigError(fmt::format("--resume {}: no log.h5 (not a run directory)", dir_.string()));
   }
-  const int64_t ny = static_cast<int64_t>(g.ys.size());
-  g.log_reward.assign(g.xs.size() * g.ys.size(), -std::numeric_limits<double>::infinity());
-  g.cell.assign(n, -1);
-  for (int64_t i = 0; i < n; ++i) {
-    if (!keep[i]) continue;
-    const int64_t xi = std::lower_bound(g.xs.begin(), g.xs.end(), c[2 * i]) - g.xs.begin();
-    const int64_t yi = std::lower_bound(g.ys.begin(), g.ys.end(), c[2 * i + 1]) - g.ys.begin();
-    g.cell[i] = xi * ny + yi;
-    double& lr = g.log_reward[g.cell[i]];
-    const double v = log_r.data_ptr<double>()[i];
-    const double hi = std::max(lr, v);
-    lr = std::isinf(hi) && hi < 0 ? hi : hi + std::log(std::exp(lr - hi) + std::exp(v - hi));
-  }
-  return g;
+  set_cpu_threads(static_cast<int>(run_.options.threads));
+  const uint64_t seed = static_cast<uint64_t>(run_.options.seed);
+  trainer_ = std::make_unique<Trainer>(*run_.env, *run_.estimators, *run_.objective, run_.trainer_options,
+                                       stream_seed(seed, SeedStream::kSampling), run_.device,
+                                       component_pointers(run_.components));
+  evaluator_ = std::make_unique<Evaluator>(*run_.env, *run_.estimators, trainer_->table(), eval_options_,
+                                           stream_seed(seed, SeedStream::kEvaluation), run_.device, run_.execution);
 }
 
-// The 2-D grid of an env with two coordinates: discrete ones of an enumerable env (hypergrid
-// ndim = 2), or continuous ones of an env with a terminal grid (box dim = 2; labels merged).
-std::optional<Grid2d> grid2d(const Env& env, const StateTable* table, const std::optional<TerminalGrid>& grid) {
-  if (table != nullptr && table->states.discrete.size(1) == 2 && table->states.continuous.size(1) == 0)
-    return make_grid2d(table->states.discrete.to(torch::kFloat64), table->log_reward,
-                       table->forward_mask.select(1, table->exit));
-  if (grid && grid->states.continuous.size(1) == 2)
-    return make_grid2d(grid->states.continuous.to(torch::kFloat64), env.log_reward(grid->states),
-                       torch::ones({grid->states.batch_size()}, torch::kBool));
-  return std::nullopt;
+void TrainingRun::read_checkpoint() {
+  CheckpointReader checkpoint((dir_ / "checkpoint.pt").string());
+  check_resumable(dir_, config_, checkpoint.config_toml(), checkpoint.path(), "the checkpoint's", registry_);
+  checkpoint.read_parts([&](CheckpointReader& c) {
+    run_.estimators->read(c.archive(), c.path());
+    for (const auto& component : run_.components) component->read_model(c.archive(), c.path());
+    trainer_->load_state(c.archive(), c.path());
+    evaluator_->read_state(c);
+    resumed_from_ = c.read("run.iteration").item<int64_t>();
+    trajectories_ = c.read("run.trajectories").item<int64_t>();
+    wall_before_ = c.read("run.wall_s").item<double>();
+  });
 }
 
-// The policy's distribution over the source cells, summed onto the grid.
-std::vector<double> on_grid(const Grid2d& g, const std::vector<double>& p) {
-  std::vector<double> out(g.log_reward.size(), 0.0);
-  for (size_t i = 0; i < p.size() && i < g.cell.size(); ++i)
-    if (g.cell[i] >= 0) out[g.cell[i]] += p[i];
-  return out;
+void TrainingRun::open() {
+  // a resumed run reads its checkpoint (one killed before its first starts again from iteration
+  // 0) and drops the log's rows after it; a new one writes the resolved config first, then the log
+  if (options_.resume) {
+    if (fs::exists(dir_ / "checkpoint.pt")) {
+      read_checkpoint();
+    } else {
+      const std::string path = (dir_ / "log.h5").string();
+      check_resumable(dir_, config_, Hdf5LogReader(path).attribute_string("config"), path, "the log's", registry_);
+    }
+    if (resumed_from_ >= iterations())
+      throw ConfigError(fmt::format("--resume {}: the run is complete ({} of {} iterations); continue it with --set "
+                                    "train.iterations=N, N > {}",
+                                    dir_.string(), resumed_from_, iterations(), resumed_from_));
+    log_ = Hdf5Log::open_append((dir_ / "log.h5").string(), resumed_from_);
+  } else {
+    fs::create_directories(dir_);
+  }
+  {
+    const fs::path tmp = dir_ / "config.toml.tmp";
+    std::ofstream cfg(tmp);
+    cfg << config_.resolved_toml;
+    cfg.close();
+    if (!cfg) throw std::runtime_error("cannot write " + tmp.string());
+    fs::rename(tmp, dir_ / "config.toml");
+  }
+  if (!log_) log_ = Hdf5Log::create((dir_ / "log.h5").string(), log_attributes(config_, run_));
+  // the datasets known now, so that the first flush creates them before SWMR mode begins
+  train_log_ = std::make_unique<TrainLog>(*log_, log_options_, trainer_->metric_names());
+  train_log_->declare();
+  evaluator_->declare(*log_);
+  train_log_->flush();
+
+  std::ostream& out = options_.progress_stream ? *options_.progress_stream : std::cerr;
+  progress_ = std::make_unique<Progress>(options_.progress, out, iterations());
+  if (options_.resume)
+    progress_->line(fmt::format("gfn train: resuming {} at iteration {} of {}", dir_.string(), resumed_from_,
+                                iterations()));
+  const Env& env = *run_.env;
+  progress_->line(fmt::format(
+      "gfn train: env {}{}, objective {}, batch {}, {} iterations, device {}", env.name(),
+      env.enumerable() ? fmt::format(" ({} states{})", env.num_states(), trainer_->tabular() ? ", tabular" : "")
+                       : std::string(),
+      run_.objective->name(), run_.trainer_options.batch_size, iterations(), run_.device_name));
+  checkpointer_ = std::make_unique<Checkpointer>((dir_ / "checkpoint.pt").string(),
+                                                 CheckpointOptions::keys().read(config_.params));
+  start_ = std::chrono::steady_clock::now();
+}
+
+double TrainingRun::elapsed() const {
+  return wall_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void TrainingRun::evaluate(int64_t it, const IterationResult& r) {
+  const double log_z = run_.estimators->log_z.item<double>();
+  std::string text = fmt::format("iter {:>7}  loss {:.4g}  log Z {:+.4f}", it, r.loss.item<double>(), log_z);
+  text += evaluator_->evaluate(*log_, it, trajectories_, elapsed());
+  save_model(it);
+  train_log_->flush();
+  progress_->line(text);
+}
+
+void TrainingRun::checkpoint(int64_t it) {
+  train_log_->flush();  // the log holds every row up to `it` before the checkpoint says `it`
+  const double wall_s = elapsed();
+  checkpointer_->write(config_.resolved_toml, [&](torch::serialize::OutputArchive& a) {
+    run_.estimators->write(a);
+    for (const auto& c : run_.components) c->write_model(a);
+    trainer_->save_state(a);
+    evaluator_->write_state(a);
+    a.write("run.iteration", torch::tensor(it), /*is_buffer=*/true);
+    a.write("run.trajectories", torch::tensor(trajectories_), true);
+    a.write("run.wall_s", torch::tensor(wall_s, torch::kFloat64), true);
+  });
+}
+
+int TrainingRun::step(int64_t it) {
+  const bool last = it == iterations();
+  const bool row = train_log_->row_due(it, last);
+  IterationResult r = trainer_->step(/*with_grad_norm=*/row);
+  trajectories_ += run_.trainer_options.batch_size;
+  evaluator_->observe(r);
+  const double log_z = run_.estimators->log_z.item<double>();
+  if (row) loss_ = train_log_->write_row({it, trajectories_, elapsed(), log_z, trainer_->current_lr()}, r);
+  train_log_->write_trajectories(it, r);
+  if (evaluator_->due(it, last)) evaluate(it, r);
+  if (progress_->due(last))
+    progress_->update(it, r.loss.item<double>(), log_z, evaluator_->last().tv, 1e3 * elapsed() / static_cast<double>(it));
+  if (last) loss_ = r.loss.item<double>();
+  if (const int signal = options_.stop_requested ? options_.stop_requested() : 0; signal != 0 && !last) {
+    loss_ = r.loss.item<double>();
+    return signal;
+  }
+  if (!last && checkpointer_->due(it)) {
+    checkpoint(it);
+  } else {
+    train_log_->flush_if_due(row);
+  }
+  return 0;
+}
+
+RunSummary TrainingRun::summary(int64_t it) const {
+  RunSummary s;
+  s.out_dir = dir_.string();
+  s.resumed_from = resumed_from_;
+  s.iterations = it;
+  s.trajectories = trajectories_;
+  s.wall_s = elapsed();
+  s.final_loss = loss_;
+  s.log_z = run_.estimators->log_z.item<double>();
+  return s;
+}
+
+RunSummary TrainingRun::stop(int signal, int64_t it) {
+  checkpoint(it);
+  save_model(it);
+  progress_->finish();
+  progress_->line(fmt::format("gfn train: stopped by signal {} after iteration {} of {}; checkpoint written, "
+                              "continue with: {} train --resume {}",
+                              signal, it, iterations(), options_.program, dir_.string()));
+  RunSummary s = summary(it);
+  s.stopped_by_signal = signal;
+  return s;
+}
+
+RunSummary TrainingRun::finish() {
+  RunSummary s = summary(iterations());
+  progress_->finish();
+  // terminal samples of the final policy, then the final checkpoint
+  const int64_t count = eval_options_.samples;
+  auto gen = make_generator(stream_seed(run_.options.seed, SeedStream::kFinalSamples), run_.device);
+  constexpr int64_t kChunk = 4096;
+  for (int64_t done = 0; done < count; done += kChunk)
+    append_samples(*log_, rollout(*run_.env, *run_.estimators->policy, std::min(kChunk, count - done),
+                                  SamplerOptions{}, gen, run_.device, run_.execution));
+  checkpoint(iterations());
+  const EvalSummary& e = evaluator_->last();
+  s.exact = e.exact;
+  s.l1 = e.l1;
+  s.importance = e.importance;
+  s.grid = e.grid;
+  s.log_z = run_.estimators->log_z.item<double>();
+  return s;
 }
 
 }  // namespace
@@ -282,281 +313,19 @@ std::vector<double> on_grid(const Grid2d& g, const std::vector<double>& p) {
 RunConfig resume_config(const std::string& dir, const std::vector<std::string>& sets, const Registry& registry) {
   const fs::path d = dir;
   if (!fs::is_directory(d)) throw ConfigError(fmt::format("--resume {}: not a run directory", dir));
-  const auto& keys = resumable_keys();
-  for (const auto& s : sets) {
-    const auto key = override_key(s);
-    if (std::find(keys.begin(), keys.end(), key) == keys.end())
+  const auto keys = resumable_keys(registry);
+  for (const auto& s : sets)
+    if (!contains(keys, override_key(s)))
       throw ConfigError(fmt::format("--set {}: a resumed run may change only {}", s, fmt::join(keys, ", ")));
-  }
   return load_config_file((d / "config.toml").string(), sets, run_schema(registry));
 }
 
 RunSummary train(const RunConfig& config, const TrainOptions& options, const Registry& registry) {
-  const Params& p = config.params;
-  // everything that can be wrong with the config fails here, before anything is written
-  Run run = build_run(p, registry);
-  const fs::path dir = options.out_dir;
-  if (dir.empty()) throw ConfigError("--out: the output directory must not be empty");
-  if (!options.resume) {
-    if (fs::exists(dir / "log.h5") || fs::exists(dir / "model.pt"))
-      throw ConfigError(fmt::format("--out {}: the directory already holds a run (log.h5); choose another, or "
-                                    "continue it with gfn train --resume {}",
-                                    dir.string(), dir.string()));
-    if (fs::exists(dir) && !fs::is_directory(dir))
-      throw ConfigError(fmt::format("--out {}: exists and is not a directory", dir.string()));
-  }
-  const int64_t iterations = p.get_int("train.iterations");
-  const int64_t eval_every = p.get_int("eval.every");
-  const int64_t log_every = p.get_int("log.every");
-  const int64_t traj_every = p.get_int("log.trajectories_every");
-  const int64_t traj_count = p.get_int("log.trajectories_count");
-  const int64_t checkpoint_every = p.get_int("checkpoint.every");
-  const double checkpoint_seconds = p.get_float("checkpoint.seconds");
-  const double flush_seconds = p.get_float("log.flush_seconds");
-  const int64_t seed = p.get_int("seed");
-  const int64_t is_samples = p.get_int("eval.is_samples");
-  const int64_t density_samples = p.get_int("eval.density_samples");
-  // continuous envs with a terminal grid: the terminating density against R/Z on it
-  std::optional<TerminalGrid> grid;
-  if (const int64_t points = p.get_int("eval.grid"); points > 0 && !run.env->enumerable())
-    grid = run.env->terminal_grid(points, run.device);
-  set_cpu_threads(static_cast<int>(p.get_int("threads")));
-
-  Trainer trainer(*run.env, *run.estimators, *run.objective, run.trainer_options, static_cast<uint64_t>(seed) * 2,
-                  run.device);
-  const StateTable* table = trainer.table();
-  RunState st{0, 0, 0.0, make_generator(static_cast<uint64_t>(seed) * 2 + 5, run.device), std::nullopt, std::nullopt};
-  if (const int64_t k = p.get_int("eval.top_k"); k > 0 && run.env->continuous_dim() == 0) st.top.emplace(k);
-  const int64_t env_samples = p.get_int("eval.env_samples");
-  std::vector<double> target;
-  if (table != nullptr) {
-    target = target_distribution(*table);
-    st.l1.emplace(table->size(), p.get_int("eval.l1_window"));
-  }
-  const std::optional<Grid2d> grid2 = grid2d(*run.env, table, grid);
-
-  // the run directory: resolved config first, then the log; a resumed run reads its checkpoint
-  // and drops the log's rows after it
-  std::unique_ptr<Hdf5Log> log;
-  if (options.resume && !fs::exists(dir / "log.h5"))
-    throw ConfigError(fmt::format("--resume {}: no log.h5 (not a run directory)", dir.string()));
-  if (options.resume) {
-    // killed before its first checkpoint: from the start, as it began
-    if (fs::exists(dir / "checkpoint.pt")) {
-      read_checkpoint(dir, config, registry, *run.estimators, trainer, st);
-    } else {
-      const std::string path = (dir / "log.h5").string();
-      check_resumable(dir, config, Hdf5LogReader(path).attribute_string("config"), path, "the log's", registry);
-    }
-    if (st.iteration >= iterations)
-      throw ConfigError(fmt::format("--resume {}: the run is complete ({} of {} iterations); continue it with --set "
-                                    "train.iterations=N, N > {}",
-                                    dir.string(), st.iteration, iterations, st.iteration));
-    log = Hdf5Log::open_append((dir / "log.h5").string(), st.iteration);
-  } else {
-    fs::create_directories(dir);
-  }
-  {
-    const fs::path tmp = dir / "config.toml.tmp";
-    std::ofstream cfg(tmp);
-    cfg << config.resolved_toml;
-    cfg.close();
-    if (!cfg) throw std::runtime_error("cannot write " + tmp.string());
-    fs::rename(tmp, dir / "config.toml");
-  }
-  if (!log) log = Hdf5Log::create((dir / "log.h5").string(), log_attributes(config, run));
-  // the datasets known now, so that the first flush creates them before SWMR mode begins
-  {
-    std::vector<std::string> train_cols = {"iteration", "trajectories", "wall_s", "loss", "log_z", "lr",
-                                           "grad_norm", "mean_log_reward", "max_log_reward", "mean_length"};
-    if (run.estimators->tlm()) train_cols.push_back("backward_loss");
-    if (run.trainer_options.led) train_cols.push_back("potential_loss");
-    log->declare_columns("train", train_cols);
-    std::vector<std::string> eval_cols = {"iteration", "trajectories", "wall_s", "log_z"};
-    if (table != nullptr) eval_cols.insert(eval_cols.end(), {"tv", "jsd", "kl", "log_z_error", "log_z_exact", "l1"});
-    if (is_samples > 0 && table == nullptr) {
-      eval_cols.insert(eval_cols.end(), {"log_z_is", "elbo", "ess"});
-      if (run.env->log_partition()) eval_cols.push_back("log_z_is_error");
-    }
-    if (grid) eval_cols.insert(eval_cols.end(), {"grid_jsd", "grid_kl", "grid_tv", "grid_mass"});
-    if (st.top) eval_cols.insert(eval_cols.end(), {"top_k_mean_reward", "top_k_found"});
-    log->declare_columns("eval", eval_cols);
-    if (grid2) {
-      const int64_t nx = static_cast<int64_t>(grid2->xs.size()), ny = static_cast<int64_t>(grid2->ys.size());
-      log->write_fixed("grid", "x", LogDType::kFloat64, {nx}, grid2->xs.data());
-      log->write_fixed("grid", "y", LogDType::kFloat64, {ny}, grid2->ys.data());
-      log->write_fixed("grid", "log_reward", LogDType::kFloat64, {nx, ny}, grid2->log_reward.data());
-      log->declare("grid", "iteration", LogDType::kInt64, {});
-      log->declare("grid", "terminating", LogDType::kFloat64, {nx, ny});
-    }
-    log->flush();
-  }
-
-  std::ostream& out = options.progress_stream ? *options.progress_stream : std::cerr;
-  Progress progress(options.progress, out, iterations);
-  if (options.resume)
-    progress.line(fmt::format("gfn train: resuming {} at iteration {} of {}", dir.string(), st.iteration, iterations));
-  progress.line(fmt::format("gfn train: env {}{}, objective {}, batch {}, {} iterations, device {}", run.env->name(),
-                            run.env->enumerable() ? fmt::format(" ({} states{})", run.env->num_states(),
-                                                                trainer.tabular() ? ", tabular" : "")
-                                                  : std::string(),
-                            run.objective->name(), run.trainer_options.batch_size, iterations, run.device_name));
-
-  RunSummary summary;
-  summary.out_dir = dir.string();
-  summary.resumed_from = st.iteration;
-  const auto start = std::chrono::steady_clock::now();
-  const double wall_before = st.wall_s;
-  auto elapsed = [&] {
-    return wall_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  auto last_flush = std::chrono::steady_clock::now();
-  auto flush = [&] {
-    log->flush();
-    last_flush = std::chrono::steady_clock::now();
-  };
-  auto last_checkpoint = std::chrono::steady_clock::now();
-  auto checkpoint = [&](int64_t it) {
-    flush();  // the log holds every row up to `it` before the checkpoint says `it`
-    st.iteration = it;
-    st.wall_s = elapsed();
-    write_checkpoint(dir, config.resolved_toml, *run.estimators, trainer, st);
-    last_checkpoint = std::chrono::steady_clock::now();
-  };
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  double last_tv = std::nan("");
-  double loss = 0;
-  for (int64_t it = st.iteration + 1; it <= iterations; ++it) {
-    const bool last = it == iterations;
-    const bool log_row = it % log_every == 0 || last;
-    IterationResult r = trainer.step(/*with_grad_norm=*/log_row);
-    st.trajectories += run.trainer_options.batch_size;
-    if (st.l1) st.l1->add(r.terminal_index);
-    if (st.top) st.top->add(r.trajectories.terminal_discrete, r.trajectories.log_reward);
-
-    // a /train row
-    if (log_row) {
-      loss = r.loss.item<double>();
-      const auto& tr = r.trajectories;
-      std::vector<std::pair<std::string, double>> row = {{"iteration", static_cast<double>(it)},
-                                                         {"trajectories", static_cast<double>(st.trajectories)},
-                                                         {"wall_s", elapsed()},
-                                                         {"loss", loss},
-                                                         {"log_z", run.estimators->log_z.item<double>()},
-                                                         {"lr", trainer.current_lr()},
-                                                         {"grad_norm", r.grad_norm},
-                                                         {"mean_log_reward", tr.log_reward.mean().item<double>()},
-                                                         {"max_log_reward", tr.log_reward.max().item<double>()},
-                                                         {"mean_length", tr.length.to(torch::kFloat64).mean().item<double>()}};
-      if (r.backward_loss.defined()) row.push_back({"backward_loss", r.backward_loss.item<double>()});
-      if (r.potential_loss.defined()) row.push_back({"potential_loss", r.potential_loss.item<double>()});
-      log->append_row("train", row);
-    }
-    if (traj_every > 0 && (it % traj_every == 0)) log_trajectories(*log, it, r, traj_count);
-
-    // exact evaluation, the model, a flush
-    if ((eval_every > 0 && it % eval_every == 0) || last) {
-      std::vector<std::pair<std::string, double>> row = {{"iteration", static_cast<double>(it)},
-                                                         {"trajectories", static_cast<double>(st.trajectories)},
-                                                         {"wall_s", elapsed()},
-                                                         {"log_z", run.estimators->log_z.item<double>()}};
-      std::string text = fmt::format("iter {:>7}  loss {:.4g}  log Z {:+.4f}", it, r.loss.item<double>(),
-                                     run.estimators->log_z.item<double>());
-      std::vector<double> cell_probability;  // the policy's distribution on the 2-D grid's cells
-      if (table != nullptr) {
-        ExactMetrics m = exact_metrics(*table, *run.estimators);
-        double l1v = st.l1->l1(target);
-        row.insert(row.end(), {{"tv", m.tv}, {"jsd", m.jsd}, {"kl", m.kl}, {"log_z_error", m.log_z_error},
-                               {"log_z_exact", m.log_z_exact}, {"l1", l1v}});
-        text += fmt::format("  TV {:.3e}  JSD {:.2e}  |dlogZ| {:.2e}  L1 {:.3e}", m.tv, m.jsd, m.log_z_error, l1v);
-        last_tv = m.tv;
-        if (grid2) cell_probability = on_grid(*grid2, m.terminating);
-        if (last) {
-          summary.exact = m;
-          summary.l1 = l1v;
-        }
-      }
-      if (is_samples > 0 && table == nullptr) {  // enumerable envs have the exact metrics above
-        ImportanceEstimate e = importance_log_z(*run.env, *run.estimators, is_samples, 4096, st.eval_gen, run.device);
-        row.insert(row.end(), {{"log_z_is", e.log_z}, {"elbo", e.elbo}, {"ess", e.ess}});
-        if (auto exact = run.env->log_partition()) row.push_back({"log_z_is_error", std::fabs(e.log_z - *exact)});
-        text += fmt::format("  log Z_IS {:+.4f}  ELBO {:+.4f}", e.log_z, e.elbo);
-        if (last) summary.importance = e;
-      }
-      if (grid) {
-        GridMetrics g = grid_metrics(*run.env, *run.estimators, *grid, density_samples, 1 << 15, st.eval_gen);
-        row.insert(row.end(), {{"grid_jsd", g.jsd}, {"grid_kl", g.kl}, {"grid_tv", g.tv}, {"grid_mass", g.mass}});
-        text += fmt::format("  grid JSD {:.3e}  mass {:.3f}", g.jsd, g.mass);
-        if (grid2) cell_probability = on_grid(*grid2, g.cell_probability);
-        if (last) summary.grid = g;
-      }
-      if (st.top) {
-        row.insert(row.end(), {{"top_k_mean_reward", st.top->mean_reward()},
-                               {"top_k_found", static_cast<double>(st.top->size())}});
-        text += fmt::format("  top-{} mean R {:.4g}", st.top->size(), st.top->mean_reward());
-      }
-      if (run.env->has_sample_metrics()) {
-        auto sampled = rollout(*run.env, *run.estimators->policy, env_samples, SamplerOptions{}, st.eval_gen, run.device);
-        for (const auto& [name, value] : run.env->sample_metrics(sampled.terminal_states())) {
-          row.push_back({name, value});
-          text += fmt::format("  {} {:.3e}", name, value);
-        }
-      }
-      log->append_row("eval", row);
-      if (grid2 && !cell_probability.empty()) {
-        log->append("grid", "iteration", LogDType::kInt64, {}, &it, 1);
-        log->append("grid", "terminating", LogDType::kFloat64,
-                    {static_cast<int64_t>(grid2->xs.size()), static_cast<int64_t>(grid2->ys.size())},
-                    cell_probability.data(), 1);
-      }
-      run.estimators->save((dir / "model.pt").string(), it);
-      flush();
-      progress.line(text);
-    }
-    if (progress.due(last))
-      progress.update(it, r.loss.item<double>(), run.estimators->log_z.item<double>(), last_tv,
-                      1e3 * elapsed() / static_cast<double>(it));
-    if (last) loss = r.loss.item<double>();
-
-    // a signal: finish here, resumably
-    if (const int signal = options.stop_requested ? options.stop_requested() : 0; signal != 0 && !last) {
-      checkpoint(it);
-      run.estimators->save((dir / "model.pt").string(), it);
-      progress.finish();
-      progress.line(fmt::format("gfn train: stopped by signal {} after iteration {} of {}; checkpoint written, "
-                                "continue with: gfn train --resume {}",
-                                signal, it, iterations, dir.string()));
-      summary.stopped_by_signal = signal;
-      summary.iterations = it;
-      summary.trajectories = st.trajectories;
-      summary.wall_s = elapsed();
-      summary.final_loss = r.loss.item<double>();
-      summary.log_z = run.estimators->log_z.item<double>();
-      return summary;
-    }
-    if (!last && ((checkpoint_every > 0 && it % checkpoint_every == 0) ||
-                  (checkpoint_seconds > 0 && seconds_since(last_checkpoint) >= checkpoint_seconds)))
-      checkpoint(it);
-    else if (log_row && seconds_since(last_flush) >= flush_seconds)
-      flush();
-  }
-  summary.wall_s = elapsed();
-  progress.finish();
-
-  // terminal samples of the final policy, then the final checkpoint
-  const int64_t samples = p.get_int("eval.samples");
-  if (samples > 0) log_samples(*log, *run.env, *run.estimators, samples, static_cast<uint64_t>(seed) * 2 + 7,
-                               run.device);
-  checkpoint(iterations);
-
-  summary.iterations = iterations;
-  summary.trajectories = st.trajectories;
-  summary.final_loss = loss;
-  summary.log_z = run.estimators->log_z.item<double>();
-  return summary;
+  TrainingRun run(config, options, registry);
+  run.open();
+  for (int64_t it = run.first_iteration(); it <= run.iterations(); ++it)
+    if (const int signal = run.step(it)) return run.stop(signal, it);
+  return run.finish();
 }
-
 
 }  // namespace gfn

@@ -1,9 +1,7 @@
-// The library entry point of a training run: registries of environments and objectives, the
-// config schema built from them, training from a validated config into a run directory
-// (DIR/config.toml, DIR/model.pt, DIR/log.h5), and exact evaluation of a saved run.
-//
-// This is what `gfn train` and `gfn eval` call, and what an out-of-tree program calls after
-// registering its own environment.
+// The library entry point of a run: training from a validated config into a run directory
+// (DIR/config.toml, DIR/model.pt, DIR/checkpoint.pt, DIR/log.h5), and the evaluation and the
+// samples of a saved run. What the `gfn` commands call (apps/cli.h), and what an out-of-tree
+// program calls with a registry holding its own kinds (apps/registry.h).
 #pragma once
 
 #include <functional>
@@ -14,54 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "core/env.h"
+#include "apps/registry.h"
 #include "core/evaluation.h"
-#include "core/objective.h"
-#include "core/params.h"
 #include "io/config.h"
 
 namespace gfn {
-
-// A named environment kind: its config keys (under [env]) and how to build it.
-struct EnvEntry {
-  std::string name;
-  std::string doc;
-  std::vector<ParamSpec> params;
-  std::function<std::unique_ptr<Env>(const Params&)> make;  // receives the [env] keys, prefix removed
-};
-
-// A named objective kind: its config keys (under [objective]) and how to build it.
-struct ObjectiveEntry {
-  std::string name;
-  std::string doc;
-  std::vector<ParamSpec> params;
-  std::function<std::unique_ptr<Objective>(const Params&)> make;
-};
-
-// Environments and objectives by name. `builtin()` holds what ships with gfn; users add theirs.
-class Registry {
- public:
-  static Registry builtin();
-  // Throws std::invalid_argument if the name is taken.
-  void add_env(EnvEntry entry);
-  void add_objective(ObjectiveEntry entry);
-  // Throws ConfigError listing the known names.
-  const EnvEntry& env(const std::string& name) const;
-  const ObjectiveEntry& objective(const std::string& name) const;
-  std::vector<std::string> env_names() const;
-  std::vector<std::string> objective_names() const;
-
- private:
-  std::map<std::string, EnvEntry> envs_;
-  std::map<std::string, ObjectiveEntry> objectives_;
-};
-
-// Every key a run accepts: the common sections and each registered kind's keys.
-ConfigSchema run_schema(const Registry& registry);
-
-// Parses a device string ("cpu", "cuda", "cuda:N", "auto"); ConfigError when it is malformed
-// or names a device this build cannot use.
-std::string resolve_device(const std::string& device);
 
 // Where a run's progress goes.
 enum class ProgressStyle { kNone, kLines, kBar };
@@ -77,6 +32,8 @@ struct TrainOptions {
   // Polled after every iteration: a nonzero value (a signal number) ends the run there with a
   // flushed log and a checkpoint (RunSummary::stopped_by_signal).
   std::function<int()> stop_requested;
+  // The command that resumes a run, in messages ("continue it with <program> train --resume DIR").
+  std::string program = "gfn";
 };
 
 // What a finished run reports.

@@ -8,10 +8,13 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "apps/run_parts.h"
+#include "apps/assembly.h"
+#include "apps/evaluator.h"
 #include "core/sampler.h"
+#include "core/seeds.h"
 #include "core/tabular.h"
 #include "core/threads.h"
+#include "io/run_log.h"
 
 namespace gfn {
 
@@ -75,9 +78,9 @@ SavedRun load_saved_run(const std::string& dir_str, const Registry& registry) {
   for (const char* f : {"config.toml", "model.pt"})
     if (!fs::exists(dir / f)) throw ConfigError(fmt::format("{}: no {} (not a finished or checkpointed run)", dir_str, f));
   SavedRun s{load_config_file((dir / "config.toml").string(), {}, run_schema(registry)), Run{}, 0};
-  set_cpu_threads(static_cast<int>(s.config.params.get_int("threads")));
   s.run = build_run(s.config.params, registry);
-  s.iteration = s.run.estimators->load((dir / "model.pt").string());
+  set_cpu_threads(static_cast<int>(s.run.options.threads));
+  s.iteration = load_model((dir / "model.pt").string(), *s.run.estimators, s.run.components);
   return s;
 }
 
@@ -85,22 +88,21 @@ SavedRun load_saved_run(const std::string& dir_str, const Registry& registry) {
 
 EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
   SavedRun saved = load_saved_run(dir_str, registry);
-  const RunConfig& config = saved.config;
   Run& run = saved.run;
+  const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
   EvalResult result;
   result.env = run.env->name();
   result.iteration = saved.iteration;
   if (run.env->enumerable()) {
     StateTable table(*run.env, run.device);
     result.exact = exact_metrics(table, *run.estimators);
-  } else if (const int64_t n = config.params.get_int("eval.is_samples"); n > 0) {
-    auto gen = make_generator(static_cast<uint64_t>(config.params.get_int("seed")) * 2 + 5, run.device);
-    result.importance = importance_log_z(*run.env, *run.estimators, n, 4096, gen, run.device);
+  } else if (eval.is_samples > 0) {
+    auto gen = make_generator(stream_seed(run.options.seed, SeedStream::kEvaluation), run.device);
+    result.importance = importance_log_z(*run.env, *run.estimators, eval.is_samples, 4096, gen, run.device, run.execution);
     result.log_z_exact = run.env->log_partition();
-    if (const int64_t points = config.params.get_int("eval.grid"); points > 0) {
-      if (auto grid = run.env->terminal_grid(points, run.device))
-        result.grid = grid_metrics(*run.env, *run.estimators, *grid, config.params.get_int("eval.density_samples"),
-                                   1 << 15, gen);
+    if (eval.grid > 0) {
+      if (auto grid = run.env->terminal_grid(eval.grid, run.device))
+        result.grid = grid_metrics(*run.env, *run.estimators, *grid, eval.density_samples, 1 << 15, gen, run.execution);
     }
   }
   return result;
@@ -125,7 +127,7 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
   }
   SavedRun saved = load_saved_run(dir_str, registry);
   Run& run = saved.run;
-  const Params& p = saved.config.params;
+  const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
   auto log = Hdf5Log::create(path, log_attributes(saved.config, run));
 
   std::optional<StateTable> table;
@@ -134,14 +136,13 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
     table.emplace(*run.env, run.device);
     terminating = exact_metrics(*table, *run.estimators).terminating;
   }
-  const int64_t density_samples = p.get_int("eval.density_samples");
-  auto gen = make_generator(seed, run.device);
-  auto density_gen = make_generator(seed + 1, run.device);
+  auto gen = make_generator(stream_seed(seed, SeedStream::kSampling), run.device);
+  auto density_gen = make_generator(stream_seed(seed, SeedStream::kEvaluation), run.device);
   SampleResult result{path, count, saved.iteration, 0.0, -std::numeric_limits<double>::infinity()};
   constexpr int64_t kChunk = 4096;
   for (int64_t done = 0; done < count; done += kChunk) {
     const int64_t n = std::min(kChunk, count - done);
-    auto tr = rollout(*run.env, *run.estimators->policy, n, SamplerOptions{}, gen, run.device);
+    auto tr = rollout(*run.env, *run.estimators->policy, n, SamplerOptions{}, gen, run.device, run.execution);
     append_samples(*log, tr);
     const auto terminal = tr.terminal_states();
     if (table) {
@@ -151,7 +152,8 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
       log->append("samples", "log_terminating_prob", LogDType::kFloat64, {}, log_p.data(), n);
     } else {
       append_tensor(*log, "samples", "log_terminating_density_is",
-                    terminating_log_density(*run.env, *run.estimators, terminal, density_samples, 1 << 15, density_gen));
+                    terminating_log_density(*run.env, *run.estimators, terminal, eval.density_samples, 1 << 15,
+                                            density_gen, run.execution));
     }
     auto lr = tr.log_reward.to(torch::kFloat64);
     result.mean_log_reward += lr.sum().item<double>() / static_cast<double>(count);
@@ -160,6 +162,5 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
   log->flush();
   return result;
 }
-
 
 }  // namespace gfn

@@ -71,6 +71,7 @@ class PairwiseSubTb final : public gfn::Objective {
  public:
   explicit PairwiseSubTb(gfn::SubTbOptions o) : subtb_(o) {}
   std::string name() const override { return "subtb-pairs"; }
+  gfn::Requirements requirements() const override { return subtb_.requirements(); }
   torch::Tensor loss(const gfn::LossInputs& in) const override { return subtb_.pairwise_loss(in); }
 
  private:

@@ -75,34 +75,36 @@ gfn::BackwardPolicy backward_policy(const std::string& name, gfn::BackwardPolicy
 }
 
 void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warmup, gfn::TabularMode mode,
-              bool phases) {
+              bool phases, gfn::Execution execution) {
   const auto registry = gfn::Registry::builtin();
   const auto& entry = registry.env(c.env);
   gfn::Params given;
   for (const auto& [k, v] : c.params) given.set(k, v);
-  auto env = entry.make(gfn::resolve_params(entry.params, given, "bench " + c.name));
+  auto env = registry.make_env(c.env, gfn::resolve_params(entry.params, given, "bench " + c.name));
   gfn::EstimatorOptions eo;
   eo.hidden = c.hidden;
   eo.layers = c.layers;
   eo.activation = c.activation;
   eo.backward = backward_policy(variant.backward, c.backward);
-  eo.potential = variant.credit == "led";
   const auto& oentry = registry.objective(variant.objective);
   auto objective = oentry.make(gfn::resolve_params(oentry.params, gfn::Params{}, "bench objective"));
-  eo.flow = objective->uses_flow();
   auto gen = gfn::make_generator(0, torch::kCPU);
   const torch::Device device(variant.device);
   gfn::TrainerOptions to;
   to.batch_size = c.batch;
   to.cuda_graph = variant.graph;
   to.tabular = mode;
-  to.led = eo.potential;
-  to.score.local_credit = variant.credit == "fl";
+  to.execution = execution;
+  to.score.credit = gfn::enum_value<gfn::Credit>(variant.credit, "--credit");
   std::unique_ptr<gfn::Estimators> owned_est;
+  gfn::Components components;
   std::unique_ptr<gfn::Trainer> owned;
   try {
     owned_est = std::make_unique<gfn::Estimators>(*env, eo, gen, device);
-    owned = std::make_unique<gfn::Trainer>(*env, *owned_est, *objective, to, 0, device);
+    const gfn::Requirements requirements = objective->requirements();
+    components = gfn::make_components(registry, {*env, *owned_est, eo, to, requirements, gen, device});
+    owned = std::make_unique<gfn::Trainer>(*env, *owned_est, *objective, to, 0, device,
+                                           gfn::component_pointers(components));
   } catch (const gfn::ConfigError& e) {  // an objective, credit or P_B this env cannot feed (fm on the box)
     std::printf("%-44s skipped: %s\n", c.name.c_str(), e.what());
     return;
@@ -169,9 +171,9 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
     auto pgen = gfn::make_generator(1, torch::kCPU);
     for (int64_t i = 0; i < iters; ++i) {
       auto a = clock();
-      auto tr = gfn::rollout(*env, *est.policy, c.batch, gfn::SamplerOptions{}, pgen, torch::kCPU);
+      auto tr = gfn::rollout(*env, *est.policy, c.batch, gfn::SamplerOptions{}, pgen, torch::kCPU, trainer.execution());
       auto b = clock();
-      auto loss = objective->loss(gfn::score_trajectories(*env, est, tr, to.score));
+      auto loss = objective->loss(gfn::score_trajectories(*env, est, tr, to.score, trainer.execution()));
       auto d = clock();
       loss.backward();
       auto e = clock();
@@ -245,7 +247,6 @@ int main(int argc, char** argv) {
       }))
     return *code;
   gfn::set_cpu_threads(static_cast<int>(threads));
-  gfn::force_fixed_shapes(fixed);
   auto mode = tabular == "on" ? gfn::TabularMode::kOn : tabular == "off" ? gfn::TabularMode::kOff : gfn::TabularMode::kAuto;
   const auto names = gfn::Registry::builtin().objective_names();
   if (std::find(names.begin(), names.end(), variant.objective) == names.end()) {
@@ -300,7 +301,7 @@ int main(int argc, char** argv) {
       c.name = c.name.substr(0, at) + "batch " + std::to_string(batch) + c.name.substr(c.name.find(' ', at + 6));
       c.batch = batch;
     }
-    run_case(c, variant, iters, warmup, mode, phases);
+    run_case(c, variant, iters, warmup, mode, phases, fixed ? gfn::Execution::kFixedShape : gfn::Execution::kAuto);
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);

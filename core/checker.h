@@ -1,4 +1,4 @@
-// The environment checker (DESIGN.md §1, "Invariants every environment must pass"): one call,
+// The environment checker: the invariants every environment must pass, in one call
 // usable from any test and from `gfn check-env NAME`,
 //
 //     EXPECT_TRUE(check_env(MyEnv{}).passed()) << check_env(MyEnv{}).text();

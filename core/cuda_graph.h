@@ -1,4 +1,4 @@
-// One training iteration captured as a CUDA graph and replayed (train.cuda_graph, DESIGN.md §9).
+// One training iteration captured as a CUDA graph and replayed (train.cuda_graph).
 //
 // A GFlowNet iteration on a small network is hundreds of small kernels; launched one by one from
 // the host, their launch cost is the iteration's cost. Captured once and replayed, they launch

@@ -1,9 +1,13 @@
 #include "core/env.h"
 
 #include <limits>
+#include <set>
 #include <stdexcept>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
+
+#include "core/params.h"
 
 namespace gfn {
 
@@ -11,6 +15,60 @@ bool KernelSpec::has_pieces() const {
   for (const auto& c : components)
     if (c.kind == ComponentKind::kPiece) return true;
   return false;
+}
+
+namespace {
+
+const char* domain_name(Domain d) {
+  switch (d) {
+    case Domain::kNone: return "none";
+    case Domain::kUnitCube: return "the unit cube";
+    case Domain::kInterval: return "the unit interval";
+    case Domain::kReal: return "R^k";
+    case Domain::kCircle: return "the circle";
+  }
+  return "?";
+}
+
+// The first problem with one kernel's components, "" when there is none.
+std::string kernel_problem(const KernelSpec& kernel, const char* which, int64_t coord_dim) {
+  if (kernel.components.empty()) return fmt::format("the {} kernel has no components", which);
+  std::set<std::string> names;
+  for (const auto& c : kernel.components) {
+    const std::string what = fmt::format("{} {} '{}'", which, c.kind == ComponentKind::kAtom ? "atom" : "piece", c.name);
+    if (c.name.empty()) return fmt::format("a {} component has no name", which);
+    if (!names.insert(c.name).second) return fmt::format("{}: the name is used twice", what);
+    if (c.kind == ComponentKind::kAtom) {
+      if (c.dim != 0 || c.domain != Domain::kNone)
+        return fmt::format("{}: an atom has dimension 0 and no domain (got dimension {} on {})", what, c.dim,
+                           domain_name(c.domain));
+      continue;
+    }
+    if (c.domain == Domain::kNone) return fmt::format("{}: a piece needs a chart domain", what);
+    if (c.dim < 1) return fmt::format("{}: dimension {}, expected >= 1", what, c.dim);
+    if (c.domain == Domain::kCircle && c.dim != 1)
+      return fmt::format("{} on the circle has dimension {}: a circle piece has dimension 1", what, c.dim);
+    if (c.dim > coord_dim)
+      return fmt::format("{}: dimension {} exceeds the action spec's coord_dim = {}", what, c.dim, coord_dim);
+  }
+  return "";
+}
+
+}  // namespace
+
+void validate_action_spec(const ActionSpec& spec, const std::string& env_name) {
+  std::string problem;
+  if (spec.coord_dim < 0) problem = fmt::format("coord_dim = {}, expected >= 0", spec.coord_dim);
+  if (problem.empty()) problem = kernel_problem(spec.forward, "forward", spec.coord_dim);
+  if (problem.empty() && !spec.backward.components.empty())
+    problem = kernel_problem(spec.backward, "backward", spec.coord_dim);
+  const auto& f = spec.forward;
+  if (problem.empty() && (f.exit < -1 || f.exit >= f.size() ||
+                          (f.exit >= 0 && f.components[f.exit].kind != ComponentKind::kAtom)))
+    problem = fmt::format("forward exit = {}: expected -1 or the index of a forward atom", f.exit);
+  if (problem.empty() && spec.backward.exit != -1)
+    problem = fmt::format("backward exit = {}: a backward kernel has no exit (expected -1)", spec.backward.exit);
+  if (!problem.empty()) throw ConfigError(fmt::format("env '{}': action spec: {}", env_name, problem));
 }
 
 Actions same_index_action(const Actions& action, torch::Tensor* log_jacobian) {

@@ -1,4 +1,4 @@
-// The environment interface: geometry only, batched, on any device (DESIGN.md §1, §10).
+// The environment interface: geometry only, batched, on any device.
 //
 // The forward kernel kappa(s, .) from a state s is a finite list of components: atoms (a single
 // next state: a discrete child, the exit to the sink sf, a jump back to s0) and pieces (a
@@ -9,10 +9,42 @@
 // where the engine supplies pi and q (the policy heads, built from the ActionSpec) and the
 // environment supplies J through `step` (log_jacobian). Atoms have J = 1.
 //
+// The reference measures. States carry a reference measure nu (counting measure on discrete
+// coordinates, Lebesgue or arc length on continuous ones, an atom at s0); the forward kernel
+// kappa(s, .) says where a step from s may land (its atoms count, its pieces carry the
+// k-dimensional volume of their image), the backward kernel kappa_b(s', .) likewise. The two must
+// be consistent, nu (x) kappa = (nu (x) kappa_b)^T as measures on S x S: then trajectory balance,
+// Z prod p_F = R(x) prod p_B, holds for densities w.r.t. them, for any mix of atoms and pieces.
+// The checker (core/checker.h) tests that, and the rest below, numerically.
+//
 // An Env is an immutable definition: every method is const and batched; the data flows through
 // States/Actions values. The engine calls `step` on whole batches: rows whose action is the exit
 // or that are already at the sink are discarded by the engine, so `step` must not fail on them
 // (it may return anything finite there).
+//
+// What the engine guarantees, and what it expects:
+//   - Chart coordinates (Actions::coords: a piece's `dim` first columns, the rest 0), by domain:
+//       unit cube, interval  [0, 1]^k. The policy's Beta draws lie in the open (0, 1) but float32
+//                            rounding can put one on a face; uniform draws (a uniform P_B, the
+//                            checker) lie in [1e-7, 1 - 1e-7]. Coordinates an env recovers
+//                            (backward_action, forward_action) must lie in [0, 1]; where its
+//                            arithmetic can reach or cross a face, the env clamps them into
+//                            float32's open interval (a Beta is scored there; envs/box.cc does).
+//       real                 R^k, any finite value.
+//       circle               [-pi, pi) as the dtype represents pi: the engine wraps its draws
+//                            into it, and recovered angles must lie in it (the von Mises density
+//                            is -inf outside).
+//   - dtypes: training passes int64 discrete and float32 continuous coordinates. The checker's
+//     "jacobian" and "normalisation" call step / backward_step with float64 continuous states and
+//     chart coordinates and differentiate the charts by central finite differences: an env that
+//     keeps float64 there is checked to 1e-4; one that computes in float32 is differentiated in
+//     float32 with a coarser step and checked to 100 times that, with a note.
+//   - Fixed-shape execution (every device but the CPU; train.execution): the methods also see
+//     padding rows, states a finished trajectory stays in, and backward_action of such a state
+//     paired with itself under forward component 0. Their results are masked out, so they may be
+//     anything, NaN included, but the methods must not throw on them, and must not read values
+//     back to the host (.item(), nonzero), which would stall the GPU.
+//   - The action spec is checked once, when the registry builds the env (validate_action_spec).
 #pragma once
 
 #include <cstdint>
@@ -57,6 +89,14 @@ struct ActionSpec {
   int64_t coord_dim = 0;  // Da: the largest chart dimension over all pieces
 };
 
+// ConfigError "env 'NAME': action spec: <problem>" for the first thing wrong with `spec`: a
+// kernel without components (the backward kernel may have none), a name empty or used twice in
+// a kernel, an atom with a dimension or a domain, a piece without a domain or of dimension < 1,
+// a circle piece of dimension other than 1, a piece wider than coord_dim, a forward
+// exit that is not an atom, a backward exit. The registry checks every env it builds; the
+// checker and the policy heads rely on it.
+void validate_action_spec(const ActionSpec& spec, const std::string& env_name);
+
 // The result of a forward or backward step.
 struct StepResult {
   States next;               // [B] rows
@@ -64,7 +104,11 @@ struct StepResult {
 };
 
 // Terminal states on a regular grid over their continuous coordinates, for evaluating a
-// terminating density against R/Z where the continuous dimension is small (DESIGN.md §6).
+// terminating density against R/Z where the continuous dimension is small (core/evaluation.h).
+// The cells may come in any order (the box lists them in row-major order of their coordinates,
+// the first one outer); several cells may share continuous coordinates when they differ in a
+// discrete one (the labelled box's labels), and the 2-D plots sum them. The grid should cover
+// where R/Z has its mass: GridMetrics::mass reports the share of P_F's mass it sees.
 struct TerminalGrid {
   States states;                 // [N] terminal states at the cell centres
   torch::Tensor log_cell_volume;  // [N] float64: log of each cell's reference measure

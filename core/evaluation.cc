@@ -104,12 +104,13 @@ ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators) {
 }
 
 ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
-                                    torch::Generator& generator, const torch::Device& device) {
+                                    torch::Generator& generator, const torch::Device& device, Execution execution) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (int64_t done = 0; done < samples; done += batch) {
-    auto tr = rollout(env, *estimators.policy, std::min(batch, samples - done), SamplerOptions{}, generator, device);
-    auto in = score_trajectories(env, estimators, tr, ScoreOptions{});
+    auto tr = rollout(env, *estimators.policy, std::min(batch, samples - done), SamplerOptions{}, generator, device,
+                      execution);
+    auto in = score_trajectories(env, estimators, tr, ScoreOptions{}, execution);
     parts.push_back((in.log_reward + (in.log_pb - in.log_pf).sum(0)).to(torch::kCPU, torch::kFloat64));
   }
   auto log_w = torch::cat(parts);
@@ -127,7 +128,8 @@ ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int6
 }
 
 torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, const States& terminal,
-                                      int64_t samples, int64_t batch, torch::Generator& generator) {
+                                      int64_t samples, int64_t batch, torch::Generator& generator,
+                                      Execution execution) {
   torch::NoGradGuard no_grad;
   const int64_t n = terminal.batch_size();
   const int64_t per_chunk = std::max<int64_t>(1, batch / samples);  // states per chunk
@@ -138,8 +140,8 @@ torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, co
     // each state `samples` times, consecutively
     auto rows = torch::arange(start, start + m, torch::TensorOptions().dtype(torch::kInt64).device(device))
                     .repeat_interleave(samples);
-    auto tr = backward_rollout(env, estimators.backward_policy(), terminal.index_select(rows), generator);
-    auto in = score_trajectories(env, estimators, tr, ScoreOptions{});
+    auto tr = backward_rollout(env, estimators.backward_policy(), terminal.index_select(rows), generator, execution);
+    auto in = score_trajectories(env, estimators, tr, ScoreOptions{}, execution);
     auto log_ratio = (in.log_pf - in.log_pb).sum(0).to(torch::kCPU, torch::kFloat64).view({m, samples});
     parts.push_back(log_ratio.logsumexp(1) - std::log(static_cast<double>(samples)));
   }
@@ -147,8 +149,8 @@ torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, co
 }
 
 GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalGrid& grid, int64_t samples,
-                         int64_t batch, torch::Generator& generator) {
-  auto log_p = terminating_log_density(env, estimators, grid.states, samples, batch, generator);
+                         int64_t batch, torch::Generator& generator, Execution execution) {
+  auto log_p = terminating_log_density(env, estimators, grid.states, samples, batch, generator, execution);
   auto log_vol = grid.log_cell_volume.to(torch::kCPU, torch::kFloat64);
   auto log_r = env.log_reward(grid.states).to(torch::kCPU, torch::kFloat64);
   auto to_vector = [](const torch::Tensor& t) {

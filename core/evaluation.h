@@ -1,4 +1,4 @@
-// Exact evaluation on enumerable environments (DESIGN.md §6).
+// Evaluation: exact on enumerable environments, by importance sampling on the others.
 //
 // The terminating distribution of P_F is computed by dynamic programming over the DAG in
 // topological order, with no sampling noise:
@@ -47,7 +47,7 @@ struct ExactMetrics {
 ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators);
 
 // Importance-sampling estimates of the partition function from trajectories of the policy
-// (DESIGN.md §1 invariant 3, §6): with log w = log R(x) + log P_B(tau|x) - log P_F(tau),
+// (the checker's "partition" invariant, core/checker.h): with log w = log R(x) + log P_B(tau|x) - log P_F(tau),
 //     E_{tau ~ P_F}[w] = Z  for any full-support P_F and P_B,
 //     log Z_IS = log mean w,  ELBO = mean log w <= log Z.
 // A missing or wrong Jacobian, or a density that does not normalise, biases Z_IS.
@@ -60,16 +60,18 @@ struct ImportanceEstimate {
 };
 // Samples `samples` on-policy trajectories in batches of `batch` and scores them.
 ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
-                                    torch::Generator& generator, const torch::Device& device);
+                                    torch::Generator& generator, const torch::Device& device,
+                                    Execution execution = Execution::kAuto);
 
 // The terminating density of P_F at the states `terminal` ([N] rows, w.r.t. the reference
-// measure nu), estimated without a kernel density estimate by importance sampling through P_B
-// (DESIGN.md §6):
+// measure nu), estimated without a kernel density estimate (no bandwidth) by importance
+// sampling through P_B:
 //     p_hat(x) = mean_k P_F(tau_k) / P_B(tau_k | x),   tau_k ~ P_B(. | x),  k = 1..samples,
 // an unbiased estimate of p(x) = E_{P_B}[P_F(tau) / P_B(tau | x)] for any full-support P_B.
 // Returns log p_hat, [N] float64 on the CPU. Trajectories are drawn in batches of about `batch`.
 torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, const States& terminal,
-                                      int64_t samples, int64_t batch, torch::Generator& generator);
+                                      int64_t samples, int64_t batch, torch::Generator& generator,
+                                      Execution execution = Execution::kAuto);
 
 // The estimated terminating distribution against pi = R/Z on the env's terminal grid
 // (Env::terminal_grid): both normalised over the cells (p_i ∝ p_hat(x_i) vol_i,
@@ -82,7 +84,7 @@ struct GridMetrics {
   std::vector<double> cell_probability;  // p_i over the grid's cells, normalised
 };
 GridMetrics grid_metrics(const Env& env, Estimators& estimators, const TerminalGrid& grid, int64_t samples,
-                         int64_t batch, torch::Generator& generator);
+                         int64_t batch, torch::Generator& generator, Execution execution = Execution::kAuto);
 
 // The empirical distribution of the last `window` visited terminal states and its L1 to pi.
 class EmpiricalL1 {

@@ -6,20 +6,32 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "core/params.h"
 #include "measures/densities.h"
 
 namespace gfn {
 
-void HeadOptions::validate() const {
-  if (mixture_components < 1)
-    throw ConfigError(fmt::format("policy.mixture_components = {}: expected an integer >= 1", mixture_components));
-  if (initial_mixture_components < 0)
-    throw ConfigError(fmt::format("policy.s0_mixture_components = {}: expected an integer >= 0 (0: as "
-                                  "policy.mixture_components)", initial_mixture_components));
-  if (!(min_concentration > 0.0) || !(max_concentration > min_concentration))
-    throw ConfigError(fmt::format("policy.min_concentration = {}, policy.max_concentration = {}: expected 0 < min < max",
-                                  min_concentration, max_concentration));
+const OptionTable<HeadOptions>& HeadOptions::keys() {
+  using O = HeadOptions;
+  static const auto table =
+      OptionTable<O>()
+          .add("policy.mixture_components", &O::mixture_components,
+               "Beta mixture components of each continuous piece on a cube", in(1, 64))
+          .add("policy.s0_mixture_components", &O::initial_mixture_components,
+               "Beta mixture components of the pieces available only at s0 (their own output head; 0: as "
+               "policy.mixture_components)",
+               in(0, 64))
+          .add("policy.min_concentration", &O::min_concentration, "lower bound of every Beta concentration",
+               above(0).at_most(1e6))
+          .add("policy.max_concentration", &O::max_concentration,
+               "upper bound of every Beta concentration (> the lower bound)", above(0).at_most(1e6))
+          .rule([](const O& o) {
+            return o.max_concentration > o.min_concentration
+                       ? std::string()
+                       : fmt::format("policy.min_concentration = {}, policy.max_concentration = {}: expected 0 < min "
+                                     "< max",
+                                     o.min_concentration, o.max_concentration);
+          });
+  return table;
 }
 
 KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOptions& options)
@@ -55,16 +67,18 @@ torch::Tensor KernelHead::logits(const torch::Tensor& out) const { return out.na
 
 namespace {
 
-// Builds the density of a piece from its raw parameters and hands it to `f`.
+// Builds the density of a piece from its raw parameters and hands it to `f` (`fixed_shapes`: a
+// von Mises samples in fixed rounds).
 template <typename F>
 torch::Tensor with_density(Domain domain, int64_t dim, int64_t mixtures, const HeadOptions& options,
-                           const torch::Tensor& raw, F f) {
+                           const torch::Tensor& raw, bool fixed_shapes, F f) {
   switch (domain) {
     case Domain::kUnitCube:
     case Domain::kInterval:
       return f(BetaMixture::from_raw(raw, mixtures, dim, options.min_concentration, options.max_concentration));
     case Domain::kReal: return f(DiagonalGaussian{raw.narrow(1, 0, dim), raw.narrow(1, dim, dim).clamp(-7.0, 3.0)});
-    case Domain::kCircle: return f(VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1))});
+    case Domain::kCircle:
+      return f(VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1)), fixed_shapes});
     case Domain::kNone: break;
   }
   throw std::logic_error("piece without a domain");
@@ -74,18 +88,18 @@ torch::Tensor with_density(Domain domain, int64_t dim, int64_t mixtures, const H
 
 torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Tensor& raw,
                                             const torch::Tensor& u) const {
-  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw,
+  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw, /*fixed_shapes=*/false,
                       [&](const auto& q) { return q.log_prob(u); });
 }
 
 torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
-                                       double temperature) const {
+                                       double temperature, bool fixed_shapes) const {
   if (temperature == 1.0)
-    return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw,
+    return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw, fixed_shapes,
                         [&](const auto& q) { return q.sample(generator).detach(); });
   // tempered draws for exploration
   const double t = temperature;
-  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw, [&](const auto& q) {
+  return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw, fixed_shapes, [&](const auto& q) {
     using Q = std::decay_t<decltype(q)>;
     if constexpr (std::is_same_v<Q, BetaMixture>) {
       auto temper = [t](const torch::Tensor& c) { return ((c - 1.0) / t + 1.0).clamp_min(0.01); };
@@ -93,7 +107,7 @@ torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& 
     } else if constexpr (std::is_same_v<Q, DiagonalGaussian>) {
       return DiagonalGaussian{q.loc, q.log_scale + 0.5 * std::log(t)}.sample(generator).detach();
     } else {
-      return VonMises{q.loc, q.concentration / t}.sample(generator).detach();
+      return VonMises{q.loc, q.concentration / t, q.fixed_rounds}.sample(generator).detach();
     }
   });
 }
@@ -106,47 +120,31 @@ double interior_point(Domain domain) { return domain == Domain::kUnitCube || dom
 }  // namespace
 
 torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Tensor& component,
-                                      const torch::Tensor& coords) const {
+                                      const torch::Tensor& coords, Execution execution) const {
+  execution = resolve_execution(execution, out.device());
   auto total = torch::zeros({out.size(0)}, out.options());
-  if (!fixed_shapes(out.device())) {
-    // on the CPU, each piece's density on its own rows only (a host sync is free here)
-    for (const auto& piece : pieces_) {
-      auto idx = component.eq(piece.component).nonzero().squeeze(1);
-      if (idx.numel() == 0) continue;
-      auto u = coords.index_select(0, idx).narrow(1, 0, piece.dim).to(out.scalar_type());
-      auto lq = piece_log_density(piece, out.index_select(0, idx).narrow(1, piece.offset, piece.raw_size), u);
-      total = total.index_copy(0, idx, lq);
-    }
-    return total;
-  }
   for (const auto& piece : pieces_) {
-    auto mine = component.eq(piece.component);
-    auto u = torch::where(mine.unsqueeze(1), coords.narrow(1, 0, piece.dim), interior_point(piece.domain));
-    auto lq = piece_log_density(piece, out.narrow(1, piece.offset, piece.raw_size), u.to(out.scalar_type()));
-    total = total + torch::where(mine, lq, torch::zeros_like(lq));
+    // each piece's density on its own rows (fixed shapes: on every row, the others' coordinates
+    // replaced by an interior point so that their values and gradients stay finite)
+    RowSelection rows(component.eq(piece.component), execution);
+    if (rows.empty()) continue;
+    auto u = rows.take_or(coords.narrow(1, 0, piece.dim), interior_point(piece.domain)).to(out.scalar_type());
+    total = rows.put(piece_log_density(piece, rows.take(out).narrow(1, piece.offset, piece.raw_size), u), total);
   }
   return total;
 }
 
 torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::Tensor& component,
-                                        torch::Generator& generator, double temperature) const {
+                                        torch::Generator& generator, Execution execution, double temperature) const {
+  execution = resolve_execution(execution, out.device());
   auto coords = torch::zeros({out.size(0), coord_dim_}, out.options());
-  if (!fixed_shapes(out.device())) {
-    // on the CPU, draws for each piece's own rows only
-    for (const auto& piece : pieces_) {
-      auto idx = component.eq(piece.component).nonzero().squeeze(1);
-      if (idx.numel() == 0) continue;
-      auto u = piece_sample(piece, out.index_select(0, idx).narrow(1, piece.offset, piece.raw_size), generator,
-                            temperature);
-      auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
-      coords.index_copy_(0, idx, padded.to(coords.scalar_type()));
-    }
-    return coords;
-  }
   for (const auto& piece : pieces_) {
-    auto u = piece_sample(piece, out.narrow(1, piece.offset, piece.raw_size), generator, temperature);
+    RowSelection rows(component.eq(piece.component), execution);
+    if (rows.empty()) continue;
+    auto u = piece_sample(piece, rows.take(out).narrow(1, piece.offset, piece.raw_size), generator, temperature,
+                          rows.fixed());
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
-    coords = torch::where(component.eq(piece.component).unsqueeze(1), padded.to(coords.scalar_type()), coords);
+    coords = rows.put(padded.to(coords.scalar_type()), coords);
   }
   return coords;
 }

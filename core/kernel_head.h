@@ -1,6 +1,6 @@
 // The policy head of one kernel (forward or backward), built from its KernelSpec: a categorical
 // over the available components times, for a continuous piece, a density on the piece's chart
-// domain (DESIGN.md §1):
+// domain (core/env.h):
 //     log pi(c | s) + log q(u | s, c)       (the chart's -log J is the environment's part).
 // The network emits one flat row per state: C component logits, then each piece's raw density
 // parameters in component order. Densities by domain:
@@ -15,17 +15,18 @@
 #include <torch/types.h>
 
 #include "core/env.h"
+#include "core/options.h"
 
 namespace gfn {
 
-struct HeadOptions {
+struct HeadOptions : KeyedOptions<HeadOptions> {
   int64_t mixture_components = 2;   // Beta mixture components per piece, >= 1
   int64_t initial_mixture_components = 0;  // for pieces available only at s0 (0: as mixture_components)
   double min_concentration = 0.1;   // Beta concentration bounds, 0 < min < max
   double max_concentration = 5.1;
 
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
+  // The config keys (policy.mixture_components, ...); validate() comes from KeyedOptions.
+  static const OptionTable<HeadOptions>& keys();
 };
 
 class KernelHead {
@@ -40,17 +41,17 @@ class KernelHead {
   // The component logits: out [N, output_size] -> [N, C] (a view).
   torch::Tensor logits(const torch::Tensor& out) const;
   // log q(u | s, c) of each row's piece at its coordinates, 0 for atoms: [N]. Rows of other
-  // components never reach a density (their coordinates are replaced by an interior point), so
-  // gradients stay finite.
-  torch::Tensor log_density(const torch::Tensor& out, const torch::Tensor& component,
-                            const torch::Tensor& coords) const;
+  // components never reach a density (compact execution leaves them out; fixed shapes replace
+  // their coordinates by an interior point), so gradients stay finite.
+  torch::Tensor log_density(const torch::Tensor& out, const torch::Tensor& component, const torch::Tensor& coords,
+                            Execution execution = Execution::kAuto) const;
   // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da]. A
   // temperature T != 1 draws from a tempered density instead, for off-policy exploration (the
   // trainer scores every draw under the untempered policy): Gaussian scales times sqrt(T), von
   // Mises concentrations / T, Beta mixtures with logits / T and concentrations (c - 1) / T + 1
   // (floored at 0.01): q^(1/T) for a single Beta, near it for mixtures.
   torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component, torch::Generator& generator,
-                              double temperature = 1.0) const;
+                              Execution execution = Execution::kAuto, double temperature = 1.0) const;
   // Draws chart coordinates uniformly on each row's piece domain (zeros for atoms): [N, Da]
   // float32. Throws ConfigError if a piece lives on R^k.
   torch::Tensor sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const;
@@ -72,7 +73,7 @@ class KernelHead {
   // log q of one piece for every row at coordinates u [N, dim]
   torch::Tensor piece_log_density(const Piece& piece, const torch::Tensor& raw, const torch::Tensor& u) const;
   torch::Tensor piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
-                             double temperature) const;
+                             double temperature, bool fixed_shapes) const;
 
   KernelSpec spec_;
   int64_t coord_dim_;

@@ -1,5 +1,7 @@
 #include "core/optim.h"
 
+#include "core/params.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -171,6 +173,14 @@ void FusedAdam::load(torch::serialize::InputArchive& archive, const std::string&
   if (device_state()) {
     step_tensor_.fill_(static_cast<double>(steps));
     sync_learning_rates();
+  }
+}
+
+void FusedAdam::load(torch::serialize::InputArchive& archive, const std::string& prefix, const std::string& source) {
+  try {
+    load(archive, prefix);
+  } catch (const std::exception& e) {
+    throw ConfigError(source + ": " + first_line(e) + " (not a checkpoint of this config)");
   }
 }
 

@@ -16,10 +16,7 @@
 
 #include <torch/types.h>
 
-namespace torch::serialize {
-class OutputArchive;
-class InputArchive;
-}  // namespace torch::serialize
+#include "core/archive.h"
 
 namespace gfn {
 
@@ -56,6 +53,9 @@ class FusedAdam {
   // throws std::runtime_error naming the key when an entry is missing or of another shape.
   void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
   void load(torch::serialize::InputArchive& archive, const std::string& prefix);
+  // load(), with a missing or misshapen entry a ConfigError naming `source` (the checkpoint file):
+  // "<source>: <problem> (not a checkpoint of this config)".
+  void load(torch::serialize::InputArchive& archive, const std::string& prefix, const std::string& source);
 
  private:
   std::vector<AdamGroup> groups_;

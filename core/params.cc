@@ -59,6 +59,11 @@ std::string to_toml(const ParamValue& value) {
   return std::visit(Visitor{}, value);
 }
 
+std::string value_text(const ParamValue& value) {
+  if (const auto* d = std::get_if<double>(&value)) return fmt::format("{}", *d);
+  return to_toml(value);
+}
+
 std::string type_name(ParamType type) {
   switch (type) {
     case ParamType::kBool: return "boolean";
@@ -69,27 +74,34 @@ std::string type_name(ParamType type) {
   return "?";
 }
 
+std::string one_of(const std::vector<std::string>& choices) {
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + to_toml(c);
+  return "one of " + list;
+}
+
 std::string ParamSpec::rule() const {
   std::string article = type == ParamType::kInt ? "an " : "a ";
   std::string base = article + type_name(type);
-  if (type == ParamType::kString && !choices.empty()) {
-    std::string list;
-    for (size_t i = 0; i < choices.size(); ++i) list += (i ? ", \"" : "\"") + choices[i] + "\"";
-    return "one of " + list;
-  }
+  if (type == ParamType::kString && !choices.empty()) return one_of(choices);
   if (type != ParamType::kInt && type != ParamType::kFloat) return base;
   auto num = [&](double v) {
     return type == ParamType::kInt ? std::to_string(static_cast<int64_t>(v)) : fmt::format("{}", v);
   };
   bool has_min = std::isfinite(min) && !(type == ParamType::kInt && min <= -9.2e18);
   bool has_max = std::isfinite(max) && !(type == ParamType::kInt && max >= 9.2e18);
+  // strict infinite ends on both sides: any finite float
+  if (type == ParamType::kFloat && !has_min && !has_max && min_exclusive && max_exclusive) base = "a finite float";
+  std::string range = base;
   if (has_min && has_max) {
-    return fmt::format("{} in {}{}, {}{}", base, min_exclusive ? "(" : "[", num(min), num(max),
-                       max_exclusive ? ")" : "]");
+    range = fmt::format("{} in {}{}, {}{}", base, min_exclusive ? "(" : "[", num(min), num(max),
+                        max_exclusive ? ")" : "]");
+  } else if (has_min) {
+    range = fmt::format("{} {} {}", base, min_exclusive ? ">" : ">=", num(min));
+  } else if (has_max) {
+    range = fmt::format("{} {} {}", base, max_exclusive ? "<" : "<=", num(max));
   }
-  if (has_min) return fmt::format("{} {} {}", base, min_exclusive ? ">" : ">=", num(min));
-  if (has_max) return fmt::format("{} {} {}", base, max_exclusive ? "<" : "<=", num(max));
-  return base;
+  return special ? fmt::format("{}, or {}", range, num(*special)) : range;
 }
 
 std::string ParamSpec::check(const ParamValue& value) const {
@@ -115,6 +127,7 @@ std::string ParamSpec::check(const ParamValue& value) const {
         return expected;
       }
       if (std::isnan(v)) return expected;
+      if (special && v == *special) return "";
       if (min_exclusive ? !(v > min) : !(v >= min)) return expected;
       if (max_exclusive ? !(v < max) : !(v <= max)) return expected;
       return "";
@@ -196,6 +209,16 @@ const std::string& Params::get_string(const std::string& key) const {
   const auto& v = at(key);
   if (!std::holds_alternative<std::string>(v)) throw ConfigError("parameter '" + key + "' is not a string");
   return std::get<std::string>(v);
+}
+
+ParamValue Params::get(const std::string& key, ParamType type) const {
+  switch (type) {
+    case ParamType::kBool: return get_bool(key);
+    case ParamType::kInt: return get_int(key);
+    case ParamType::kFloat: return get_float(key);
+    case ParamType::kString: return get_string(key);
+  }
+  throw std::logic_error("Params::get: unknown type");
 }
 
 Params Params::section(const std::string& prefix) const {

@@ -36,6 +36,11 @@ using ParamValue = std::variant<bool, int64_t, double, std::string>;
 
 // Renders a value as TOML would write it ("1e-3", "\"cpu\"", "true").
 std::string to_toml(const ParamValue& value);
+// Renders a value for a message: numbers in their shortest form ("1", "0.5", "nan", "inf"),
+// strings quoted as in TOML, booleans as true / false.
+std::string value_text(const ParamValue& value);
+// "one of \"a\", \"b\"": the rule of a key with choices, for messages.
+std::string one_of(const std::vector<std::string>& choices);
 // The type's name as used in error messages ("integer", "float", "string", "boolean").
 std::string type_name(ParamType type);
 
@@ -51,6 +56,8 @@ struct ParamSpec {
   bool min_exclusive = false;
   bool max_exclusive = false;
   std::vector<std::string> choices;  // string rule: value must be one of these (if non-empty)
+  std::optional<double> special;     // numeric rule: one more accepted value outside [min, max] (-1: "automatic")
+  bool resumable = false;            // a resumed run may change it (gfn train --resume --set)
 
   // Returns an empty string when `value` passes the type and rule, else the rule it breaks in
   // words, e.g. "expected a float > 0" or "expected one of \"uniform\", \"learned\"".
@@ -81,6 +88,9 @@ class Params {
   int64_t get_int(const std::string& key) const;
   double get_float(const std::string& key) const;  // accepts stored integers
   const std::string& get_string(const std::string& key) const;
+  // The value as `type` holds it (an integer stored for a float key is converted); ConfigError
+  // naming the key when the stored type does not match.
+  ParamValue get(const std::string& key, ParamType type) const;
 
   // The values whose key starts with `prefix` + ".", with the prefix removed.
   Params section(const std::string& prefix) const;

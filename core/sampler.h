@@ -1,4 +1,4 @@
-// Batched forward sampling of trajectories (DESIGN.md §4, §8).
+// Batched forward sampling of trajectories.
 //
 // Fixed time extent T = max_length + 1, a done mask instead of compaction, no host sync inside
 // the loop, every draw from the given torch::Generator. Sampling may explore (temperature on the
@@ -10,21 +10,22 @@
 
 #include "core/env.h"
 #include "core/estimator.h"
+#include "core/options.h"
 #include "core/types.h"
 
 namespace gfn {
 
-struct SamplerOptions {
+struct SamplerOptions : KeyedOptions<SamplerOptions> {
   double epsilon = 0.0;      // probability of a uniform choice among available components, in [0, 1]
   double temperature = 1.0;  // logits are divided by it before the softmax and continuous pieces
                              // draw from tempered densities (KernelHead::sample_coords), > 0
-
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
   // Whether rollout computes log_pf_sampled (the densities of continuous pieces cost a pass per
   // step); the trainer, which rescores every step anyway, copies its scores there instead when
-  // sampling on-policy.
+  // sampling on-policy. Not a config key.
   bool record_log_pf = true;
+
+  // The config keys (train.epsilon, train.temperature).
+  static const OptionTable<SamplerOptions>& keys();
   bool on_policy() const { return epsilon == 0.0 && temperature == 1.0; }
 };
 
@@ -33,9 +34,11 @@ struct SamplerOptions {
 torch::Tensor behaviour_probs(const torch::Tensor& logits, const torch::Tensor& mask,
                               const SamplerOptions& options);
 
-// Samples `batch` trajectories from s0 with the policy (under no_grad).
+// Samples `batch` trajectories from s0 with the policy (under no_grad). Compact execution
+// evaluates only the rows still running at each step; fixed shapes evaluate every row (Execution).
 Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const SamplerOptions& options,
-                     torch::Generator& generator, const torch::Device& device);
+                     torch::Generator& generator, const torch::Device& device,
+                     Execution execution = Execution::kAuto);
 
 // Samples one trajectory backward from each state of `terminal` ([B] rows, none the sink) to s0
 // under P_B (the learned head, or the uniform policy: uniform over the available components and
@@ -45,6 +48,6 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
 // (an environment bug the checker reports) starts at the state it reached, with is_initial false.
 // log_pf_sampled is 0: these trajectories were not drawn from P_F.
 Trajectories backward_rollout(const Env& env, PolicyNetImpl& policy, const States& terminal,
-                              torch::Generator& generator);
+                              torch::Generator& generator, Execution execution = Execution::kAuto);
 
 }  // namespace gfn

@@ -4,6 +4,25 @@
 
 namespace gfn {
 
+template <>
+const EnumNames<Credit>& enum_names<Credit>() {
+  static const EnumNames<Credit> names{
+      {Credit::kNone, "none"}, {Credit::kForwardLooking, "fl"}, {Credit::kLearned, "led"}};
+  return names;
+}
+
+const OptionTable<ScoreOptions>& ScoreOptions::keys() {
+  using O = ScoreOptions;
+  static const auto table =
+      OptionTable<O>()
+          .add("objective.log_reward_clip", &O::log_reward_clip, "log R is clamped from below at this value (-inf: none)",
+               at_most(0))
+          .add("objective.credit", &O::credit,
+               "per-step local credits (tb, db, subtb): none, forward-looking (fl) from the env's intermediate "
+               "reward, or learned (led) from a potential network regressed on log R");
+  return table;
+}
+
 torch::Tensor clip_log_reward(const torch::Tensor& log_reward, double clip) {
   if (std::isinf(clip) && clip < 0) return log_reward;
   return log_reward.clamp_min(clip);
@@ -36,150 +55,165 @@ torch::Tensor parents_log_inflow(const Env& env, PolicyNetImpl& policy, const St
 
 }  // namespace
 
-LossInputs score_trajectories(const Env& env, Estimators& estimators, const Trajectories& traj,
-                              const ScoreOptions& options) {
-  auto& policy = *estimators.policy;
-  const int64_t T = traj.num_steps(), B = traj.batch_size();
-  const int64_t dd = traj.states_discrete.size(2), dc = traj.states_continuous.size(2);
-  auto dtype = estimators.log_z.scalar_type();
+namespace {
 
-  // the states s_t of the steps, flattened time-major: on the CPU the valid ones only (`idx`),
-  // elsewhere all T*B rows in fixed shapes, with padding made harmless (a full mask, no density)
-  // and masked out of every result
-  const bool fixed = fixed_shapes(traj.mask.device());
-  auto valid = traj.mask.reshape({-1});  // [T*B]
-  torch::Tensor padding;  // fixed shapes: the padding rows
-  if (fixed) padding = valid.logical_not();
-  States all{traj.states_discrete.narrow(0, 0, T).reshape({T * B, dd}),
-             traj.states_continuous.narrow(0, 0, T).reshape({T * B, dc}),
-             traj.is_initial.narrow(0, 0, T).reshape({-1}), traj.is_sink.narrow(0, 0, T).reshape({-1})};
-  auto comp_all = traj.action_component.reshape({-1});  // -1 on padding
-  const int64_t da = traj.action_coords.size(2);
-  auto coords_all = traj.action_coords.reshape({T * B, da});
-  torch::Tensor idx;  // [N] valid rows (compact mode)
-  if (!fixed) idx = valid.nonzero().squeeze(1);
-  auto select = [&](const torch::Tensor& t) { return fixed ? t : t.index_select(0, idx); };
-  States rows = fixed ? all : all.index_select(idx);
-  auto comp = select(comp_all);  // -1 on padding: no piece's density
-  auto comp_index = fixed ? comp.clamp_min(0) : comp;
+// The steps of a batch that one scoring pass evaluates, flattened time-major (row t * B + b is
+// step t of trajectory b, from state s_t): the valid ones in compact execution, all T*B in fixed
+// shapes (the padding made harmless and masked out).
+struct StepRows {
+  int64_t T = 0, B = 0;
+  Execution execution;      // resolved
+  RowSelection rows;        // over the T*B steps
+  States all;               // [T*B] every step's state s_t
+  States states;            // the evaluated steps' states
+  torch::Tensor component;  // [N] their forward components (-1 on padding)
+  torch::Tensor coords;     // [N, Da] their chart coordinates
+  torch::Tensor zeros;      // [T*B] of the estimators' dtype
+
+  StepRows(const Trajectories& traj, Execution execution, torch::Dtype dtype)
+      : T(traj.num_steps()),
+        B(traj.batch_size()),
+        execution(resolve_execution(execution, traj.mask.device())),
+        rows(traj.mask.reshape({-1}), this->execution) {
+    const int64_t dd = traj.states_discrete.size(2), dc = traj.states_continuous.size(2);
+    all = States{traj.states_discrete.narrow(0, 0, T).reshape({T * B, dd}),
+                 traj.states_continuous.narrow(0, 0, T).reshape({T * B, dc}),
+                 traj.is_initial.narrow(0, 0, T).reshape({-1}), traj.is_sink.narrow(0, 0, T).reshape({-1})};
+    states = rows.take(all);
+    component = rows.take(traj.action_component.reshape({-1}));
+    coords = rows.take(traj.action_coords.reshape({T * B, traj.action_coords.size(2)}));
+    zeros = torch::zeros({T * B}, traj.mask.options().dtype(dtype));
+  }
+  // [T, B] from one value per evaluated row, 0 on padding
+  torch::Tensor by_step(const torch::Tensor& per_row) const { return rows.put(per_row, zeros).view({T, B}); }
+};
+
+// The backward actions undoing each evaluated step's forward action: for the steps t >= 1 the
+// env's backward_action from s_{t-1} to s_t, for the steps at t = 0 (s0: no parent) component -1
+// and log J = 0, as one value per evaluated row. Every trajectory's step 0 is valid, so the first
+// B evaluated rows are the steps at t = 0 in both executions.
+struct BackwardSteps {
+  torch::Tensor component;     // [N] int64 (-1 where there is no parent, and on padding)
+  torch::Tensor coords;        // [N, Da]
+  torch::Tensor log_jacobian;  // [N] float
+  States parents;              // the steps' parents, for the steps t >= 1
+};
+
+BackwardSteps backward_steps(const Env& env, const StepRows& r, const Trajectories& traj, torch::Dtype dtype) {
+  const int64_t m = (r.T - 1) * r.B;  // steps 0..T-2 are the parents of steps 1..T-1
+  RowSelection children(traj.mask.reshape({-1}).narrow(0, r.B, m), r.execution);
+  BackwardSteps out;
+  out.parents = children.take(r.all.narrow(0, m));
+  // a padding child's forward component replaced by 0, so that the env sees an action it knows
+  auto parent_comp = children.take_or(traj.action_component.reshape({-1}).narrow(0, 0, m), 0);
+  auto parent_coords = children.take(traj.action_coords.reshape({r.T * r.B, -1}).narrow(0, 0, m));
+  torch::Tensor log_j;
+  Actions bwd = env.backward_action(out.parents, children.take(r.all.narrow(r.B, m)), Actions{parent_comp, parent_coords},
+                                    &log_j);
+  // one value per evaluated row: none for the B steps at t = 0
+  auto with_roots = [&](const torch::Tensor& per_child, double fill) {
+    auto shape = per_child.sizes().vec();
+    shape[0] = r.B;
+    return torch::cat({torch::full(shape, fill, per_child.options()), per_child});
+  };
+  out.component = with_roots(children.fill_unkept(bwd.component, -1), -1);
+  out.coords = with_roots(bwd.coords, 0.0);
+  out.log_jacobian = with_roots(children.fill_unkept(log_j.to(dtype), 0.0), 0.0);
+  return out;
+}
+
+// log p_B(s_{t-1} | s_t) at each evaluated row (0 at s0), the chart's log J included, from
+// `bpolicy`'s backward kernel: its learned head (on `hidden`, the trunk's output at the rows,
+// when given), the max-entropy P_B, or the uniform one.
+torch::Tensor backward_log_probs(const Env& env, PolicyNetImpl& bpolicy, const StepRows& r, const BackwardSteps& bwd,
+                                 const torch::Tensor& features, const torch::Tensor& hidden, torch::Dtype dtype) {
+  const auto& bhead = bpolicy.backward_head();
+  auto root = r.states.is_initial;
+  auto bmask = r.rows.open_unkept(env.backward_mask(r.states).logical_or(root.unsqueeze(1)));
+  auto bcomp = bwd.component.clamp_min(0);
+  torch::Tensor lpb;
+  if (bpolicy.learned_backward()) {
+    auto bout = bpolicy.backward_outputs(hidden.defined() ? hidden : bpolicy.trunk(features));
+    lpb = masked_log_softmax(bhead.logits(bout), bmask).gather(1, bcomp.unsqueeze(1)).squeeze(1);
+    if (bhead.has_pieces()) lpb = lpb + bhead.log_density(bout, bwd.component, bwd.coords, r.execution);
+  } else if (bpolicy.max_entropy_backward()) {
+    // N(s_{t-1}) / N(s_t): the parents are the trajectory's own states (s0's row is masked below)
+    auto log_n = env.log_path_count(bwd.parents).to(torch::kFloat64);
+    auto log_n_parent = torch::cat({torch::zeros({r.B}, log_n.options()), log_n});
+    lpb = (log_n_parent - env.log_path_count(r.states).to(torch::kFloat64)).to(dtype);
+  } else {
+    lpb = -bmask.sum(1).to(dtype).log();
+    if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp).to(dtype);
+  }
+  return (lpb - bwd.log_jacobian).masked_fill(root, 0.0);
+}
+
+// [T, B] log p_B by step from the values at the rows: step t's backward probability lives at
+// row t + 1; the exit step's row is the sink (0).
+torch::Tensor log_pb_by_step(const StepRows& r, const torch::Tensor& lpb_rows) {
+  auto by_row = r.by_step(lpb_rows);
+  return torch::cat({by_row.narrow(0, 1, r.T - 1), torch::zeros({1, r.B}, by_row.options())});
+}
+
+}  // namespace
+
+LossInputs score_trajectories(const Env& env, Estimators& estimators, const Trajectories& traj,
+                              const ScoreOptions& options, Execution execution) {
+  auto& policy = *estimators.policy;
+  const auto dtype = estimators.log_z.scalar_type();
+  const StepRows r(traj, execution, dtype);
 
   // forward log-probabilities, one pass of the trunk: log pi(c) + log q(u) (the chart's log J
-  // is subtracted below)
+  // is subtracted below); padding rows get a full mask and component -1 (no density)
   const auto& fhead = policy.forward_head();
-  auto features = env.features(rows);
+  auto features = env.features(r.states);
   auto hidden = policy.trunk(features);
   auto fout = policy.forward_outputs(hidden);
   auto logits = fhead.logits(fout);
-  auto fmask = env.forward_mask(rows);
-  if (fixed) fmask = fmask.logical_or(padding.unsqueeze(1));
+  auto fmask = r.rows.open_unkept(env.forward_mask(r.states));
   auto lpf_rows = masked_log_softmax(logits, fmask);
-  auto lpf = lpf_rows.gather(1, comp_index.unsqueeze(1)).squeeze(1);
-  if (fhead.has_pieces()) lpf = lpf + fhead.log_density(fout, comp, select(coords_all));
-  auto zeros = torch::zeros({T * B}, lpf.options());
-  // [T, B] from one value per row, 0 on padding
-  auto by_step = [&](const torch::Tensor& per_row) {
-    return (fixed ? per_row.masked_fill(padding, 0.0) : zeros.index_copy(0, idx, per_row)).view({T, B});
-  };
-  // log F(s_t) at every valid step's state, [T+1, B] with 0 on padding (flow head only)
-  torch::Tensor log_flow;
-  if (policy.has_flow())
-    log_flow = torch::cat({by_step(policy.log_flow(hidden, features)), torch::zeros({1, B}, lpf.options())});
-  auto log_pf = by_step(lpf) - traj.log_jacobian.to(dtype);
+  auto lpf = lpf_rows.gather(1, r.component.clamp_min(0).unsqueeze(1)).squeeze(1);
+  if (fhead.has_pieces()) lpf = lpf + fhead.log_density(fout, r.component, r.coords, r.execution);
 
-  // the backward action taking s_t back to s_{t-1}, for the valid rows with t >= 1 (the rows at
-  // t = 0 are s0 and get a dummy 0); in fixed shapes for every row with t >= 1, the padding's
-  // forward component replaced by 0 so that the env sees an action it knows
-  const int64_t n = rows.batch_size();
-  torch::Tensor pos, child_valid;  // compact: positions of the t >= 1 rows among `rows`
-  States parents, children;
-  torch::Tensor parent_comp, parent_coords;
-  if (fixed) {
-    const int64_t m = (T - 1) * B;  // steps 0..T-2 are the parents of steps 1..T-1
-    child_valid = valid.narrow(0, B, m);
-    parents = all.narrow(0, m);
-    children = all.narrow(B, m);
-    parent_comp = comp_all.narrow(0, 0, m).masked_fill(child_valid.logical_not(), 0);
-    parent_coords = coords_all.narrow(0, 0, m);
-  } else {
-    pos = idx.ge(B).nonzero().squeeze(1);  // [M] positions among the valid rows
-    auto child_rows = idx.index_select(0, pos);  // [M] rows of `all`
-    auto parent_rows = child_rows - B;
-    parents = all.index_select(parent_rows);
-    children = all.index_select(child_rows);
-    parent_comp = comp_all.index_select(0, parent_rows);
-    parent_coords = coords_all.index_select(0, parent_rows);
-  }
-  torch::Tensor bjac;
-  Actions bwd = env.backward_action(parents, children, Actions{parent_comp, parent_coords}, &bjac);
-  // one value per row of `rows` from one per child row (0 at t = 0)
-  auto per_row = [&](const torch::Tensor& per_child) {
-    if (!fixed) {
-      auto shape = per_child.sizes().vec();
-      shape[0] = n;
-      return torch::zeros(shape, per_child.options()).index_copy(0, pos, per_child);
-    }
-    auto shape = per_child.sizes().vec();
-    shape[0] = B;
-    return torch::cat({torch::zeros(shape, per_child.options()), per_child});
-  };
-  auto bcomp = per_row(bwd.component);
-  auto bjac_rows = per_row(bjac.to(dtype));
-  if (fixed) {
-    auto no_parent = torch::cat({torch::ones({B}, child_valid.options()), child_valid.logical_not()});
-    bcomp = bcomp.masked_fill(no_parent, -1);
-    bjac_rows = bjac_rows.masked_fill(no_parent, 0.0);
-  }
-  auto bcomp_index = fixed ? bcomp.clamp_min(0) : bcomp;
-
-  // backward log-probabilities at s_t (s0 has no parent: its row is masked to 0)
-  // (P_B's own network where it has one: the TLM target, on its own trunk)
+  // backward log-probabilities at s_t (P_B's own network where it has one: the TLM target, on
+  // its own trunk)
   auto& bpolicy = estimators.backward_policy();
-  const auto& bhead = bpolicy.backward_head();
-  auto root = rows.is_initial;
-  auto bmask = env.backward_mask(rows).logical_or(root.unsqueeze(1));
-  if (fixed) bmask = bmask.logical_or(padding.unsqueeze(1));
-  torch::Tensor lpb;
-  if (bpolicy.learned_backward()) {
-    auto bout = bpolicy.backward_outputs(&bpolicy == &policy ? hidden : bpolicy.trunk(features));
-    auto lpb_rows = masked_log_softmax(bhead.logits(bout), bmask);
-    lpb = lpb_rows.gather(1, bcomp_index.unsqueeze(1)).squeeze(1);
-    if (bhead.has_pieces()) lpb = lpb + bhead.log_density(bout, bcomp, per_row(bwd.coords));
-  } else if (bpolicy.max_entropy_backward()) {
-    // N(s_{t-1}) / N(s_t): the parents are the trajectory's own states (s0's row is masked below)
-    auto log_n_parent = per_row(env.log_path_count(parents).to(torch::kFloat64));
-    lpb = (log_n_parent - env.log_path_count(rows).to(torch::kFloat64)).to(dtype);
-  } else {
-    lpb = -bmask.sum(1).to(dtype).log();
-    if (bhead.has_pieces()) lpb = lpb + bhead.log_uniform_density(bcomp_index).to(dtype);
-  }
-  lpb = (lpb - bjac_rows).masked_fill(root, 0.0);
-  auto lpb_by_row = by_step(lpb);
-  // step t's backward probability lives at row t + 1; the exit step's row is the sink (0)
-  auto log_pb = torch::cat({lpb_by_row.narrow(0, 1, T - 1), torch::zeros({1, B}, lpb.options())});
+  const auto bwd = backward_steps(env, r, traj, dtype);
+  auto lpb = backward_log_probs(env, bpolicy, r, bwd, features, &bpolicy == &policy ? hidden : torch::Tensor(), dtype);
 
   LossInputs in;
-  in.log_pf = log_pf;
-  in.log_pb = log_pb;
-  in.log_flow = log_flow;
+  in.log_pf = r.by_step(lpf) - traj.log_jacobian.to(dtype);
+  in.log_pb = log_pb_by_step(r, lpb);
+  // log F(s_t) at every valid step's state, [T+1, B] with 0 on padding
+  if (estimators.flow)
+    in.log_flow = torch::cat({r.by_step(estimators.flow->log_flow(hidden, features)), torch::zeros({1, r.B}, lpf.options())});
   in.log_reward = clip_log_reward(traj.log_reward.to(dtype), options.log_reward_clip);
   in.log_z = estimators.log_z;
   in.mask = traj.mask;
   in.length = traj.length;
+  auto root = r.states.is_initial;
   if (options.edge_flows) {
     const double inf = std::numeric_limits<double>::infinity();
-    in.log_outflow = by_step(logits.masked_fill(fmask.logical_not(), -inf).logsumexp(1));
-    in.log_inflow = by_step(parents_log_inflow(env, policy, rows).masked_fill(root, 0.0));
+    in.log_outflow = r.by_step(logits.masked_fill(fmask.logical_not(), -inf).logsumexp(1));
+    in.log_inflow = r.by_step(parents_log_inflow(env, policy, r.states).masked_fill(root, 0.0));
   }
   if (options.state_rewards) {
-    in.log_pf_exit = by_step(lpf_rows.select(1, env.action_spec().forward.exit));
-    in.log_reward_states = by_step(clip_log_reward(env.log_reward(rows).to(dtype), options.log_reward_clip));
+    in.log_pf_exit = r.by_step(lpf_rows.select(1, env.action_spec().forward.exit));
+    in.log_reward_states = r.by_step(clip_log_reward(env.log_reward(r.states).to(dtype), options.log_reward_clip));
   }
-  if (options.local_credit) {
+  if (options.credit == Credit::kForwardLooking) {
     torch::NoGradGuard no_grad;
-    auto ell = by_step(env.intermediate_log_reward(rows).to(dtype).masked_fill(root, 0.0));
+    auto ell = r.by_step(env.intermediate_log_reward(r.states).to(dtype).masked_fill(root, 0.0));
     in.local_credit = forward_looking_credits(ell, in.log_reward, in.mask, in.length);
   }
   return in;
+}
+
+torch::Tensor score_backward(const Env& env, PolicyNetImpl& net, const Trajectories& traj, Execution execution) {
+  const auto dtype = net.parameters().front().scalar_type();
+  const StepRows r(traj, execution, dtype);
+  const auto bwd = backward_steps(env, r, traj, dtype);
+  return log_pb_by_step(r, backward_log_probs(env, net, r, bwd, env.features(r.states), torch::Tensor(), dtype));
 }
 
 }  // namespace gfn

@@ -73,24 +73,59 @@ bool tabular_worthwhile(const Env& env, int64_t batch) {
   return env.num_states() <= batch * (env.max_length() + 1);
 }
 
-TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
-  auto hidden = policy.trunk(table.features);
-  TablePass pass;
-  pass.logits = policy.forward_logits(hidden);
-  pass.log_pf = masked_log_softmax(pass.logits, table.forward_mask);
-  if (policy.has_flow()) pass.log_flow = policy.log_flow(hidden, table.features);
+namespace {
+
+// log p_B on every state ([S, C_b]) from `net`'s backward kernel, its trunk's output `hidden`
+// at the table's states (learned heads only)
+torch::Tensor table_log_pb(const StateTable& table, PolicyNetImpl& net, const torch::Tensor& hidden,
+                           torch::Dtype dtype) {
   auto root = table.states.is_initial.unsqueeze(1);
   auto bmask = table.backward_mask.logical_or(root);
-  if (policy.learned_backward()) {
-    pass.log_pb = masked_log_softmax(policy.backward_logits(hidden), bmask);
-  } else if (policy.max_entropy_backward()) {
+  if (net.learned_backward()) return masked_log_softmax(net.backward_logits(hidden), bmask);
+  if (net.max_entropy_backward()) {
     TORCH_CHECK(table.max_entropy_log_pb.defined(), "evaluate_table: the env counts no paths");
-    pass.log_pb = table.max_entropy_log_pb.to(pass.log_pf.scalar_type());
-  } else {
-    auto uniform = -bmask.sum(1, /*keepdim=*/true).to(pass.log_pf.scalar_type()).log();
-    pass.log_pb = uniform.expand({-1, bmask.size(1)});
+    return table.max_entropy_log_pb.to(dtype);
   }
+  auto uniform = -bmask.sum(1, /*keepdim=*/true).to(dtype).log();
+  return uniform.expand({-1, bmask.size(1)});
+}
+
+}  // namespace
+
+TablePass evaluate_table_forward(const StateTable& table, PolicyNetImpl& policy) {
+  TablePass pass;
+  pass.hidden = policy.trunk(table.features);
+  pass.logits = policy.forward_logits(pass.hidden);
+  pass.log_pf = masked_log_softmax(pass.logits, table.forward_mask);
   return pass;
+}
+
+void evaluate_table_backward(const StateTable& table, Estimators& estimators, TablePass& pass) {
+  auto& net = estimators.backward_policy();
+  const bool own = &net == estimators.policy.get();
+  pass.log_pb = table_log_pb(table, net, own || !net.learned_backward() ? pass.hidden : net.trunk(table.features),
+                             pass.log_pf.scalar_type());
+  if (estimators.flow) pass.log_flow = estimators.flow->log_flow(pass.hidden, table.features);
+}
+
+TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy) {
+  TablePass pass = evaluate_table_forward(table, policy);
+  pass.log_pb = table_log_pb(table, policy, pass.hidden, pass.log_pf.scalar_type());
+  return pass;
+}
+
+TablePass evaluate_table(const StateTable& table, Estimators& estimators) {
+  TablePass pass = evaluate_table_forward(table, *estimators.policy);
+  evaluate_table_backward(table, estimators, pass);
+  return pass;
+}
+
+torch::Tensor score_tabular_backward(const StateTable& table, PolicyNetImpl& net, const Trajectories& traj,
+                                     const torch::Tensor& state_index) {
+  TablePass pass;
+  pass.log_pb = table_log_pb(table, net, net.learned_backward() ? net.trunk(table.features) : torch::Tensor(),
+                             net.parameters().front().scalar_type());
+  return tabular_log_pb(table, pass, traj, state_index);
 }
 
 namespace {
@@ -194,25 +229,32 @@ Trajectories rollout_tabular(const Env& env, const StateTable& table, const torc
   return traj;
 }
 
+torch::Tensor tabular_log_pb(const StateTable& table, const TablePass& pass, const Trajectories& traj,
+                             const torch::Tensor& state_index) {
+  const int64_t T = traj.num_steps(), B = traj.batch_size();
+  const int64_t C = table.forward_mask.size(1), Cb = pass.log_pb.size(1);
+  auto from = state_index.narrow(0, 0, T), to = state_index.narrow(0, 1, T);  // [T, B]
+  auto comp = traj.action_component.clamp_min(0);
+  // log p_B(s_t | s_{t+1}) at the child, with the component undoing a_t
+  auto bcomp = table.backward_component.reshape({-1}).index_select(0, (from * C + comp).reshape({-1})).view({T, B});
+  auto lpb = pass.log_pb.reshape({-1}).index_select(0, (to * Cb + bcomp).reshape({-1})).view({T, B});
+  return lpb.masked_fill(traj.mask.logical_not().logical_or(traj.action_component.eq(table.exit)), 0.0);
+}
+
 LossInputs score_tabular(const StateTable& table, const TablePass& pass, const Trajectories& traj,
                          const torch::Tensor& state_index, const torch::Tensor& log_z, const ScoreOptions& options) {
   const int64_t T = traj.num_steps(), B = traj.batch_size();
-  const int64_t C = pass.log_pf.size(1), Cb = pass.log_pb.size(1);
+  const int64_t C = pass.log_pf.size(1), Cb = table.backward_mask.size(1);
   auto from = state_index.narrow(0, 0, T);  // [T, B]
   auto comp = traj.action_component.clamp_min(0);
   auto invalid = traj.mask.logical_not();
 
   // forward: log p_F(a_t | s_t) from the table
   auto lpf = pass.log_pf.reshape({-1}).index_select(0, (from * C + comp).reshape({-1})).view({T, B});
-  // backward: log p_B(s_t | s_{t+1}) at the child, with the component undoing a_t
-  auto to = state_index.narrow(0, 1, T);
-  auto bcomp = table.backward_component.reshape({-1}).index_select(0, (from * C + comp).reshape({-1})).view({T, B});
-  auto lpb = pass.log_pb.reshape({-1}).index_select(0, (to * Cb + bcomp).reshape({-1})).view({T, B});
-  auto no_pb = invalid.logical_or(traj.action_component.eq(table.exit));
 
   LossInputs in;
   in.log_pf = lpf.masked_fill(invalid, 0.0);
-  in.log_pb = lpb.masked_fill(no_pb, 0.0);
+  in.log_pb = tabular_log_pb(table, pass, traj, state_index);
   if (pass.log_flow.defined()) {
     auto flow = pass.log_flow.index_select(0, from.reshape({-1})).view({T, B}).masked_fill(invalid, 0.0);
     in.log_flow = torch::cat({flow, torch::zeros({1, B}, flow.options())});
@@ -239,7 +281,7 @@ LossInputs score_tabular(const StateTable& table, const TablePass& pass, const T
     in.log_pf_exit = at_states(pass.log_pf.select(1, table.exit));
     in.log_reward_states = at_states(clip_log_reward(table.log_reward.to(lpf.scalar_type()), options.log_reward_clip));
   }
-  if (options.local_credit) {
+  if (options.credit == Credit::kForwardLooking) {
     TORCH_CHECK(table.intermediate_log_reward.defined(), "score_tabular: the env defines no intermediate reward");
     in.local_credit = forward_looking_credits(at_states(table.intermediate_log_reward.to(lpf.scalar_type())),
                                               in.log_reward, in.mask, in.length);

@@ -42,15 +42,24 @@ struct StateTable {
   int64_t size() const { return forward_mask.size(0); }
 };
 
-// The policy on every state: log p_F [S, C_f] (-inf where unavailable) and log p_B [S, C_b]
-// (uniform or learned), carrying the autograd graph.
+// The policy on every state: log p_F [S, C_f] (-inf where unavailable) and log p_B [S, C_b],
+// carrying the autograd graph.
 struct TablePass {
   torch::Tensor log_pf;
   torch::Tensor log_pb;
-  torch::Tensor logits;  // [S, C_f] raw forward logits (for exploration)
-  torch::Tensor log_flow;  // [S] log F(s) (flow head only, else undefined)
+  torch::Tensor logits;    // [S, C_f] raw forward logits (for exploration)
+  torch::Tensor log_flow;  // [S] log F(s) (estimators with a flow head, else undefined)
+  torch::Tensor hidden;    // [S, hidden] the policy trunk's output
 };
+// The forward policy on every state: log_pf, logits, hidden.
+TablePass evaluate_table_forward(const StateTable& table, PolicyNetImpl& policy);
+// The rest of the pass from `estimators`: log_pb of their backward policy (the policy's own kernel
+// reuses the pass's trunk output; P_B's own network runs its trunk) and log_flow of their flow head.
+void evaluate_table_backward(const StateTable& table, Estimators& estimators, TablePass& pass);
+// Forward and backward with the policy's own backward kernel (learned, uniform or max-entropy).
 TablePass evaluate_table(const StateTable& table, PolicyNetImpl& policy);
+// Forward from the policy, the rest from `estimators` (evaluate_table_backward).
+TablePass evaluate_table(const StateTable& table, Estimators& estimators);
 
 // Whether StateTable can be built for `env` and is small enough to keep: an enumerable env whose
 // forward kernel has no continuous pieces, with at most 2^22 states.
@@ -71,7 +80,15 @@ Trajectories rollout_tabular(const Env& env, const StateTable& table, const torc
                              TabularBackend backend = TabularBackend::kAuto);
 
 // The tabular counterpart of score_trajectories: reads the step log-probabilities from `pass`.
+// Forward-looking credits (options.credit) come from the table's intermediate rewards.
 LossInputs score_tabular(const StateTable& table, const TablePass& pass, const Trajectories& traj,
                          const torch::Tensor& state_index, const torch::Tensor& log_z, const ScoreOptions& options);
+
+// log p_B of each step ([T, B], 0 on the exit steps and padding) read from `pass.log_pb`.
+torch::Tensor tabular_log_pb(const StateTable& table, const TablePass& pass, const Trajectories& traj,
+                             const torch::Tensor& state_index);
+// The same under `net`'s backward kernel alone: TLM's likelihood on the tabular path.
+torch::Tensor score_tabular_backward(const StateTable& table, PolicyNetImpl& net, const Trajectories& traj,
+                                     const torch::Tensor& state_index);
 
 }  // namespace gfn

@@ -6,37 +6,38 @@
 #include <torch/torch.h>
 
 #include "core/cuda_graph.h"
-#include "core/potential.h"
 
 namespace gfn {
 
-void TrainerOptions::validate() const {
-  if (batch_size < 1) throw ConfigError(fmt::format("train.batch_size = {}: expected an integer >= 1", batch_size));
-  if (!(lr > 0.0) || !std::isfinite(lr)) throw ConfigError(fmt::format("train.lr = {}: expected a float > 0", lr));
-  if (!(lr_logz > 0.0) || !std::isfinite(lr_logz))
-    throw ConfigError(fmt::format("train.lr_logz = {}: expected a float > 0", lr_logz));
-  if (!(lr_flow > 0.0) || !std::isfinite(lr_flow))
-    throw ConfigError(fmt::format("train.lr_flow = {}: expected a float > 0", lr_flow));
-  if (lr_decay_every < 0)
-    throw ConfigError(fmt::format("train.lr_decay_every = {}: expected an integer >= 0", lr_decay_every));
-  if (!(lr_backward > 0.0) || !std::isfinite(lr_backward))
-    throw ConfigError(fmt::format("train.lr_backward = {}: expected a float > 0", lr_backward));
-  if (!(backward_decay > 0.0 && backward_decay <= 1.0))
-    throw ConfigError(fmt::format("train.backward_decay = {}: expected a float in (0, 1]", backward_decay));
-  if (!(tlm_ema > 0.0 && tlm_ema <= 1.0))
-    throw ConfigError(fmt::format("train.tlm_ema = {}: expected a float in (0, 1]", tlm_ema));
-  if (!(led_drop_rate == -1.0 || (led_drop_rate >= 0.0 && led_drop_rate < 1.0)))
-    throw ConfigError(fmt::format("objective.led_dropout = {}: expected a float in [0, 1), or -1 for the paper's "
-                                  "rule",
-                                  led_drop_rate));
-  if (led_steps < 1) throw ConfigError(fmt::format("train.led_steps = {}: expected an integer >= 1", led_steps));
-  if (!(lr_potential > 0.0) || !std::isfinite(lr_potential))
-    throw ConfigError(fmt::format("train.lr_potential = {}: expected a float > 0", lr_potential));
-  if (led && score.local_credit)
-    throw ConfigError("objective.credit: forward-looking (fl) and learned (led) credits exclude each other");
-  if (!(lr_decay > 0.0 && lr_decay <= 1.0))
-    throw ConfigError(fmt::format("train.lr_decay = {}: expected a float in (0, 1]", lr_decay));
-  sampler.validate();
+template <>
+const EnumNames<TabularMode>& enum_names<TabularMode>() {
+  static const EnumNames<TabularMode> names{
+      {TabularMode::kAuto, "auto"}, {TabularMode::kOn, "on"}, {TabularMode::kOff, "off"}};
+  return names;
+}
+
+const OptionTable<TrainerOptions>& TrainerOptions::keys() {
+  using O = TrainerOptions;
+  static const auto table =
+      OptionTable<O>()
+          .add("train.batch_size", &O::batch_size, "trajectories per iteration", in(1, 1 << 24))
+          .add("train.lr", &O::lr, "Adam learning rate of the policy", above(0).at_most(10))
+          .add("train.lr_logz", &O::lr_logz, "Adam learning rate of log Z", above(0).at_most(100))
+          .add("train.lr_decay_every", &O::lr_decay_every,
+               "every N iterations the learning rates of the policy, log Z and the flow head are multiplied by "
+               "train.lr_decay (0: never)",
+               at_least(0))
+          .add("train.lr_decay", &O::lr_decay, "step decay factor of the learning rates", above(0).at_most(1))
+          .nest(&O::sampler, SamplerOptions::keys())
+          .add("train.tabular", &O::tabular,
+               "evaluate the policy once per state per iteration (auto: when num_states <= batch * T)")
+          .add("train.execution", &O::execution,
+               "compact: evaluate only the rows still running (host syncs; the CPU's default); fixed: every row "
+               "under masks, no host sync (what a GPU runs; the default elsewhere); auto: by device")
+          .add("train.cuda_graph", &O::cuda_graph,
+               "CUDA only: capture one whole iteration as a CUDA graph after 3 eager ones and replay it")
+          .nest(&O::score, ScoreOptions::keys());
+  return table;
 }
 
 torch::Generator make_generator(uint64_t seed, const torch::Device& device) {
@@ -48,55 +49,27 @@ torch::Generator make_generator(uint64_t seed, const torch::Device& device) {
 }
 
 Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, const TrainerOptions& options,
-                 uint64_t seed, const torch::Device& device)
+                 uint64_t seed, const torch::Device& device, std::vector<TrainingComponent*> components)
     : env_(env),
       estimators_(estimators),
       objective_(objective),
       options_(options),
       device_(device),
+      execution_(resolve_execution(options.execution, device)),
+      components_(std::move(components)),
       generator_(make_generator(seed, device)) {
   options_.validate();
-  // what the objective reads, and whether this env can provide it
-  const std::string kind = fmt::format("objective.kind = \"{}\"", objective_.name());
-  const auto& spec = env_.action_spec();
-  options_.score.edge_flows = objective_.uses_edge_flows();
-  options_.score.state_rewards = objective_.uses_state_rewards();
-  if (options_.score.edge_flows && (spec.forward.has_pieces() || spec.backward.has_pieces()))
-    throw ConfigError(fmt::format("{} matches edge flows over each state's parents, which env '{}' cannot enumerate "
-                                  "(its kernels have continuous pieces): use a discrete env or another objective",
-                                  kind, env_.name()));
-  if (options_.score.state_rewards && (!env_.every_state_terminal() || spec.forward.exit < 0))
-    throw ConfigError(fmt::format("{} needs an env where every state may exit, which env '{}' is not: use db or "
-                                  "subtb",
-                                  kind, env_.name()));
-  if ((options_.score.local_credit || options_.led) && !objective_.accepts_local_credit())
-    throw ConfigError(fmt::format("objective.credit = \"{}\": {} takes no local credits (tb, db and subtb do)",
-                                  options_.led ? "led" : "fl", kind));
-  if (options_.score.local_credit) {
-    if (!env_.has_intermediate_reward())
-      throw ConfigError(fmt::format("objective.credit = \"fl\": env '{}' defines no intermediate reward for "
-                                    "forward-looking credits",
-                                    env_.name()));
-  }
-  // one parameter group per learning rate
-  std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
-  if (objective_.uses_log_z()) groups.push_back({{estimators_.log_z}, options_.lr_logz});
-  auto flow = estimators_.flow_parameters();
-  if (objective_.uses_flow() && flow.empty())
-    throw ConfigError(fmt::format("objective.kind = \"{}\" reads log F(s): the estimators need a flow head",
-                                  objective_.name()));
-  if (!flow.empty()) groups.push_back({flow, options_.lr_flow});
-  optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
-  if (estimators_.tlm())
-    backward_optimizer_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{estimators_.tlm_parameters(), options_.lr_backward}});
+  const Requirements requirements = objective_.requirements();
+  check_requirements(requirements);
+  options_.score.edge_flows = requirements.edge_flows;
+  options_.score.state_rewards = requirements.state_rewards;
 
-  if (options_.led) {
-    if (!estimators_.potential)
-      throw ConfigError("objective.credit = \"led\": the estimators need a potential network");
-    potential_optimizer_ = std::make_unique<FusedAdam>(
-        std::vector<AdamGroup>{{estimators_.potential_parameters(), options_.lr_potential}});
-    led_drop_rate_ = options_.led_drop_rate >= 0.0 ? options_.led_drop_rate : env_.max_length() + 1 < 10 ? 0.1 : 0.2;
-  }
+  // one Adam over the parameters the GFlowNet loss trains, a group per learning rate
+  std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
+  if (requirements.log_z) groups.push_back({{estimators_.log_z}, options_.lr_logz});
+  for (auto* c : components_)
+    for (auto& g : c->loss_groups()) groups.push_back(std::move(g));
+  optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
   if (has_state_table(env_)) table_.emplace(env_, device_);
@@ -113,73 +86,77 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   if (options_.cuda_graph) {
     graph_ = std::make_unique<CudaGraphStep>(device_, kGraphWarmup);  // ConfigError off CUDA
     generator_ = graph_generator(seed, device_);
-    for (auto* o : {optimizer_.get(), backward_optimizer_.get(), potential_optimizer_.get()})
-      if (o != nullptr) o->set_device_state(true);
+    optimizer_->set_device_state(true);
+    for (auto* c : components_)
+      for (auto* o : c->optimizers()) o->set_device_state(true);
   }
 }
 
 Trainer::~Trainer() = default;
 
-double Trainer::current_lr() const {
-  return optimizer_->groups().front().lr;
+void Trainer::check_requirements(const Requirements& r) const {
+  const std::string kind = fmt::format("objective.kind = \"{}\"", objective_.name());
+  const auto& spec = env_.action_spec();
+  if (options_.batch_size < r.min_batch_size)
+    throw ConfigError(fmt::format("train.batch_size = {}: {} needs at least {} trajectories per batch",
+                                  options_.batch_size, kind, r.min_batch_size));
+  if (r.edge_flows && (spec.forward.has_pieces() || spec.backward.has_pieces()))
+    throw ConfigError(fmt::format("{} matches edge flows over each state's parents, which env '{}' cannot enumerate "
+                                  "(its kernels have continuous pieces): use a discrete env or another objective",
+                                  kind, env_.name()));
+  if (r.state_rewards && (!env_.every_state_terminal() || spec.forward.exit < 0))
+    throw ConfigError(fmt::format("{} needs an env where every state may exit, which env '{}' is not: use db or "
+                                  "subtb",
+                                  kind, env_.name()));
+  const Credit credit = options_.score.credit;
+  if (credit != Credit::kNone && !r.local_credit)
+    throw ConfigError(fmt::format("objective.credit = \"{}\": {} takes no local credits (tb, db and subtb do)",
+                                  enum_name(credit), kind));
+  if (credit == Credit::kForwardLooking && !env_.has_intermediate_reward())
+    throw ConfigError(fmt::format("objective.credit = \"fl\": env '{}' defines no intermediate reward for "
+                                  "forward-looking credits",
+                                  env_.name()));
+  const bool learned = std::any_of(components_.begin(), components_.end(),
+                                   [](const TrainingComponent* c) { return c->adds_local_credit(); });
+  if (credit == Credit::kLearned && !learned)
+    throw ConfigError("objective.credit = \"led\": no component adds learned credits (LED's: components/led.h)");
+  if (r.flow && !estimators_.flow)
+    throw ConfigError(fmt::format("{} reads log F(s): the estimators need a flow head", kind));
 }
 
-torch::Tensor Trainer::tlm_step(const Trajectories& traj, const torch::Tensor& path) {
-  torch::Tensor log_pb;  // [T, B] under psi, 0 on the exit steps and padding
-  if (tabular_) {
-    auto pass = evaluate_table(*table_, *estimators_.backward_online);
-    log_pb = score_tabular(*table_, pass, traj, path, estimators_.log_z, ScoreOptions{}).log_pb;
-  } else {
-    Estimators psi(estimators_.backward_online, estimators_.log_z);
-    log_pb = score_trajectories(env_, psi, traj, ScoreOptions{}).log_pb;
-  }
-  auto loss = -log_pb.sum(0).mean();
-  backward_optimizer_->zero_grad();
-  loss.backward();
-  backward_optimizer_->step();
-  estimators_.update_backward_target(options_.tlm_ema);
-  return loss.detach();
+double Trainer::current_lr() const { return optimizer_->groups().front().lr; }
+
+std::vector<std::string> Trainer::metric_names() const {
+  std::vector<std::string> out;
+  for (const auto* c : components_)
+    for (const auto& n : c->metric_names()) out.push_back(n);
+  return out;
 }
 
-torch::Tensor Trainer::led_step(const Trajectories& traj, LossInputs& inputs) {
-  auto log_reward = inputs.log_reward.detach();
-  torch::Tensor loss;
-  for (int64_t k = 0; k < options_.led_steps; ++k) {
-    auto phi = estimators_.potential->values(env_, traj);
-    if (k + 1 == options_.led_steps) inputs.local_credit = redistributed_credits(phi, log_reward, inputs.mask, inputs.length);
-    loss = potential_regression_loss(phi, log_reward, inputs.mask, inputs.length, led_drop_rate_, generator_);
-    potential_optimizer_->zero_grad();
-    loss.backward();
-    potential_optimizer_->step();
-  }
-  return loss.detach();
+TrainingContext Trainer::context() {
+  return TrainingContext{env_, estimators_, tabular_ ? &*table_ : nullptr, execution_, generator_, device_};
 }
 
 void Trainer::save_state(torch::serialize::OutputArchive& archive) const {
   archive.write("trainer.iteration", torch::tensor(iteration_), /*is_buffer=*/true);
   archive.write("trainer.generator", generator_.get_state(), true);
   optimizer_->save(archive, "trainer.adam.");
-  if (backward_optimizer_) backward_optimizer_->save(archive, "trainer.tlm_adam.");
-  if (potential_optimizer_) potential_optimizer_->save(archive, "trainer.led_adam.");
+  for (const auto* c : components_) c->write_state(archive);
 }
 
 void Trainer::load_state(torch::serialize::InputArchive& archive, const std::string& source) {
   // a fresh tensor per entry: try_read into a defined one resizes it in place
   auto read = [&](const std::string& key) {
     torch::Tensor t;
-    if (!archive.try_read(key, t, /*is_buffer=*/true)) throw std::runtime_error("no entry '" + key + "'");
+    if (!archive.try_read(key, t, /*is_buffer=*/true))
+      throw ConfigError(fmt::format("{}: no entry '{}' (not a checkpoint of this config)", source, key));
     return t;
   };
-  try {
-    const int64_t iteration = read("trainer.iteration").item<int64_t>();
-    generator_.set_state(read("trainer.generator"));
-    optimizer_->load(archive, "trainer.adam.");
-    if (backward_optimizer_) backward_optimizer_->load(archive, "trainer.tlm_adam.");
-    if (potential_optimizer_) potential_optimizer_->load(archive, "trainer.led_adam.");
-    iteration_ = iteration;
-  } catch (const std::exception& e) {
-    throw ConfigError(fmt::format("{}: {} (not a checkpoint of this config)", source, first_line(e)));
-  }
+  const int64_t iteration = read("trainer.iteration").item<int64_t>();
+  generator_.set_state(read("trainer.generator"));
+  optimizer_->load(archive, "trainer.adam.", source);
+  for (auto* c : components_) c->read_state(archive, source);
+  iteration_ = iteration;
 }
 
 namespace {
@@ -204,59 +181,75 @@ double squared_norm(const torch::Tensor& t) {
 
 }  // namespace
 
-IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
-  IterationResult out;
-  LossInputs inputs;
+double Trainer::host_grad_sq() const {
+  double sq = 0.0;
+  for (const auto& group : optimizer_->groups())
+    for (const auto& p : group.params)
+      if (p.grad().defined()) sq += squared_norm(p.grad());
+  return sq;
+}
+
+torch::Tensor Trainer::device_grad_sq() const {
+  torch::NoGradGuard no_grad;
+  auto sq = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+  for (const auto& group : optimizer_->groups())
+    for (const auto& p : group.params)
+      if (p.grad().defined()) sq.add_(p.grad().to(torch::kFloat64).square().sum());
+  return sq;
+}
+
+TrainingBatch Trainer::sample(const SamplerOptions& sampler, TablePass& pass) {
+  TrainingBatch batch;
+  batch.iteration = iteration_;
   const int64_t B = options_.batch_size;
   if (tabular_) {
     // the policy on every state, once: sampling reads it detached, the loss with its graph
-    auto pass = evaluate_table(*table_, *estimators_.policy);
+    pass = evaluate_table_forward(*table_, *estimators_.policy);
     torch::Tensor probs;
     {
       torch::NoGradGuard no_grad;
-      probs = behaviour_probs(pass.logits.detach(), table_->forward_mask, options_.sampler);
+      probs = behaviour_probs(pass.logits.detach(), table_->forward_mask, sampler);
     }
-    torch::Tensor path;
-    out.trajectories = rollout_tabular(env_, *table_, probs, B, generator_, &path);
-    if (estimators_.tlm()) {
-      out.backward_loss = tlm_step(out.trajectories, path);
-      torch::NoGradGuard no_grad;
-      pass.log_pb = evaluate_table(*table_, *estimators_.backward_target).log_pb;
-    }
-    inputs = score_tabular(*table_, pass, out.trajectories, path, estimators_.log_z, options_.score);
-    out.terminal_index = path[path.size(0) - 1];
+    batch.trajectories = rollout_tabular(env_, *table_, probs, B, generator_, &batch.path);
   } else {
-    SamplerOptions sampler = options_.sampler;
-    sampler.record_log_pf = !sampler.on_policy();  // on-policy, the scores below are the same numbers
-    out.trajectories = rollout(env_, *estimators_.policy, B, sampler, generator_, device_);
-    if (estimators_.tlm()) out.backward_loss = tlm_step(out.trajectories, torch::Tensor());
-    inputs = score_trajectories(env_, estimators_, out.trajectories, options_.score);
-    if (!sampler.record_log_pf) out.trajectories.log_pf_sampled = inputs.log_pf.detach();
-    if (table_) out.terminal_index = env_.state_index(out.trajectories.terminal_states());
+    batch.trajectories = rollout(env_, *estimators_.policy, B, sampler, generator_, device_, execution_);
   }
+  return batch;
+}
 
-  if (options_.led) out.potential_loss = led_step(out.trajectories, inputs);
+LossInputs Trainer::score(TrainingBatch& batch, TablePass& pass, const SamplerOptions& sampler) {
+  auto& traj = batch.trajectories;
+  if (tabular_) {
+    evaluate_table_backward(*table_, estimators_, pass);
+    return score_tabular(*table_, pass, traj, batch.path, estimators_.log_z, options_.score);
+  }
+  LossInputs inputs = score_trajectories(env_, estimators_, traj, options_.score, execution_);
+  // on-policy, the rollout left log_pf_sampled to these scores (the same numbers)
+  if (!sampler.record_log_pf) traj.log_pf_sampled = inputs.log_pf.detach();
+  return inputs;
+}
+
+IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
+  SamplerOptions sampler = options_.sampler;
+  for (auto* c : components_) c->adjust_sampling(sampler, iteration_);
+  sampler.record_log_pf = !sampler.on_policy();  // on-policy, the scores below are the same numbers
+  TablePass pass;
+  TrainingBatch batch = sample(sampler, pass);
+  const TrainingContext ctx = context();
+  for (auto* c : components_) c->extend_batch(batch, ctx);
+  for (auto* c : components_) c->before_scoring(batch, ctx);
+  LossInputs inputs = score(batch, pass, sampler);
+  for (auto* c : components_) c->add_loss_inputs(batch, inputs, ctx);
 
   // loss, gradients, one optimiser step
+  IterationResult out;
   auto loss = objective_.loss(inputs);
   optimizer_->zero_grad();
   loss.backward();
-  if (host_grad_norm) {
-    double sq = 0.0;
-    for (const auto& group : optimizer_->groups())
-      for (const auto& p : group.params)
-        if (p.grad().defined()) sq += squared_norm(p.grad());
-    out.grad_norm = std::sqrt(sq);
-  }
-  if (device_grad_norm) {
-    torch::NoGradGuard no_grad;
-    out.grad_sq = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-    for (const auto& group : optimizer_->groups())
-      for (const auto& p : group.params)
-        if (p.grad().defined()) out.grad_sq.add_(p.grad().to(torch::kFloat64).square().sum());
-  }
+  if (host_grad_norm) out.grad_norm = std::sqrt(host_grad_sq());
+  if (device_grad_norm) out.grad_sq = device_grad_sq();
   optimizer_->step();
-  if (!objective_.uses_log_z()) {
+  if (!objective_.requirements().log_z) {
     auto estimate = objective_.log_z_estimate(inputs);
     if (estimate.defined()) {
       torch::NoGradGuard no_grad;
@@ -266,32 +259,40 @@ IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   out.loss = loss.detach();
   out.log_pf = inputs.log_pf.detach();
   out.log_pb = inputs.log_pb.detach();
+  if (table_)
+    out.terminal_index = tabular_ ? batch.path[batch.path.size(0) - 1]
+                                  : env_.state_index(batch.trajectories.terminal_states());
+  out.trajectories = batch.trajectories;
+  batch_ = std::move(batch);
   return out;
 }
 
 void Trainer::finish_iteration() {
-  objective_.after_step();
+  const TrainingContext ctx = context();
+  for (auto* c : components_) c->after_step(batch_, ctx);
   ++iteration_;
-  if (backward_optimizer_) backward_optimizer_->groups().front().lr *= options_.backward_decay;
-  // step decay of every learning rate
+  // step decay of the trainer's learning rates
   if (options_.lr_decay_every > 0 && iteration_ % options_.lr_decay_every == 0) {
     for (auto& group : optimizer_->groups()) group.lr *= options_.lr_decay;
   }
   if (graph_) {  // the captured optimisers read their learning rates from the device
     optimizer_->sync_learning_rates();
-    if (backward_optimizer_) backward_optimizer_->sync_learning_rates();
+    for (auto* c : components_)
+      for (auto* o : c->optimizers()) o->sync_learning_rates();
   }
 }
 
 IterationResult Trainer::step(bool with_grad_norm) {
+  IterationResult out;
   if (!graph_) {
-    IterationResult out = iterate(with_grad_norm, false);
-    finish_iteration();
-    return out;
+    out = iterate(with_grad_norm, false);
+  } else {
+    graph_->run([&] { captured_ = iterate(false, true); });
+    out = captured_;
+    if (with_grad_norm) out.grad_norm = std::sqrt(out.grad_sq.item<double>());
   }
-  graph_->run([&] { captured_ = iterate(false, true); });
-  IterationResult out = captured_;
-  if (with_grad_norm) out.grad_norm = std::sqrt(out.grad_sq.item<double>());
+  for (const auto* c : components_)
+    for (const auto& v : c->metric_values()) out.metrics.push_back(v);
   finish_iteration();
   return out;
 }

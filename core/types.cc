@@ -1,6 +1,5 @@
 #include "core/types.h"
 
-#include <atomic>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -25,13 +24,54 @@ torch::Tensor DeviceConstant::on(const torch::Device& device) const {
   return copies_->tensors.back().second;
 }
 
-namespace {
-std::atomic<bool> forced_fixed_shapes{false};
-}  // namespace
+template <>
+const EnumNames<Execution>& enum_names<Execution>() {
+  static const EnumNames<Execution> names{
+      {Execution::kAuto, "auto"}, {Execution::kCompact, "compact"}, {Execution::kFixedShape, "fixed"}};
+  return names;
+}
 
-bool fixed_shapes(const torch::Device& device) { return !device.is_cpu() || forced_fixed_shapes.load(); }
+Execution resolve_execution(Execution execution, const torch::Device& device) {
+  if (execution != Execution::kAuto) return execution;
+  return device.is_cpu() ? Execution::kCompact : Execution::kFixedShape;
+}
 
-void force_fixed_shapes(bool on) { forced_fixed_shapes.store(on); }
+RowSelection::RowSelection(torch::Tensor keep, Execution execution) : keep_(std::move(keep)) {
+  TORCH_CHECK(execution != Execution::kAuto, "RowSelection: resolve the execution first");
+  if (execution == Execution::kCompact) {
+    index_ = keep_.nonzero().squeeze(1);
+  } else {
+    unkept_ = keep_.logical_not();
+  }
+}
+
+int64_t RowSelection::size() const { return fixed() ? keep_.size(0) : index_.size(0); }
+
+torch::Tensor RowSelection::take(const torch::Tensor& t) const { return fixed() ? t : t.index_select(0, index_); }
+
+States RowSelection::take(const States& states) const { return fixed() ? states : states.index_select(index_); }
+
+torch::Tensor RowSelection::fill_unkept(const torch::Tensor& t, double fill) const {
+  if (!fixed()) return t;
+  auto unkept = unkept_;
+  while (unkept.dim() < t.dim()) unkept = unkept.unsqueeze(-1);
+  return t.masked_fill(unkept, fill);
+}
+
+torch::Tensor RowSelection::put(const torch::Tensor& values, const torch::Tensor& base) const {
+  if (!fixed()) return base.index_copy(0, index_, values);
+  auto keep = keep_;
+  while (keep.dim() < values.dim()) keep = keep.unsqueeze(-1);
+  return torch::where(keep, values, base);
+}
+
+torch::Tensor RowSelection::open_unkept(const torch::Tensor& mask) const {
+  return fixed() ? mask.logical_or(unkept_.unsqueeze(1)) : mask;
+}
+
+torch::Tensor RowSelection::or_unkept(const torch::Tensor& flag) const {
+  return fixed() ? flag.logical_or(unkept_) : flag;
+}
 
 States States::index_select(const torch::Tensor& index) const {
   return {discrete.index_select(0, index), continuous.index_select(0, index), is_initial.index_select(0, index),

@@ -1,4 +1,4 @@
-// Batched data of the engine (DESIGN.md §2). Everything lives on one device.
+// Batched data of the engine. Everything lives on one device.
 //
 // Shapes: B batch, T = max_length + 1 steps (the exit step included), Dd discrete and Dc
 // continuous state coordinates, Da chart coordinates. Padding after a trajectory's end is
@@ -8,6 +8,8 @@
 #include <memory>
 
 #include <torch/types.h>
+
+#include "core/options.h"
 
 namespace gfn {
 
@@ -27,13 +29,76 @@ class DeviceConstant {
   std::shared_ptr<Copies> copies_;
 };
 
-// Whether batched code runs in fixed shapes on `device`: every row at every step under masks,
-// with no boolean compaction and no value read back to the host, so that a CUDA stream runs
-// ahead of the host (and an iteration can be captured as a CUDA graph). That is every device
-// but the CPU, where a host sync costs nothing and compacting to the live rows saves work.
-// `force_fixed_shapes(true)` sends the CPU down the device path too: tests compare the two.
-bool fixed_shapes(const torch::Device& device);
-void force_fixed_shapes(bool on);
+// How batched code treats the rows that need no work (trajectories that have finished, padding):
+//   kCompact     evaluates only the live rows: a boolean compaction per step, which reads a count
+//                back to the host. On the CPU that costs nothing and saves the other rows' work.
+//   kFixedShape  evaluates every row at every step under masks, with no compaction and no value
+//                read back to the host, so that a CUDA stream runs ahead of the host and an
+//                iteration can be captured as a CUDA graph. Rows that need no work are made
+//                harmless (a full mask, no density) and their results masked out.
+//   kAuto        kCompact on the CPU, kFixedShape on every other device.
+// A run chooses once, where it is assembled (`train.execution`), and passes the choice down;
+// both give the same numbers up to float rounding (tests/core/fixed_shape_test.cc).
+enum class Execution { kAuto, kCompact, kFixedShape };
+template <>
+const EnumNames<Execution>& enum_names<Execution>();  // "auto", "compact", "fixed"
+
+// `execution` with kAuto resolved for `device`.
+Execution resolve_execution(Execution execution, const torch::Device& device);
+
+struct States;
+
+// The rows of a batch that a computation evaluates, chosen once per call from a [B] bool `keep`:
+// in compact execution the kept rows only (an index, one host sync), in fixed shapes every row
+// (the identity: nothing is gathered, and the rows not kept are the caller's to make harmless).
+// Code written against it runs unchanged in both modes:
+//     RowSelection rows(live, execution);
+//     auto out = f(rows.take(x));                  // [N, ...]: N = kept rows, or B
+//     auto full = rows.put(out, zeros);            // [B, ...]: `zeros` where not kept
+class RowSelection {
+ public:
+  RowSelection(torch::Tensor keep, Execution execution);  // execution resolved (not kAuto)
+
+  bool fixed() const { return !index_.defined(); }
+  // Rows evaluated: the kept ones (compact) or all (fixed shapes).
+  int64_t size() const;
+  // No row kept (compact only: fixed shapes always evaluate every row, and never ask the host).
+  bool empty() const { return !fixed() && index_.numel() == 0; }
+  // Rows of `t` along dim 0 ([B, ...] -> [size(), ...]); `t` itself in fixed shapes.
+  torch::Tensor take(const torch::Tensor& t) const;
+  States take(const States& states) const;
+  // take(t), with the unkept rows of a fixed-shape selection replaced by `fill` (an interior
+  // point where a density is finite, say).
+  torch::Tensor take_or(const torch::Tensor& t, double fill) const { return fill_unkept(take(t), fill); }
+  // Evaluated rows' values `t` ([size(), ...]) with the unkept rows of a fixed-shape selection set
+  // to `fill`; `t` itself in compact execution.
+  torch::Tensor fill_unkept(const torch::Tensor& t, double fill) const;
+  // One value per evaluated row ([size(), ...], of `base`'s dtype) in place in `base` ([B, ...])
+  // where kept; in fixed shapes the rows not kept get `base`'s values (masking NaN and gradients
+  // out).
+  torch::Tensor put(const torch::Tensor& values, const torch::Tensor& base) const;
+  // The evaluated rows' values as a whole batch: scattered into `base` in compact execution, the
+  // values themselves in fixed shapes (where the caller has already given the unkept rows what
+  // they should hold).
+  torch::Tensor expand(const torch::Tensor& values, const torch::Tensor& base) const {
+    return fixed() ? values : base.index_copy(0, index_, values);
+  }
+  // The evaluated rows that are not kept ([size()] bool): the padding of a fixed-shape selection;
+  // undefined in compact execution, where every evaluated row is kept.
+  const torch::Tensor& unkept() const { return unkept_; }
+  // `mask` ([size(), C] bool) with the unkept rows fully open, so that every row has a choice.
+  torch::Tensor open_unkept(const torch::Tensor& mask) const;
+  // `flag` ([size()] bool) or'ed with unkept().
+  torch::Tensor or_unkept(const torch::Tensor& flag) const;
+  // The kept rows' positions ([N] int64, compact only).
+  const torch::Tensor& index() const { return index_; }
+  const torch::Tensor& keep() const { return keep_; }
+
+ private:
+  torch::Tensor keep_;    // [B] bool
+  torch::Tensor index_;   // [N] int64, compact only
+  torch::Tensor unkept_;  // [B] bool, fixed shapes only
+};
 
 // A batch of states. A row is either a state of the environment or the sink sf.
 struct States {
@@ -88,7 +153,7 @@ struct Trajectories {
   States terminal_states() const;
 };
 
-// What an objective reads: a pure function of these (DESIGN.md §5). Differentiable fields
+// What an objective reads: a pure function of these (core/objective.h). Differentiable fields
 // carry the autograd graph of the estimators.
 struct LossInputs {
   torch::Tensor log_pf;        // [T, B] float: log p_F of each step (0 on padding)

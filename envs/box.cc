@@ -15,7 +15,6 @@ namespace {
 // to_s0 iff ||x|| <= delta (1 + kTieMargin): see the header on float32 points at the ball's rim
 constexpr double kTieMargin = 1e-6;
 
-const char* form_name(BoxForm form) { return form == BoxForm::kPolar ? "polar" : "cartesian"; }
 
 // recovered chart coordinates, into float32's open unit interval (where the Betas are finite)
 torch::Tensor open_unit(const torch::Tensor& u) {
@@ -31,45 +30,27 @@ torch::Tensor pad_one(const torch::Tensor& u) { return torch::constant_pad_nd(u,
 
 }  // namespace
 
-std::vector<ParamSpec> BoxOptions::specs() {
-  BoxOptions d;
-  return {int_param("dim", d.dim, "number d of coordinates", 1, 16),
-          float_param("delta", d.delta, "step radius delta of the polar form (first step: a ball of that radius)", 0.0,
-                      1.0, /*min_exclusive=*/true, /*max_exclusive=*/true),
-          string_param("form", form_name(d.form),
-                       "\"polar\": a ball then sphere steps of radius delta (Lahlou et al.); \"cartesian\": the whole "
-                       "box then per-coordinate increments of at least min_step",
-                       {"polar", "cartesian"}),
-          float_param("min_step", d.min_step, "minimum increment m of the cartesian form", 0.0, 0.5,
-                      /*min_exclusive=*/true),
-          float_param("r0", d.r0, "base reward R0", 0.0, INFINITY, /*min_exclusive=*/true),
-          float_param("r1", d.r1, "reward R1 of the outer region", 0.0),
-          float_param("r2", d.r2, "reward R2 of the ring inside the outer region", 0.0)};
+template <>
+const EnumNames<BoxForm>& enum_names<BoxForm>() {
+  static const EnumNames<BoxForm> names{{BoxForm::kPolar, "polar"}, {BoxForm::kCartesian, "cartesian"}};
+  return names;
 }
 
-void BoxOptions::validate() const {
-  Params p;
-  p.set("dim", dim);
-  p.set("delta", delta);
-  p.set("form", std::string(form_name(form)));
-  p.set("min_step", min_step);
-  p.set("r0", r0);
-  p.set("r1", r1);
-  p.set("r2", r2);
-  resolve_params(specs(), p, "BoxOptions");
-}
-
-BoxOptions BoxOptions::from_params(const Params& params) {
-  BoxOptions o;
-  o.dim = params.get_int("dim");
-  o.delta = params.get_float("delta");
-  o.form = params.get_string("form") == "cartesian" ? BoxForm::kCartesian : BoxForm::kPolar;
-  o.min_step = params.get_float("min_step");
-  o.r0 = params.get_float("r0");
-  o.r1 = params.get_float("r1");
-  o.r2 = params.get_float("r2");
-  o.validate();
-  return o;
+const OptionTable<BoxOptions>& BoxOptions::keys() {
+  using O = BoxOptions;
+  static const auto table =
+      OptionTable<O>("BoxOptions")
+          .add("dim", &O::dim, "number d of coordinates", in(1, 16))
+          .add("delta", &O::delta, "step radius delta of the polar form (first step: a ball of that radius)",
+               above(0).below(1))
+          .add("form", &O::form,
+               "\"polar\": a ball then sphere steps of radius delta (Lahlou et al.); \"cartesian\": the whole box "
+               "then per-coordinate increments of at least min_step")
+          .add("min_step", &O::min_step, "minimum increment m of the cartesian form", above(0).at_most(0.5))
+          .add("r0", &O::r0, "base reward R0", above(0))
+          .add("r1", &O::r1, "reward R1 of the outer region", at_least(0))
+          .add("r2", &O::r2, "reward R2 of the ring inside the outer region", at_least(0));
+  return table;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,13 +67,15 @@
 #include <vector>
 
 #include "core/env.h"
-#include "core/params.h"
+#include "core/options.h"
 
 namespace gfn {
 
 enum class BoxForm { kPolar, kCartesian };
+template <>
+const EnumNames<BoxForm>& enum_names<BoxForm>();  // "polar", "cartesian"
 
-struct BoxOptions {
+struct BoxOptions : KeyedOptions<BoxOptions> {
   int64_t dim = 2;                  // d, number of coordinates, in [1, 16]
   double delta = 0.25;              // delta, step radius of the polar form, in (0, 1)
   BoxForm form = BoxForm::kPolar;   // "polar" (Lahlou et al.) or "cartesian" (increments)
@@ -82,11 +84,8 @@ struct BoxOptions {
   double r1 = 0.5;                  // reward R1 of the outer region, >= 0
   double r2 = 2.0;                  // reward R2 of the ring inside it, >= 0
 
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
-  // The config keys (under [env]) with their defaults and rules.
-  static std::vector<ParamSpec> specs();
-  static BoxOptions from_params(const Params& params);
+  // The config keys (under [env]); validate() and from_params() come from KeyedOptions.
+  static const OptionTable<BoxOptions>& keys();
 };
 
 // The Box's geometry on its own, for reuse by environments that embed a box (the labelled box):

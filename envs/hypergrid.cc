@@ -25,34 +25,15 @@ bool ring_region(int64_t x, int64_t height) {
 
 }  // namespace
 
-std::vector<ParamSpec> HypergridOptions::specs() {
-  HypergridOptions d;
-  return {int_param("ndim", d.ndim, "number of coordinates n", 1, 32),
-          int_param("height", d.height, "side length H of the grid", 2, 1 << 20),
-          float_param("r0", d.r0, "base reward R0", 0.0, INFINITY, /*min_exclusive=*/true),
-          float_param("r1", d.r1, "reward R1 of the outer region", 0.0),
-          float_param("r2", d.r2, "reward R2 of the ring inside the outer region", 0.0)};
-}
-
-void HypergridOptions::validate() const {
-  Params p;
-  p.set("ndim", ndim);
-  p.set("height", height);
-  p.set("r0", r0);
-  p.set("r1", r1);
-  p.set("r2", r2);
-  resolve_params(specs(), p, "HypergridOptions");
-}
-
-HypergridOptions HypergridOptions::from_params(const Params& params) {
-  HypergridOptions o;
-  o.ndim = params.get_int("ndim");
-  o.height = params.get_int("height");
-  o.r0 = params.get_float("r0");
-  o.r1 = params.get_float("r1");
-  o.r2 = params.get_float("r2");
-  o.validate();
-  return o;
+const OptionTable<HypergridOptions>& HypergridOptions::keys() {
+  using O = HypergridOptions;
+  static const auto table = OptionTable<O>("HypergridOptions")
+                                .add("ndim", &O::ndim, "number of coordinates n", in(1, 32))
+                                .add("height", &O::height, "side length H of the grid", in(2, 1 << 20))
+                                .add("r0", &O::r0, "base reward R0", above(0))
+                                .add("r1", &O::r1, "reward R1 of the outer region", at_least(0))
+                                .add("r2", &O::r2, "reward R2 of the ring inside the outer region", at_least(0));
+  return table;
 }
 
 HypergridEnv::HypergridEnv(const HypergridOptions& options) : options_(options) {

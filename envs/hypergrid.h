@@ -12,22 +12,19 @@
 #include <vector>
 
 #include "core/env.h"
-#include "core/params.h"
+#include "core/options.h"
 
 namespace gfn {
 
-struct HypergridOptions {
+struct HypergridOptions : KeyedOptions<HypergridOptions> {
   int64_t ndim = 2;     // n, number of coordinates, in [1, 32]
   int64_t height = 8;   // H, side length, >= 2
   double r0 = 0.1;      // base reward, > 0
   double r1 = 0.5;      // reward of the outer region, >= 0
   double r2 = 2.0;      // reward of the thin ring inside it, >= 0
 
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
-  // The config keys (under [env]) with their defaults and rules.
-  static std::vector<ParamSpec> specs();
-  static HypergridOptions from_params(const Params& params);
+  // The config keys (under [env]); validate() and from_params() come from KeyedOptions.
+  static const OptionTable<HypergridOptions>& keys();
 };
 
 class HypergridEnv final : public Env {

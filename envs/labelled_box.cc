@@ -7,36 +7,14 @@
 
 namespace gfn {
 
-std::vector<ParamSpec> LabelledBoxOptions::specs() {
-  LabelledBoxOptions d;
-  auto specs = BoxOptions::specs();
-  specs.push_back(int_param("labels", d.labels, "number K of labels chosen before the box moves", 1, 64));
-  specs.push_back(float_param("label_ratio", d.label_ratio, "reward ratio rho: R(k, x) = rho^k R_box(x)", 0.0,
-                              INFINITY, /*min_exclusive=*/true, /*max_exclusive=*/true));
-  return specs;
-}
-
-void LabelledBoxOptions::validate() const {
-  Params p;
-  p.set("dim", box.dim);
-  p.set("delta", box.delta);
-  p.set("form", std::string(box.form == BoxForm::kPolar ? "polar" : "cartesian"));
-  p.set("min_step", box.min_step);
-  p.set("r0", box.r0);
-  p.set("r1", box.r1);
-  p.set("r2", box.r2);
-  p.set("labels", labels);
-  p.set("label_ratio", label_ratio);
-  resolve_params(specs(), p, "LabelledBoxOptions");
-}
-
-LabelledBoxOptions LabelledBoxOptions::from_params(const Params& params) {
-  LabelledBoxOptions o;
-  o.box = BoxOptions::from_params(params);
-  o.labels = params.get_int("labels");
-  o.label_ratio = params.get_float("label_ratio");
-  o.validate();
-  return o;
+const OptionTable<LabelledBoxOptions>& LabelledBoxOptions::keys() {
+  using O = LabelledBoxOptions;
+  static const auto table =
+      OptionTable<O>("LabelledBoxOptions")
+          .nest(&O::box, BoxOptions::keys())
+          .add("labels", &O::labels, "number K of labels chosen before the box moves", in(1, 64))
+          .add("label_ratio", &O::label_ratio, "reward ratio rho: R(k, x) = rho^k R_box(x)", above(0).below(INFINITY));
+  return table;
 }
 
 LabelledBoxEnv::LabelledBoxEnv(const LabelledBoxOptions& options) : options_(options), geometry_(options.box) {

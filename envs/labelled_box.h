@@ -22,21 +22,18 @@
 #include <vector>
 
 #include "core/env.h"
-#include "core/params.h"
+#include "core/options.h"
 #include "envs/box.h"
 
 namespace gfn {
 
-struct LabelledBoxOptions {
+struct LabelledBoxOptions : KeyedOptions<LabelledBoxOptions> {
   BoxOptions box;            // the Box of every layer (keys dim, delta, form, min_step, r0, r1, r2)
   int64_t labels = 3;        // K, number of labels, in [1, 64]
   double label_ratio = 2.0;  // rho, reward ratio between consecutive labels, > 0 and finite
 
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
   // The config keys (under [env]): the Box's, then labels and label_ratio.
-  static std::vector<ParamSpec> specs();
-  static LabelledBoxOptions from_params(const Params& params);
+  static const OptionTable<LabelledBoxOptions>& keys();
 };
 
 class LabelledBoxEnv final : public Env {

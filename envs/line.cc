@@ -8,42 +8,17 @@
 
 namespace gfn {
 
-std::vector<ParamSpec> LineOptions::specs() {
-  LineOptions d;
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  return {int_param("steps", d.steps, "number n of moves of every trajectory", 1, 100),
-          float_param("separation", d.separation, "distance between the two modes (at -separation/2 and +separation/2)",
-                      0.0, inf, /*min_exclusive=*/true),
-          float_param("sigma", d.sigma, "standard deviation of each mode", 0.0, inf, /*min_exclusive=*/true),
-          float_param("weight", d.weight, "weight of the left mode", 0.0, 1.0, /*min_exclusive=*/true,
-                      /*max_exclusive=*/true),
-          // exclusive infinite bounds: any finite float
-          float_param("log_scale", d.log_scale, "log of the total mass of the reward (the exact log Z), finite", -inf,
-                      inf, /*min_exclusive=*/true, /*max_exclusive=*/true)};
-}
-
-void LineOptions::validate() const {
-  // the generic rule of an unbounded float reads "a float"; say what is wrong with inf and nan
-  if (!std::isfinite(log_scale))
-    throw ConfigError(fmt::format("LineOptions: key 'log_scale' = {}: expected a finite float", to_toml(log_scale)));
-  Params p;
-  p.set("steps", steps);
-  p.set("separation", separation);
-  p.set("sigma", sigma);
-  p.set("weight", weight);
-  p.set("log_scale", log_scale);
-  resolve_params(specs(), p, "LineOptions");
-}
-
-LineOptions LineOptions::from_params(const Params& params) {
-  LineOptions o;
-  o.steps = params.get_int("steps");
-  o.separation = params.get_float("separation");
-  o.sigma = params.get_float("sigma");
-  o.weight = params.get_float("weight");
-  o.log_scale = params.get_float("log_scale");
-  o.validate();
-  return o;
+const OptionTable<LineOptions>& LineOptions::keys() {
+  using O = LineOptions;
+  static const auto table =
+      OptionTable<O>("LineOptions")
+          .add("steps", &O::steps, "number n of moves of every trajectory", in(1, 100))
+          .add("separation", &O::separation, "distance between the two modes (at -separation/2 and +separation/2)",
+               above(0))
+          .add("sigma", &O::sigma, "standard deviation of each mode", above(0))
+          .add("weight", &O::weight, "weight of the left mode", above(0).below(1))
+          .add("log_scale", &O::log_scale, "log of the total mass of the reward (the exact log Z)", finite());
+  return table;
 }
 
 LineEnv::LineEnv(const LineOptions& options) : options_(options) {

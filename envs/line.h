@@ -24,22 +24,19 @@
 #include <vector>
 
 #include "core/env.h"
-#include "core/params.h"
+#include "core/options.h"
 
 namespace gfn {
 
-struct LineOptions {
+struct LineOptions : KeyedOptions<LineOptions> {
   int64_t steps = 5;        // n, the number of moves of every trajectory, in [1, 100]
   double separation = 4.0;  // distance between the two modes (at -separation/2 and +separation/2), > 0
   double sigma = 0.5;       // standard deviation of each mode, > 0
   double weight = 0.5;      // weight w of the left mode, in (0, 1)
   double log_scale = 0.0;   // log of the total mass of R, i.e. the exact log Z; finite
 
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
-  // The config keys (under [env]) with their defaults and rules.
-  static std::vector<ParamSpec> specs();
-  static LineOptions from_params(const Params& params);
+  // The config keys (under [env]); validate() and from_params() come from KeyedOptions.
+  static const OptionTable<LineOptions>& keys();
 };
 
 class LineEnv final : public Env {

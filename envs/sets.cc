@@ -29,30 +29,19 @@ std::vector<double> with_element(std::vector<double> e, double log_w) {
 
 }  // namespace
 
-std::vector<ParamSpec> SetsOptions::specs() {
-  SetsOptions d;
-  return {int_param("universe", d.universe, "number of elements n = |U|", 1, 1024),
-          int_param("size", d.size, "elements k = |S| of every set (at most env.universe)", 1, 1024),
-          int_param("energy_seed", d.energy_seed, "seed of the element energies E(a) ~ uniform [0, 1)", 0)};
-}
-
-void SetsOptions::validate() const {
-  Params p;
-  p.set("universe", universe);
-  p.set("size", size);
-  p.set("energy_seed", energy_seed);
-  resolve_params(specs(), p, "SetsOptions");
-  if (size > universe)
-    throw ConfigError(fmt::format("env.size = {}: expected at most env.universe = {}", size, universe));
-}
-
-SetsOptions SetsOptions::from_params(const Params& params) {
-  SetsOptions o;
-  o.universe = params.get_int("universe");
-  o.size = params.get_int("size");
-  o.energy_seed = params.get_int("energy_seed");
-  o.validate();
-  return o;
+const OptionTable<SetsOptions>& SetsOptions::keys() {
+  using O = SetsOptions;
+  static const auto table =
+      OptionTable<O>("SetsOptions")
+          .add("universe", &O::universe, "number of elements n = |U|", in(1, 1024))
+          .add("size", &O::size, "elements k = |S| of every set (at most env.universe)", in(1, 1024))
+          .add("energy_seed", &O::energy_seed, "seed of the element energies E(a) ~ uniform [0, 1)", at_least(0))
+          .rule([](const O& o) {
+            return o.size <= o.universe
+                       ? std::string()
+                       : fmt::format("env.size = {}: expected at most env.universe = {}", o.size, o.universe);
+          });
+  return table;
 }
 
 SetsEnv::SetsEnv(const SetsOptions& options) : options_(options) {

@@ -20,19 +20,17 @@
 #include <vector>
 
 #include "core/env.h"
-#include "core/params.h"
+#include "core/options.h"
 
 namespace gfn {
 
-struct SetsOptions {
+struct SetsOptions : KeyedOptions<SetsOptions> {
   int64_t universe = 30;    // n = |U|, in [1, 1024]
   int64_t size = 20;        // k = |S|, in [1, n]
   int64_t energy_seed = 0;  // seed of the element energies
 
-  // Throws ConfigError naming the field, its value and the rule.
-  void validate() const;
-  static std::vector<ParamSpec> specs();
-  static SetsOptions from_params(const Params& params);
+  // The config keys (under [env]); validate() and from_params() come from KeyedOptions.
+  static const OptionTable<SetsOptions>& keys();
 };
 
 class SetsEnv final : public Env {

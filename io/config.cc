@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -444,35 +445,80 @@ RunConfig load_config_file(const std::string& path, const std::vector<std::strin
   return load_config(text, overrides, schema, path);
 }
 
-std::string describe_schema(const ConfigSchema& schema) {
-  std::string out;
+namespace {
+
+// Calls `section(title)` then `key(spec, dotted key)` for every key of the schema: the common
+// sections in order, each kinded section's kinds after it.
+void walk_schema(const ConfigSchema& schema, const std::function<void(const std::string&)>& section,
+                 const std::function<void(const ParamSpec&, const std::string&)>& key) {
   auto kinded = kinded_sections(schema);
   std::vector<std::string> described;  // kinded sections already listed
-  auto describe_kinds = [&](const KindedSection& section) {
-    const ParamSpec* kind_spec = find_spec(schema.common, section.name + ".kind");
-    for (const std::string& kind : kind_names(kind_spec, *section.kinds)) {
-      out += fmt::format("\n# [{}] for {}.kind = {}\n", section.name, section.name, to_toml(kind));
-      auto specs = section.kinds->find(kind);
-      if (specs == section.kinds->end() || specs->second.empty()) {
-        out += "# (no keys)\n";
-        continue;
-      }
-      for (const ParamSpec& s : specs->second) out += describe_line(s, section.name + "." + s.key);
+  auto describe_kinds = [&](const KindedSection& k) {
+    const ParamSpec* kind_spec = find_spec(schema.common, k.name + ".kind");
+    for (const std::string& kind : kind_names(kind_spec, *k.kinds)) {
+      section(fmt::format("[{}] for {}.kind = {}", k.name, k.name, to_toml(kind)));
+      auto specs = k.kinds->find(kind);
+      if (specs != k.kinds->end())
+        for (const ParamSpec& s : specs->second) key(s, k.name + "." + s.key);
     }
-    described.push_back(section.name);
+    described.push_back(k.name);
   };
-
-  bool first = true;
-  for (const auto& [section, group] : group_by_section(schema.common)) {
-    out += fmt::format("{}# {}\n", first ? "" : "\n", section.empty() ? "top-level" : "[" + section + "]");
-    first = false;
-    for (const ParamSpec* s : group) out += describe_line(*s, s->key);
+  for (const auto& [name, group] : group_by_section(schema.common)) {
+    section(name.empty() ? "top-level" : "[" + name + "]");
+    for (const ParamSpec* s : group) key(*s, s->key);
     for (const KindedSection& k : kinded)
-      if (k.name == section) describe_kinds(k);
+      if (k.name == name) describe_kinds(k);
   }
   for (const KindedSection& k : kinded)
     if (!k.kinds->empty() && std::find(described.begin(), described.end(), k.name) == described.end())
       describe_kinds(k);
+}
+
+// Text fit for a Markdown table cell.
+std::string cell(std::string s) {
+  s = one_line(s);
+  std::string out;
+  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+std::string describe_schema(const ConfigSchema& schema) {
+  std::string out;
+  bool first = true, empty = false;
+  walk_schema(
+      schema,
+      [&](const std::string& title) {
+        if (empty) out += "# (no keys)\n";
+        out += fmt::format("{}# {}\n", first ? "" : "\n", title);
+        first = false;
+        empty = title.rfind("[", 0) == 0 && title.find(" for ") != std::string::npos;
+      },
+      [&](const ParamSpec& s, const std::string& key) {
+        out += describe_line(s, key);
+        empty = false;
+      });
+  if (empty) out += "# (no keys)\n";
+  return out;
+}
+
+std::string describe_schema_markdown(const ConfigSchema& schema) {
+  std::string out;
+  bool empty = false;
+  walk_schema(
+      schema,
+      [&](const std::string& title) {
+        if (empty) out += "| (no keys) | | | |\n";
+        out += fmt::format("{}**{}**\n\n| key | default | rule | meaning |\n|---|---|---|---|\n",
+                           out.empty() ? "" : "\n", title);
+        empty = true;
+      },
+      [&](const ParamSpec& s, const std::string& key) {
+        out += fmt::format("| `{}` | `{}` | {} | {} |\n", key, to_toml(s.default_value), cell(s.rule()), cell(s.doc));
+        empty = false;
+      });
+  if (empty) out += "| (no keys) | | | |\n";
   return out;
 }
 

@@ -57,5 +57,8 @@ RunConfig load_config_file(const std::string& path, const std::vector<std::strin
 // The schema rendered as documentation: one line per key, `key = default  # doc (rule)`, with
 // the full dotted key, grouped by section; the keys of each env/objective kind listed per kind.
 std::string describe_schema(const ConfigSchema& schema);
+// The same as Markdown: one table (key, default, rule, meaning) per section and per kind, as the
+// README's key tables (`gfn keys --markdown`; a test holds the README to it).
+std::string describe_schema_markdown(const ConfigSchema& schema);
 
 }  // namespace gfn

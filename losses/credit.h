@@ -1,4 +1,4 @@
-// Forward-looking residuals (Pan et al., ICML 2023; DESIGN.md §5). With per-step credits phi_t
+// Forward-looking residuals (Pan et al., ICML 2023). With per-step credits phi_t
 // (LossInputs::local_credit, from the env's intermediate reward now, from a learned potential
 // with LED), the flows are reparametrised as
 //     log F(s_t) = log F~(s_t) + sum_{k<t} phi_k,     log F~(sf) = 0,

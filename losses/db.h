@@ -3,7 +3,7 @@
 // for the moves, and for the exit from the terminal state x
 //     delta_t = log F(x) + log p_F(exit | x) - log R(x),
 // L = the mean of delta_t^2 over the valid transitions of the batch. On continuous steps F, p_F
-// and p_B are densities w.r.t. the reference measures (nu, kappa, kappa_b; DESIGN.md §1), so the
+// and p_B are densities w.r.t. the reference measures (nu, kappa, kappa_b; core/env.h), so the
 // charts' log-Jacobians already in log_pf and log_pb make the residual exact. Reads log F(s_t)
 // from the flow head; learns no log Z: F(s0) is Z, and log_z_estimate reports log F(s0). Takes
 // forward-looking credits (losses/credit.h): the head then learns log F~(s).
@@ -12,21 +12,21 @@
 #include <vector>
 
 #include "core/objective.h"
-#include "core/params.h"
 
 namespace gfn {
 
 class DetailedBalance final : public Objective {
  public:
   std::string name() const override { return "db"; }
-  bool uses_flow() const override { return true; }
-  bool accepts_local_credit() const override { return true; }
+  Requirements requirements() const override {
+    Requirements r;
+    r.flow = r.local_credit = true;
+    return r;
+  }
   torch::Tensor loss(const LossInputs& inputs) const override;
   torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
   // The residuals delta_t: [T, B], 0 on padding.
   static torch::Tensor residuals(const LossInputs& inputs);
-  // Config keys under [objective] for kind "db" (none beyond the common ones).
-  static std::vector<ParamSpec> specs() { return {}; }
 };
 
 }  // namespace gfn

@@ -14,20 +14,21 @@
 #include <vector>
 
 #include "core/objective.h"
-#include "core/params.h"
 
 namespace gfn {
 
 class FlowMatching final : public Objective {
  public:
   std::string name() const override { return "fm"; }
-  bool uses_edge_flows() const override { return true; }
+  Requirements requirements() const override {
+    Requirements r;
+    r.edge_flows = true;
+    return r;
+  }
   torch::Tensor loss(const LossInputs& inputs) const override;
   torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
   // delta_t at the visited states ([T, B], 0 at s0 and on padding) and eps_b ([B]).
   static std::pair<torch::Tensor, torch::Tensor> residuals(const LossInputs& inputs);
-  // Config keys under [objective] for kind "fm" (none beyond the common ones).
-  static std::vector<ParamSpec> specs() { return {}; }
 };
 
 }  // namespace gfn

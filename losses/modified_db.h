@@ -10,22 +10,23 @@
 #include <vector>
 
 #include "core/objective.h"
-#include "core/params.h"
 
 namespace gfn {
 
 class ModifiedDetailedBalance final : public Objective {
  public:
   std::string name() const override { return "modified_db"; }
-  bool uses_state_rewards() const override { return true; }
+  Requirements requirements() const override {
+    Requirements r;
+    r.state_rewards = true;
+    return r;
+  }
   torch::Tensor loss(const LossInputs& inputs) const override;
   torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
   // delta of every move: [T, B], 0 on exit steps and padding.
   static torch::Tensor residuals(const LossInputs& inputs);
   // The moves (valid steps other than the exit): [T, B] bool.
   static torch::Tensor moves(const LossInputs& inputs);
-  // Config keys under [objective] for kind "modified_db" (none beyond the common ones).
-  static std::vector<ParamSpec> specs() { return {}; }
 };
 
 }  // namespace gfn

@@ -9,28 +9,31 @@
 
 namespace gfn {
 
-std::vector<ParamSpec> SubTbOptions::specs() {
-  SubTbOptions d;
-  return {string_param("weighting", "geometric",
-                       "weights of the sub-trajectories: lambda^(j-i), all equal, only the whole trajectory (TB) or "
-                       "only single transitions (DB)",
-                       {"geometric", "equal", "tb", "db"}),
-          float_param("lambda", d.lambda, "lambda of the geometric weighting", 0.0,
-                      std::numeric_limits<double>::infinity(), /*min_exclusive=*/true, /*max_exclusive=*/true),
-          string_param("s0", "flow", "the potential at s0: the flow head's log F(s0), or the learned log Z",
-                       {"flow", "log_z"})};
+template <>
+const EnumNames<SubTbWeighting>& enum_names<SubTbWeighting>() {
+  static const EnumNames<SubTbWeighting> names{{SubTbWeighting::kGeometric, "geometric"},
+                                               {SubTbWeighting::kEqual, "equal"},
+                                               {SubTbWeighting::kTb, "tb"},
+                                               {SubTbWeighting::kDb, "db"}};
+  return names;
 }
 
-SubTbOptions SubTbOptions::from_params(const Params& p) {
-  SubTbOptions o;
-  const auto& w = p.get_string("weighting");
-  o.weighting = w == "equal" ? SubTbWeighting::kEqual
-                : w == "tb"  ? SubTbWeighting::kTb
-                : w == "db"  ? SubTbWeighting::kDb
-                             : SubTbWeighting::kGeometric;
-  o.lambda = p.get_float("lambda");
-  o.s0_log_z = p.get_string("s0") == "log_z";
-  return o;
+template <>
+const EnumNames<SubTbStart>& enum_names<SubTbStart>() {
+  static const EnumNames<SubTbStart> names{{SubTbStart::kFlow, "flow"}, {SubTbStart::kLogZ, "log_z"}};
+  return names;
+}
+
+const OptionTable<SubTbOptions>& SubTbOptions::keys() {
+  using O = SubTbOptions;
+  static const auto table =
+      OptionTable<O>("SubTbOptions")
+          .add("weighting", &O::weighting,
+               "weights of the sub-trajectories: lambda^(j-i), all equal, only the whole trajectory (TB) or only "
+               "single transitions (DB)")
+          .add("lambda", &O::lambda, "lambda of the geometric weighting", above(0).below(INFINITY))
+          .add("s0", &O::s0, "the potential at s0: the flow head's log F(s0), or the learned log Z");
+  return table;
 }
 
 std::pair<torch::Tensor, torch::Tensor> SubTrajectoryBalance::residuals_and_weights(
@@ -68,7 +71,7 @@ torch::Tensor SubTrajectoryBalance::potentials(const LossInputs& in) const {
   auto t = torch::arange(T + 1, in.length.options()).unsqueeze(1);  // [T+1, 1]
   // log F(s_t) for t < L, log R(x) at t = L (rows past L are never paired)
   auto phi = torch::where(t.eq(in.length.unsqueeze(0)), in.log_reward.unsqueeze(0).expand({T + 1, B}), in.log_flow);
-  if (options_.s0_log_z) phi = torch::where(t.eq(0), in.log_z.expand({T + 1, B}), phi);
+  if (options_.s0 == SubTbStart::kLogZ) phi = torch::where(t.eq(0), in.log_z.expand({T + 1, B}), phi);
   // prefix sums C_t, t = 0..T (padding holds 0 in log_pf and log_pb)
   auto steps = (in.log_pf - in.log_pb).cumsum(0);
   return phi - torch::cat({torch::zeros({1, B}, steps.options()), steps});
@@ -115,7 +118,7 @@ torch::Tensor SubTrajectoryBalance::loss(const LossInputs& inputs) const {
 }
 
 torch::Tensor SubTrajectoryBalance::log_z_estimate(const LossInputs& in) const {
-  if (options_.s0_log_z) return {};  // log Z is learned and already reported
+  if (options_.s0 == SubTbStart::kLogZ) return {};  // log Z is learned and already reported
   return in.log_flow[0].mean().detach();
 }
 

@@ -22,27 +22,37 @@
 #include <vector>
 
 #include "core/objective.h"
-#include "core/params.h"
+#include "core/options.h"
 
 namespace gfn {
 
 enum class SubTbWeighting { kGeometric, kEqual, kTb, kDb };
+template <>
+const EnumNames<SubTbWeighting>& enum_names<SubTbWeighting>();  // "geometric", "equal", "tb", "db"
+// The potential phi_0 at s0: the flow head's log F(s0), or the learned log Z.
+enum class SubTbStart { kFlow, kLogZ };
+template <>
+const EnumNames<SubTbStart>& enum_names<SubTbStart>();  // "flow", "log_z"
 
-struct SubTbOptions {
+struct SubTbOptions : KeyedOptions<SubTbOptions> {
   SubTbWeighting weighting = SubTbWeighting::kGeometric;
-  double lambda = 0.9;        // of the geometric weighting, > 0
-  bool s0_log_z = false;      // phi_0 = the learned log Z (true) or the flow head's log F(s0)
-  static std::vector<ParamSpec> specs();
-  static SubTbOptions from_params(const Params& p);
+  double lambda = 0.9;                  // of the geometric weighting, > 0 and finite
+  SubTbStart s0 = SubTbStart::kFlow;    // phi_0
+
+  // The config keys under [objective] for kind "subtb".
+  static const OptionTable<SubTbOptions>& keys();
 };
 
 class SubTrajectoryBalance final : public Objective {
  public:
   explicit SubTrajectoryBalance(SubTbOptions options = {}) : options_(options) {}
   std::string name() const override { return "subtb"; }
-  bool uses_log_z() const override { return options_.s0_log_z; }
-  bool uses_flow() const override { return true; }
-  bool accepts_local_credit() const override { return true; }
+  Requirements requirements() const override {
+    Requirements r;
+    r.log_z = options_.s0 == SubTbStart::kLogZ;
+    r.flow = r.local_credit = true;
+    return r;
+  }
   torch::Tensor loss(const LossInputs& inputs) const override;
   torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
   // Every pair's residual delta_ij and weight (0 outside i < j <= L_b): [T+1, T+1, B] each.

@@ -7,20 +7,20 @@
 #include <vector>
 
 #include "core/objective.h"
-#include "core/params.h"
 
 namespace gfn {
 
 class TrajectoryBalance final : public Objective {
  public:
   std::string name() const override { return "tb"; }
-  bool uses_log_z() const override { return true; }
-  bool accepts_local_credit() const override { return true; }
+  Requirements requirements() const override {
+    Requirements r;
+    r.log_z = r.local_credit = true;
+    return r;
+  }
   torch::Tensor loss(const LossInputs& inputs) const override;
   // The residuals delta_b: [B].
   static torch::Tensor residuals(const LossInputs& inputs);
-  // Config keys under [objective] for kind "tb" (none beyond the common ones).
-  static std::vector<ParamSpec> specs() { return {}; }
 };
 
 }  // namespace gfn

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "core/objective.h"
-#include "core/params.h"
 
 namespace gfn {
 
@@ -21,11 +20,13 @@ class VarGrad final : public Objective {
   std::string name() const override { return "vargrad"; }
   torch::Tensor loss(const LossInputs& inputs) const override;
   torch::Tensor log_z_estimate(const LossInputs& inputs) const override;
-  int64_t min_batch_size() const override { return 2; }
+  Requirements requirements() const override {
+    Requirements r;
+    r.min_batch_size = 2;
+    return r;
+  }
   // The per-trajectory estimates zeta_b: [B].
   static torch::Tensor log_z_estimates(const LossInputs& inputs);
-  // Config keys under [objective] for kind "vargrad" (none beyond the common ones).
-  static std::vector<ParamSpec> specs() { return {}; }
 };
 
 }  // namespace gfn

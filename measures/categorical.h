@@ -1,5 +1,5 @@
 // The categorical distribution over the available components of a kernel: the discrete part
-// of every policy head (DESIGN.md §1, pi(c | s)). Batched, any device, log space.
+// of every policy head (pi(c | s) in log p_F = log pi(c | s) + log q(u | s, c) - log J; core/env.h). Batched, any device, log space.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Charts: maps from standard domains onto pieces of a state space, with their log-volume
-// factors (DESIGN.md §1).
+// factors (the J in log p_F = log pi + log q - log J; core/env.h).
 //
 // A piece of a kernel is the image of a chart phi: U -> S from a standard domain U (here the
 // unit cube [0,1]^k). Its reference measure is the k-dimensional volume on the image, so a

@@ -7,7 +7,6 @@
 
 #include <torch/torch.h>
 
-#include "core/types.h"
 #include "measures/categorical.h"
 
 namespace gfn {
@@ -233,10 +232,8 @@ torch::Tensor VonMises::sample(torch::Generator& gen) const {
     return std::make_pair(angle, accept);
   };
   torch::Tensor theta;
-  if (fixed_shapes(loc.device())) {
-    // fixed shapes: kVonMisesFixedRounds rounds at once, each entry taking its first accepted
-    // angle. All of them are rejected with probability at most 0.34^32 < 1e-14 per entry;
-    // such an entry keeps its last proposal.
+  if (fixed_rounds) {
+    // kVonMisesFixedRounds rounds at once, each entry taking its first accepted angle
     auto u = torch::rand({kVonMisesFixedRounds, 3, mu.numel()}, gen, opts);
     auto [angle, accept] = propose(u, r.unsqueeze(0), kappa.unsqueeze(0));
     auto first = accept.to(torch::kInt).argmax(0, /*keepdim=*/true);

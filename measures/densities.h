@@ -1,4 +1,4 @@
-// Densities on the standard chart domains of continuous kernel pieces (DESIGN.md §1, q(u | s, c)):
+// Densities on the standard chart domains of continuous kernel pieces (q(u | s, c) in log p_F = log pi(c | s) + log q(u | s, c) - log J; core/env.h):
 // the unit cube, an interval, the circle and R^D. Each is a small value type holding parameter
 // tensors with a leading batch dimension N (any device, float32 or float64), one distribution per
 // row, with
@@ -85,11 +85,15 @@ struct TruncatedNormal {
 // series log I0 = kappa^2/4 - kappa^4/64 keeps d/dkappa right at kappa = 0. x outside [-pi, pi)
 // has log_prob -inf. Shapes [N] or [N, D] (D independent angles, summed). Draws by Best and
 // Fisher's (1979) rejection algorithm in float64, batched: each round draws for the rows not yet
-// accepted (one host check per round; std::runtime_error after 1000 rounds). kappa >= 0; kappa = 0
-// is the uniform distribution.
+// accepted (one host check per round; std::runtime_error after 1000 rounds), or, with
+// `fixed_rounds`, 32 rounds for every row at once with no host check (for fixed-shape execution
+// on a GPU): each row takes its first accepted proposal; all 32 are rejected with probability
+// below 0.34^32 < 1e-14, and such a row keeps its last proposal. kappa >= 0; kappa = 0 is the
+// uniform distribution.
 struct VonMises {
   torch::Tensor loc;            // [N] or [N, D] float, the mean direction mu
   torch::Tensor concentration;  // same shape as loc, float, kappa >= 0
+  bool fixed_rounds = false;    // sample() in fixed shapes (above)
 
   torch::Tensor log_prob(const torch::Tensor& x) const;  // x shaped as loc -> [N]
   torch::Tensor sample(torch::Generator& gen) const;     // shaped as loc, in [-pi, pi), no grad

@@ -44,9 +44,10 @@ void set_enabled(bool on) { kernels_on.store(on); }
 CategoricalStep categorical_step_ops(const torch::Tensor& logits, const torch::Tensor& mask, const torch::Tensor& done,
                                      const torch::Tensor& gumbel, int64_t exit) {
   CategoricalStep r;
-  r.score = torch::where(mask.logical_or(done.unsqueeze(1)), logits, -std::numeric_limits<double>::infinity());
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  r.score = torch::where(done.defined() ? mask.logical_or(done.unsqueeze(1)) : mask, logits, neg_inf);
   r.component = (r.score + gumbel).argmax(1);
-  r.stay = r.component.eq(exit).logical_or(done);
+  r.stay = done.defined() ? r.component.eq(exit).logical_or(done) : r.component.eq(exit);
   return r;
 }
 
@@ -69,7 +70,8 @@ CategoricalStep categorical_step(const torch::Tensor& logits, const torch::Tenso
 #ifdef GFN_WITH_CUDA
   if (enabled(logits.device()) && logits.scalar_type() == torch::kFloat32 && gumbel.scalar_type() == torch::kFloat32) {
     const int64_t B = logits.size(0), C = logits.size(1);
-    auto l = logits.contiguous(), m = mask.contiguous(), d = done.contiguous(), g = gumbel.contiguous();
+    auto l = logits.contiguous(), m = mask.contiguous(), g = gumbel.contiguous();
+    auto d = done.defined() ? done.contiguous() : torch::zeros({B}, m.options());
     CategoricalStep r{torch::empty({B, C}, l.options()), torch::empty({B}, l.options().dtype(torch::kInt64)),
                       torch::empty({B}, l.options().dtype(torch::kBool))};
     cuda::categorical_step(l.data_ptr<float>(), m.data_ptr<bool>(), g.data_ptr<float>(), d.data_ptr<bool>(), B, C,

@@ -16,7 +16,7 @@ bool enabled(const torch::Device& device);
 void set_enabled(bool on);
 
 // One step of masked Gumbel-max sampling (rows::categorical_step) on logits [B, C] (float32),
-// mask [B, C] bool, done [B] bool and Gumbel noise [B, C]:
+// mask [B, C] bool, done [B] bool (undefined: no row is done) and Gumbel noise [B, C]:
 //   score = where(mask | done, logits, -inf), component = argmax(score + gumbel),
 //   stay = done | component == exit.
 struct CategoricalStep {

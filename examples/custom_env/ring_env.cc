@@ -12,42 +12,24 @@ using gfn::Actions;
 using gfn::States;
 using gfn::StepResult;
 
-std::vector<gfn::ParamSpec> RingOptions::specs() {
-  RingOptions d;
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  return {gfn::int_param("steps", d.steps, "most moves: the enter move plus at most steps - 1 rotations", 1, 64),
-          gfn::float_param("inner_radius", d.inner_radius, "inner radius of the annulus", 0.0, inf, true),
-          gfn::float_param("outer_radius", d.outer_radius, "outer radius of the annulus (> inner_radius)", 0.0, inf,
-                           true),
-          gfn::int_param("modes", d.modes, "number of angular modes of the reward", 1, 64),
-          gfn::float_param("concentration", d.concentration, "angular concentration of the reward", 0.0, 100.0),
-          gfn::float_param("width", d.width, "radial standard deviation of the reward", 0.0, inf, true)};
-}
-
-void RingOptions::validate() const {
-  gfn::Params p;
-  p.set("steps", steps);
-  p.set("inner_radius", inner_radius);
-  p.set("outer_radius", outer_radius);
-  p.set("modes", modes);
-  p.set("concentration", concentration);
-  p.set("width", width);
-  gfn::resolve_params(specs(), p, "RingOptions");
-  if (!(outer_radius > inner_radius))
-    throw gfn::ConfigError("RingOptions: key 'outer_radius' = " + gfn::to_toml(outer_radius) +
-                           ": expected a float > inner_radius = " + gfn::to_toml(inner_radius));
-}
-
-RingOptions RingOptions::from_params(const gfn::Params& params) {
-  RingOptions o;
-  o.steps = params.get_int("steps");
-  o.inner_radius = params.get_float("inner_radius");
-  o.outer_radius = params.get_float("outer_radius");
-  o.modes = params.get_int("modes");
-  o.concentration = params.get_float("concentration");
-  o.width = params.get_float("width");
-  o.validate();
-  return o;
+const gfn::OptionTable<RingOptions>& RingOptions::keys() {
+  using O = RingOptions;
+  using gfn::above, gfn::in;
+  static const auto table =
+      gfn::OptionTable<O>("RingOptions")
+          .add("steps", &O::steps, "most moves: the enter move plus at most steps - 1 rotations", in(1, 64))
+          .add("inner_radius", &O::inner_radius, "inner radius of the annulus", above(0))
+          .add("outer_radius", &O::outer_radius, "outer radius of the annulus (> inner_radius)", above(0))
+          .add("modes", &O::modes, "number of angular modes of the reward", in(1, 64))
+          .add("concentration", &O::concentration, "angular concentration of the reward", in(0, 100))
+          .add("width", &O::width, "radial standard deviation of the reward", above(0))
+          .rule([](const O& o) {
+            return o.outer_radius > o.inner_radius
+                       ? std::string()
+                       : "RingOptions: key 'outer_radius' = " + gfn::to_toml(o.outer_radius) +
+                             ": expected a float > inner_radius = " + gfn::to_toml(o.inner_radius);
+          });
+  return table;
 }
 
 RingEnv::RingEnv(const RingOptions& options) : options_(options) {

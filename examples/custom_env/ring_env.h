@@ -14,7 +14,7 @@
 //            1 "to_s0"       atom: the only parent of a state with t = 1; iff t == 1
 // So a trajectory enters the annulus, makes up to n - 1 rotations, and exits.
 //
-// Reference measures and why they are consistent (nu (x) kappa = (nu (x) kappa_b)^T, DESIGN.md §1):
+// Reference measures and why they are consistent (nu (x) kappa = (nu (x) kappa_b)^T: see core/env.h):
 // nu is the atom at s0 plus the area measure dA = r dr dth on each layer t >= 1.
 // - s0 -> layer 1: kappa(s0, .) = dA on layer 1 (the chart's image, with the Jacobian above) and
 //   kappa_b(s', .) = the atom at s0; both sides are (atom at s0) x dA.
@@ -36,11 +36,14 @@
 #include <vector>
 
 #include "core/env.h"
-#include "core/params.h"
+#include "core/options.h"
 
 namespace example {
 
-struct RingOptions {
+// The options own their config keys (core/options.h): one table declares each key, its member,
+// rule and documentation; validate(), from_params(), `custom_env keys` and the config file's
+// validation all come from it.
+struct RingOptions : gfn::KeyedOptions<RingOptions> {
   int64_t steps = 3;           // n: the enter move plus at most n - 1 rotations, in [1, 64]
   double inner_radius = 1.0;   // r_in, > 0
   double outer_radius = 2.0;   // r_out, > inner_radius
@@ -48,11 +51,8 @@ struct RingOptions {
   double concentration = 2.0;  // beta, angular concentration of the reward, in [0, 100]
   double width = 0.25;         // sigma, radial standard deviation of the reward, > 0
 
-  // Throws gfn::ConfigError naming the field, its value and the rule.
-  void validate() const;
-  // The config keys (under [env]) with their defaults and rules.
-  static std::vector<gfn::ParamSpec> specs();
-  static RingOptions from_params(const gfn::Params& params);
+  // The config keys (under [env]).
+  static const gfn::OptionTable<RingOptions>& keys();
 };
 
 class RingEnv final : public gfn::Env {

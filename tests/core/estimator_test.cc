@@ -1,5 +1,4 @@
-// Estimators: architecture from the action spec, seeded initialisation, save/load round trip,
-// the TLM backward network and its target.
+// Estimators: architecture from the action spec, seeded initialisation, save/load round trip.
 #include "core/estimator.h"
 
 #include <unistd.h>
@@ -10,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "components/led.h"
+#include "core/component.h"
 #include "core/sampler.h"
 #include "core/scoring.h"
 #include "core/trainer.h"
@@ -51,7 +52,7 @@ TEST(EstimatorTest, Bf16TrunkKeepsFloat32MasterParameters) {
   EstimatorOptions eo;
   auto g1 = make_generator(3, torch::kCPU), g2 = make_generator(3, torch::kCPU);
   Estimators fp32(env, eo, g1, torch::kCPU);
-  eo.trunk_dtype = torch::kBFloat16;
+  eo.trunk_precision = Precision::kBf16;
   Estimators bf16(env, eo, g2, torch::kCPU);
   const auto features = env.features(env.initial_states(32, torch::kCPU));
   const auto a = fp32.policy->trunk(features), b = bf16.policy->trunk(features);
@@ -90,9 +91,9 @@ TEST(EstimatorTest, SaveLoadRoundTrip) {
   eo.init_log_z = 1.25;
   Estimators a(env, eo, g1, torch::kCPU), b(env, EstimatorOptions{}, g2, torch::kCPU);
   auto path = std::filesystem::temp_directory_path() / ("gfn_est_" + std::to_string(::getpid()) + ".pt");
-  a.save(path.string(), 4321);
+  save_model(path.string(), a, Components{}, 4321);
   EXPECT_FALSE(std::filesystem::exists(path.string() + ".tmp"));
-  EXPECT_EQ(b.load(path.string()), 4321);
+  EXPECT_EQ(load_model(path.string(), b, Components{}), 4321);
   EXPECT_DOUBLE_EQ(b.log_z.item<double>(), 1.25);
   auto pa = a.policy_parameters(), pb = b.policy_parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
@@ -108,7 +109,7 @@ TEST(EstimatorTest, LoadRefusesForeignFiles) {
   auto junk = dir / ("gfn_junk_" + std::to_string(::getpid()) + ".pt");
   { std::ofstream(junk) << "garbage"; }
   try {
-    est.load(junk.string());
+    load_model(junk.string(), est, Components{});
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("not a gfn model file"), std::string::npos) << e.what();
@@ -118,9 +119,9 @@ TEST(EstimatorTest, LoadRefusesForeignFiles) {
   HypergridEnv env9(other);
   Estimators est9(env9, EstimatorOptions{}, g, torch::kCPU);
   auto model = dir / ("gfn_h9_" + std::to_string(::getpid()) + ".pt");
-  est9.save(model.string(), 1);
+  save_model(model.string(), est9, Components{}, 1);
   try {
-    est.load(model.string());
+    load_model(model.string(), est, Components{});
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("'trunk0_weight' has shape 18x256 but this config builds 16x256"),
@@ -143,29 +144,9 @@ TEST(EstimatorTest, ValidateNamesKey) {
   }
 }
 
-// TLM on an env with Beta backward pieces needs a concentration floor of at least 1
-TEST(EstimatorTest, TlmRefusesUnboundedBackwardDensities) {
-  LabelledBoxEnv env(LabelledBoxOptions{});
-  EstimatorOptions eo;
-  eo.hidden = 8;
-  eo.backward = BackwardPolicy::kTlm;
-  auto gen = make_generator(0, torch::kCPU);
-  try {
-    Estimators est(env, eo, gen, torch::kCPU);
-    FAIL() << "no error";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("policy.backward = \"tlm\" with policy.backward_min_concentration = 0.1: "
-                                         "env 'labelled_box' has Beta backward pieces"),
-              std::string::npos)
-        << e.what();
-  }
-  eo.backward_min_concentration = 1.0;
-  Estimators est(env, eo, gen, torch::kCPU);
-  EXPECT_TRUE(est.tlm());
-}
-
 // the learned backward kernel gets its own concentration floor (the forward head keeps its own),
-// checked against policy.max_concentration; the LED potential's shape is checked by key
+// checked against policy.max_concentration; the LED potential's shape is checked by key (the
+// range of its key, [1, 64])
 TEST(EstimatorTest, BackwardConcentrationFloorAndPotentialShape) {
   EstimatorOptions eo;
   eo.backward_min_concentration = 1.0;
@@ -178,102 +159,11 @@ TEST(EstimatorTest, BackwardConcentrationFloorAndPotentialShape) {
             std::string::npos)
       << error;
   eo.backward_min_concentration = 1.0;
-  eo.potential_layers = 0;
-  error = testing::validate_error(eo);
-  EXPECT_NE(error.find("objective.led_layers = 0: expected an integer >= 1"), std::string::npos) << error;
-}
-
-// TLM: P_B's own network starts exactly uniform (zero output layer), is kept out of the policy's
-// parameter groups, and its target moves by the EMA rule
-TEST(EstimatorTest, TlmStartsUniformAndTracksItsTarget) {
-  HypergridOptions o;
-  o.ndim = 3;
-  o.height = 4;
-  HypergridEnv env(o);
-  EstimatorOptions eo;
-  eo.hidden = 16;
-  eo.dtype = torch::kFloat64;
-  eo.backward = BackwardPolicy::kTlm;
-  auto gen = make_generator(3, torch::kCPU);
-  Estimators tlm(env, eo, gen, torch::kCPU);
-  ASSERT_TRUE(tlm.tlm());
-  EXPECT_FALSE(tlm.policy->learned_backward());
-  EXPECT_EQ(&tlm.backward_policy(), tlm.backward_target.get());
-  eo.backward = BackwardPolicy::kUniform;
-  auto gen2 = make_generator(3, torch::kCPU);
-  Estimators uniform(env, eo, gen2, torch::kCPU);
-  auto sgen = make_generator(4, torch::kCPU);
-  auto tr = rollout(env, *uniform.policy, 32, SamplerOptions{}, sgen, torch::kCPU);
-  auto a = score_trajectories(env, tlm, tr, ScoreOptions{}), b = score_trajectories(env, uniform, tr, ScoreOptions{});
-  EXPECT_TRUE(torch::allclose(a.log_pb, b.log_pb, 0.0, 1e-12));  // uniform, not just close
-  EXPECT_TRUE(torch::equal(a.log_pf, b.log_pf));                  // the same forward policy
-  // psi's trained parameters: its trunk and backward head, none of the policy's
-  auto params = tlm.tlm_parameters();
-  EXPECT_EQ(params.size(), 2u * 2 + 2);  // two hidden layers, the backward head
-  for (const auto& p : tlm.policy_parameters())
-    for (const auto& q : params) EXPECT_FALSE(p.is_same(q));
-  for (const auto& p : tlm.backward_target->parameters()) EXPECT_FALSE(p.requires_grad());
-  // EMA: with the target at 0 and psi at 1, kappa = 0.25 gives 0.25, then 0.4375
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : tlm.backward_online->parameters()) p.fill_(1.0);
-    for (auto& p : tlm.backward_target->parameters()) p.zero_();
-  }
-  tlm.update_backward_target(0.25);
-  for (const auto& p : tlm.backward_target->parameters()) EXPECT_TRUE(torch::allclose(p, torch::full_like(p, 0.25)));
-  tlm.update_backward_target(0.25);
-  for (const auto& p : tlm.backward_target->parameters())
-    EXPECT_TRUE(torch::allclose(p, torch::full_like(p, 0.4375)));
-}
-
-// one TLM iteration: psi takes a likelihood step (the loss is -mean sum log p_B, positive), the
-// target follows it, and neither moves the forward policy's parameters through the TLM loss
-TEST(EstimatorTest, TlmTrainerStep) {
-  HypergridEnv env(HypergridOptions{});
-  for (auto mode : {TabularMode::kOn, TabularMode::kOff}) {
-    EstimatorOptions eo;
-    eo.hidden = 16;
-    eo.backward = BackwardPolicy::kTlm;
-    auto gen = make_generator(5, torch::kCPU);
-    Estimators est(env, eo, gen, torch::kCPU);
-    // the head moves first: the zero output layer leaves the trunk's gradient 0 at step one
-    auto before = est.backward_target->named_parameters()["backward_weight"].clone();
-    TrajectoryBalance tb;
-    TrainerOptions opts;
-    opts.tabular = mode;
-    opts.tlm_ema = 0.5;
-    Trainer trainer(env, est, tb, opts, 0, torch::kCPU);
-    auto r = trainer.step();
-    ASSERT_TRUE(r.backward_loss.defined());
-    EXPECT_GT(r.backward_loss.item<double>(), 0.0);
-    auto online = est.backward_online->named_parameters()["backward_weight"];
-    auto target = est.backward_target->named_parameters()["backward_weight"];
-    EXPECT_FALSE(torch::equal(target, before));  // moved
-    EXPECT_TRUE(torch::allclose(target, 0.5 * before + 0.5 * online, 1e-6, 1e-7));
-    EXPECT_NEAR(trainer.current_lr(), 1e-3, 1e-12);  // the policy's own rate is untouched
-  }
-}
-
-// the TLM networks are part of the saved model
-TEST(EstimatorTest, TlmSaveLoadRoundTrip) {
-  HypergridEnv env(HypergridOptions{});
-  EstimatorOptions eo;
-  eo.hidden = 8;
-  eo.backward = BackwardPolicy::kTlm;
-  auto g1 = make_generator(1, torch::kCPU), g2 = make_generator(2, torch::kCPU);
-  Estimators a(env, eo, g1, torch::kCPU), b(env, eo, g2, torch::kCPU);
-  {
-    torch::NoGradGuard no_grad;
-    a.backward_online->parameters().back().fill_(0.5);
-    a.backward_target->parameters().back().fill_(-0.5);
-  }
-  auto path = std::filesystem::temp_directory_path() / ("gfn_tlm_" + std::to_string(::getpid()) + ".pt");
-  a.save(path.string(), 3);
-  EXPECT_EQ(b.load(path.string()), 3);
-  std::filesystem::remove(path);
-  auto pa = a.backward_online->parameters(), pb = b.backward_online->parameters();
-  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
-  EXPECT_TRUE(torch::equal(a.backward_target->parameters().back(), b.backward_target->parameters().back()));
+  EXPECT_EQ(testing::validate_error(eo), "");
+  LedOptions led;
+  led.layers = 0;
+  error = testing::validate_error(led);
+  EXPECT_NE(error.find("objective.led_layers = 0: expected an integer in [1, 64]"), std::string::npos) << error;
 }
 
 }  // namespace

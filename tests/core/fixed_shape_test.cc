@@ -1,7 +1,7 @@
 // The fixed-shape path (every row at every step under masks, no compaction, no host reads: what
-// runs on CUDA) against the CPU's compact path, both on the CPU through force_fixed_shapes: the
-// same rollouts where the draws coincide, the same scores, gradients and potentials on every
-// built-in env, a von Mises sampler with the right law, and the same training runs.
+// runs on CUDA) against the CPU's compact path, both on the CPU through Execution: the same
+// rollouts where the draws coincide, the same scores, gradients and potentials on every built-in
+// env, a von Mises sampler with the right law, and the same training runs (train.execution).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -17,7 +17,9 @@
 
 #include "apps/run.h"
 #include "core/estimator.h"
-#include "core/potential.h"
+#include "components/flow_head.h"
+#include "components/led.h"
+#include "core/component.h"
 #include "core/sampler.h"
 #include "core/scoring.h"
 #include "core/trainer.h"
@@ -27,19 +29,12 @@
 #include "envs/line.h"
 #include "envs/sets.h"
 #include "measures/densities.h"
+#include "tests/testing/fixtures.h"
 
 namespace gfn {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The fixed-shape path on the CPU for the scope of one object.
-struct FixedShapes {
-  FixedShapes() { force_fixed_shapes(true); }
-  ~FixedShapes() { force_fixed_shapes(false); }
-  FixedShapes(const FixedShapes&) = delete;
-  FixedShapes& operator=(const FixedShapes&) = delete;
-};
 
 // Largest |a - b| of two tensors of one shape, as float64 (0 for two undefined tensors; equal
 // infinities count as equal, anything else infinite or NaN as infinitely far).
@@ -52,14 +47,31 @@ double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return d.nan_to_num(INFINITY).max().item<double>();
 }
 
-EstimatorOptions options(BackwardPolicy backward, bool potential) {
+EstimatorOptions options(BackwardPolicy backward) {
   EstimatorOptions o;
   o.hidden = 32;
   o.backward = backward;
-  o.flow = true;
-  o.potential = potential;
   return o;
 }
+
+// Estimators with a flow head and, when asked for, LED's potential, drawn from `init`.
+struct Model {
+  Estimators est;
+  Components components;
+  PotentialNetImpl* potential = nullptr;
+
+  Model(const Env& env, BackwardPolicy backward, bool potential, torch::Generator& init)
+      : est(env, options(backward), init, torch::kCPU) {
+    const EstimatorOptions eo = options(backward);
+    const ComponentSetup setup{env, est, eo, TrainerOptions{}, Requirements{}, init, torch::kCPU};
+    components.push_back(std::make_unique<FlowHeadComponent>(setup, FlowOptions{}));
+    if (potential) {
+      auto led = std::make_unique<LedComponent>(setup, LedOptions{});
+      this->potential = &led->potential();
+      components.push_back(std::move(led));
+    }
+  }
+};
 
 // One case: an env, its estimators and the optional fields of LossInputs it supports.
 struct Case {
@@ -77,7 +89,7 @@ std::vector<Case> cases() {
   ScoreOptions all_fields;
   all_fields.edge_flows = true;
   all_fields.state_rewards = true;
-  all_fields.local_credit = true;
+  all_fields.credit = Credit::kForwardLooking;
   for (auto b : {BackwardPolicy::kUniform, BackwardPolicy::kLearned, BackwardPolicy::kMaxEnt})
     out.push_back({"hypergrid", std::make_unique<HypergridEnv>(grid), b, all_fields});
   SetsOptions sets;
@@ -95,7 +107,7 @@ std::vector<Case> cases() {
 }
 
 // Gradients w.r.t. every estimator parameter of a scalar that reads every field of `in`.
-std::vector<torch::Tensor> gradients(Estimators& est, const LossInputs& in) {
+std::vector<torch::Tensor> gradients(Estimators& est, const Components& components, const LossInputs& in) {
   auto loss = (in.log_pf.sum(0) - in.log_pb.sum(0) + in.log_z - in.log_reward).square().mean();
   if (in.log_flow.defined()) loss = loss + in.log_flow.square().mean();
   if (in.log_inflow.defined()) loss = loss + (in.log_inflow - in.log_outflow).square().mean();
@@ -104,7 +116,7 @@ std::vector<torch::Tensor> gradients(Estimators& est, const LossInputs& in) {
     loss = loss + (exit - in.log_reward_states).square().mean();
   }
   auto params = est.policy_parameters();
-  auto flows = est.flow_parameters();
+  auto flows = testing::loss_parameters(components);
   params.insert(params.end(), flows.begin(), flows.end());
   params.push_back(est.log_z);
   auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/false, /*create_graph=*/false,
@@ -120,7 +132,8 @@ TEST(FixedShapeTest, ScoresAndGradientsMatchCompact) {
   for (auto& c : cases()) {
     SCOPED_TRACE(c.name + " backward " + std::to_string(static_cast<int>(c.backward)));
     auto init = make_generator(7, torch::kCPU);
-    Estimators est(*c.env, options(c.backward, true), init, torch::kCPU);
+    Model model(*c.env, c.backward, true, init);
+    auto& est = model.est;
     auto gen = make_generator(11, torch::kCPU);
     SamplerOptions so;
     so.epsilon = 0.2;  // off-policy: some long, some short trajectories
@@ -129,18 +142,12 @@ TEST(FixedShapeTest, ScoresAndGradientsMatchCompact) {
       ASSERT_GT(traj.length.max().item<int64_t>(), traj.length.min().item<int64_t>()) << "padding is exercised";
     }
 
-    LossInputs compact = score_trajectories(*c.env, est, traj, c.score);
-    auto compact_grads = gradients(est, compact);
-    auto compact_phi = est.potential->values(*c.env, traj).detach();
-    LossInputs fixed;
-    std::vector<torch::Tensor> fixed_grads;
-    torch::Tensor fixed_phi;
-    {
-      FixedShapes on;
-      fixed = score_trajectories(*c.env, est, traj, c.score);
-      fixed_grads = gradients(est, fixed);
-      fixed_phi = est.potential->values(*c.env, traj).detach();
-    }
+    LossInputs compact = score_trajectories(*c.env, est, traj, c.score, Execution::kCompact);
+    auto compact_grads = gradients(est, model.components, compact);
+    auto compact_phi = model.potential->values(*c.env, traj, Execution::kCompact).detach();
+    LossInputs fixed = score_trajectories(*c.env, est, traj, c.score, Execution::kFixedShape);
+    auto fixed_grads = gradients(est, model.components, fixed);
+    auto fixed_phi = model.potential->values(*c.env, traj, Execution::kFixedShape).detach();
     const double tol = 1e-5;
     EXPECT_LE(max_diff(compact.log_pf, fixed.log_pf), tol) << "log_pf";
     EXPECT_LE(max_diff(compact.log_pb, fixed.log_pb), tol) << "log_pb";
@@ -171,19 +178,16 @@ TEST(FixedShapeTest, DiscreteRolloutsMatchCompact) {
     if (c.env->action_spec().coord_dim > 0 || c.backward != BackwardPolicy::kLearned) continue;
     SCOPED_TRACE(c.name);
     auto init = make_generator(3, torch::kCPU);
-    Estimators est(*c.env, options(c.backward, false), init, torch::kCPU);
+    Model model(*c.env, c.backward, false, init);
+    auto& est = model.est;
     for (double epsilon : {0.0, 0.3}) {
       SamplerOptions so;
       so.epsilon = epsilon;
       so.record_log_pf = true;
       auto gen = make_generator(5, torch::kCPU);
-      auto a = rollout(*c.env, *est.policy, 128, so, gen, torch::kCPU);
-      Trajectories b;
-      {
-        FixedShapes on;
-        auto gen2 = make_generator(5, torch::kCPU);
-        b = rollout(*c.env, *est.policy, 128, so, gen2, torch::kCPU);
-      }
+      auto a = rollout(*c.env, *est.policy, 128, so, gen, torch::kCPU, Execution::kCompact);
+      auto gen2 = make_generator(5, torch::kCPU);
+      auto b = rollout(*c.env, *est.policy, 128, so, gen2, torch::kCPU, Execution::kFixedShape);
       EXPECT_TRUE(torch::equal(a.states_discrete, b.states_discrete));
       EXPECT_TRUE(torch::equal(a.action_component, b.action_component));
       EXPECT_TRUE(torch::equal(a.mask, b.mask));
@@ -202,28 +206,27 @@ TEST(FixedShapeTest, ContinuousRolloutsAreConsistent) {
     if (c.env->action_spec().coord_dim == 0 || c.backward != BackwardPolicy::kLearned) continue;
     SCOPED_TRACE(c.name);
     auto init = make_generator(3, torch::kCPU);
-    Estimators est(*c.env, options(c.backward, false), init, torch::kCPU);
-    FixedShapes on;
+    Model model(*c.env, c.backward, false, init);
+    auto& est = model.est;
     SamplerOptions so;
     so.record_log_pf = true;
     auto gen = make_generator(5, torch::kCPU);
-    auto t = rollout(*c.env, *est.policy, 128, so, gen, torch::kCPU);
+    auto t = rollout(*c.env, *est.policy, 128, so, gen, torch::kCPU, Execution::kFixedShape);
     EXPECT_TRUE(t.is_sink[t.num_steps()].all().item<bool>());
     EXPECT_TRUE(torch::isfinite(t.log_pf_sampled).all().item<bool>());
     EXPECT_EQ(t.log_pf_sampled.masked_select(t.mask.logical_not()).abs().sum().item<double>(), 0.0);
-    auto in = score_trajectories(*c.env, est, t, ScoreOptions{});
+    auto in = score_trajectories(*c.env, est, t, ScoreOptions{}, Execution::kFixedShape);
     EXPECT_LE(max_diff(in.log_pf, t.log_pf_sampled), 1e-4);
   }
 }
 
 // The fixed-round von Mises sampler: angles in [-pi, pi) with E cos(x - mu) = I1(k) / I0(k).
 TEST(FixedShapeTest, VonMisesFixedRounds) {
-  FixedShapes on;
   auto gen = make_generator(9, torch::kCPU);
   const int64_t n = 40000;
   for (double kappa : {0.05, 0.5, 4.0, 50.0}) {
     SCOPED_TRACE(kappa);
-    VonMises q{torch::full({n, 1}, 1.0), torch::full({n, 1}, kappa)};
+    VonMises q{torch::full({n, 1}, 1.0), torch::full({n, 1}, kappa), /*fixed_rounds=*/true};
     auto x = q.sample(gen).to(torch::kFloat64);
     EXPECT_TRUE(x.ge(-M_PI).all().item<bool>());
     EXPECT_TRUE(x.lt(M_PI).all().item<bool>());
@@ -241,11 +244,11 @@ TEST(FixedShapeTest, TrainingRunsMatchCompact) {
   const auto registry = Registry::builtin();
   const fs::path dir = fs::temp_directory_path() / ("gfn_fixed_shape_" + std::to_string(getpid()));
   fs::remove_all(dir);
-  auto run = [&](const std::string& name, const std::string& toml) {
+  auto run = [&](const std::string& name, const std::string& toml, const std::string& execution) {
     TrainOptions o;
     o.out_dir = (dir / name).string();
     o.progress = ProgressStyle::kNone;
-    return train(load_config(toml, {}, run_schema(registry), "<test>"), o, registry);
+    return train(load_config(toml, {"train.execution=" + execution}, run_schema(registry), "<test>"), o, registry);
   };
   const std::vector<std::string> configs = {
       "[env]\nkind = \"hypergrid\"\nndim = 2\nheight = 6\n[objective]\nkind = \"subtb\"\ncredit = \"led\"\n"
@@ -256,12 +259,8 @@ TEST(FixedShapeTest, TrainingRunsMatchCompact) {
       "[train]\niterations = 40\nbatch_size = 32\ntabular = \"off\"\n[eval]\nevery = 0\n"};
   for (size_t i = 0; i < configs.size(); ++i) {
     SCOPED_TRACE(configs[i]);
-    RunSummary a = run("compact" + std::to_string(i), configs[i]);
-    RunSummary b;
-    {
-      FixedShapes on;
-      b = run("fixed" + std::to_string(i), configs[i]);
-    }
+    RunSummary a = run("compact" + std::to_string(i), configs[i], "compact");
+    RunSummary b = run("fixed" + std::to_string(i), configs[i], "fixed");
     ASSERT_TRUE(a.exact.has_value() && b.exact.has_value());
     EXPECT_NEAR(a.log_z, b.log_z, 1e-4);
     EXPECT_NEAR(a.final_loss, b.final_loss, 1e-4 * std::max(1.0, std::fabs(a.final_loss)));

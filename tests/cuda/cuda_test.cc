@@ -48,13 +48,18 @@ struct SyncsAreErrors {
   ~SyncsAreErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
 };
 
-EstimatorOptions net(BackwardPolicy backward, bool flow, bool potential = false) {
+EstimatorOptions net(BackwardPolicy backward) {
   EstimatorOptions o;
   o.hidden = 64;
   o.backward = backward;
-  o.flow = flow;
-  o.potential = potential;
   return o;
+}
+
+// The components a run of this objective and these options creates (flow head, TLM, LED).
+Components components_on(const Env& env, Estimators& est, const EstimatorOptions& eo, const Objective& objective,
+                         const TrainerOptions& to, torch::Generator& init, const torch::Device& device) {
+  const Requirements requirements = objective.requirements();
+  return make_components(Registry::builtin(), ComponentSetup{env, est, eo, to, requirements, init, device});
 }
 
 Trajectories to_device(const Trajectories& t, const torch::Device& d) {
@@ -85,22 +90,22 @@ std::vector<SyncCase> sync_cases() {
   TrainerOptions tabular = generic;
   tabular.tabular = TabularMode::kOn;
   out.push_back({"hypergrid tb generic", std::make_unique<HypergridEnv>(g), std::make_unique<TrajectoryBalance>(),
-                 net(BackwardPolicy::kUniform, false), generic});
+                 net(BackwardPolicy::kUniform), generic});
   out.push_back({"hypergrid tb tabular", std::make_unique<HypergridEnv>(g), std::make_unique<TrajectoryBalance>(),
-                 net(BackwardPolicy::kUniform, false), tabular});
+                 net(BackwardPolicy::kUniform), tabular});
   TrainerOptions led = generic;
-  led.led = true;
+  led.score.credit = Credit::kLearned;
   out.push_back({"hypergrid subtb led", std::make_unique<HypergridEnv>(g), std::make_unique<SubTrajectoryBalance>(),
-                 net(BackwardPolicy::kUniform, true, true), led});
+                 net(BackwardPolicy::kUniform), led});
   out.push_back({"hypergrid tb tlm", std::make_unique<HypergridEnv>(g), std::make_unique<TrajectoryBalance>(),
-                 net(BackwardPolicy::kTlm, false), generic});
+                 net(BackwardPolicy::kTlm), generic});
   SetsOptions s;
   s.universe = 12;
   s.size = 5;
   out.push_back({"sets db", std::make_unique<SetsEnv>(s), std::make_unique<DetailedBalance>(),
-                 net(BackwardPolicy::kLearned, true), generic});
+                 net(BackwardPolicy::kLearned), generic});
   out.push_back({"box subtb", std::make_unique<BoxEnv>(BoxOptions{}), std::make_unique<SubTrajectoryBalance>(),
-                 net(BackwardPolicy::kLearned, true), generic});
+                 net(BackwardPolicy::kLearned), generic});
   return out;
 }
 
@@ -112,7 +117,8 @@ TEST(CudaTest, TrainingStepHasNoHostSync) {
     SCOPED_TRACE(c.name);
     auto init = make_generator(1, torch::kCPU);
     Estimators est(*c.env, c.estimators, init, kCuda);
-    Trainer trainer(*c.env, est, *c.objective, c.options, 2, kCuda);
+    const auto components = components_on(*c.env, est, c.estimators, *c.objective, c.options, init, kCuda);
+    Trainer trainer(*c.env, est, *c.objective, c.options, 2, kCuda, component_pointers(components));
     trainer.step();
     {
       SyncsAreErrors strict;
@@ -135,8 +141,12 @@ TEST(CudaTest, ScoresMatchCpu) {
   for (const Env* env : {static_cast<const Env*>(&grid), static_cast<const Env*>(&box)}) {
     SCOPED_TRACE(env->name());
     auto a = make_generator(4, torch::kCPU), b = make_generator(4, torch::kCPU);
-    Estimators cpu(*env, net(BackwardPolicy::kLearned, true), a, torch::kCPU);
-    Estimators gpu(*env, net(BackwardPolicy::kLearned, true), b, kCuda);
+    const EstimatorOptions eo = net(BackwardPolicy::kLearned);
+    const DetailedBalance db;  // reads flows: both get a flow head
+    Estimators cpu(*env, eo, a, torch::kCPU);
+    const auto cpu_flow = components_on(*env, cpu, eo, db, TrainerOptions{}, a, torch::kCPU);
+    Estimators gpu(*env, eo, b, kCuda);
+    const auto gpu_flow = components_on(*env, gpu, eo, db, TrainerOptions{}, b, kCuda);
     auto gen = make_generator(5, torch::kCPU);
     auto traj = rollout(*env, *cpu.policy, 512, SamplerOptions{}, gen, torch::kCPU);
     const ScoreOptions so = env == &grid ? flows : ScoreOptions{};

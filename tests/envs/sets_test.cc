@@ -101,7 +101,7 @@ TEST(SetsTest, ForwardLookingCreditsAreElementEnergies) {
   auto sgen = make_generator(2, torch::kCPU);
   auto tr = rollout(env, *est.policy, 8, SamplerOptions{}, sgen, torch::kCPU);
   ScoreOptions o;
-  o.local_credit = true;
+  o.credit = Credit::kForwardLooking;
   auto in = score_trajectories(env, est, tr, o);
   auto energies = env.energies().to(torch::kFloat32);
   for (int64_t b = 0; b < 8; ++b) {

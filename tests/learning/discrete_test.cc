@@ -21,6 +21,8 @@
 
 #include <torch/torch.h>
 
+#include "core/seeds.h"
+#include "tests/testing/fixtures.h"
 #include "core/evaluation.h"
 #include "core/threads.h"
 #include "core/trainer.h"
@@ -39,20 +41,21 @@ namespace {
 ExactMetrics train_hypergrid(uint64_t seed, TabularMode mode, int64_t iterations, int64_t decay_every,
                              Objective&& objective = TrajectoryBalance(), bool credit = false,
                              BackwardPolicy backward = BackwardPolicy::kUniform,
-                             std::optional<torch::Dtype> trunk_dtype = std::nullopt) {
+                             Precision trunk_precision = Precision::kFp32) {
   set_cpu_threads(1);
   HypergridEnv env(HypergridOptions{});  // 2-D H=8, R0 = 0.1, R1 = 0.5, R2 = 2
-  auto init = make_generator(seed * 2 + 1, torch::kCPU);
+  auto init = make_generator(stream_seed(seed, SeedStream::kInitialisation), torch::kCPU);
   EstimatorOptions eo;  // MLP 2x256
-  eo.flow = objective.uses_flow();
   eo.backward = backward;
-  eo.trunk_dtype = trunk_dtype;
+  eo.trunk_precision = trunk_precision;
   Estimators est(env, eo, init, torch::kCPU);
   TrainerOptions opts;  // batch 16, lr 1e-3, lr_logz 0.1
   opts.tabular = mode;
   opts.lr_decay_every = decay_every;
-  opts.score.local_credit = credit;
-  Trainer trainer(env, est, objective, opts, seed * 2, torch::kCPU);
+  opts.score.credit = credit ? Credit::kForwardLooking : Credit::kNone;
+  const auto components = testing::components_for(env, est, eo, objective, opts, init);
+  Trainer trainer(env, est, objective, opts, stream_seed(seed, SeedStream::kSampling), torch::kCPU,
+                  component_pointers(components));
   for (int64_t i = 0; i < iterations; ++i) trainer.step();
   return exact_metrics(*trainer.table(), est);
 }
@@ -105,7 +108,7 @@ TEST_P(HypergridTbLearning, ModifiedDbReachesExactTvBound) {
 TEST_P(HypergridTbLearning, Bf16TrunkMatchesFloat32) {
   auto fp32 = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500);
   auto bf16 = train_hypergrid(GetParam(), TabularMode::kAuto, 2000, 500, TrajectoryBalance(), false,
-                              BackwardPolicy::kUniform, torch::kBFloat16);
+                              BackwardPolicy::kUniform, Precision::kBf16);
   EXPECT_LT(bf16.tv, fp32.tv + 2e-3);
   EXPECT_LT(bf16.log_z_error, 1e-3);
 }
@@ -153,17 +156,18 @@ ExactMetrics train_sets(uint64_t seed, SetsCredit credit) {
   so.universe = 10;
   so.size = 4;
   SetsEnv env(so);
-  auto init = make_generator(seed * 2 + 1, torch::kCPU);
+  auto init = make_generator(stream_seed(seed, SeedStream::kInitialisation), torch::kCPU);
   EstimatorOptions eo;
-  eo.flow = true;
-  eo.potential = credit == SetsCredit::kLearned;
   Estimators est(env, eo, init, torch::kCPU);
   TrainerOptions opts;
   opts.lr_decay_every = 500;
-  opts.score.local_credit = credit == SetsCredit::kForwardLooking;
-  opts.led = credit == SetsCredit::kLearned;
+  opts.score.credit = credit == SetsCredit::kForwardLooking ? Credit::kForwardLooking
+                      : credit == SetsCredit::kLearned      ? Credit::kLearned
+                                                            : Credit::kNone;
   SubTrajectoryBalance subtb;
-  Trainer trainer(env, est, subtb, opts, seed * 2, torch::kCPU);
+  const auto components = testing::components_for(env, est, eo, subtb, opts, init);
+  Trainer trainer(env, est, subtb, opts, stream_seed(seed, SeedStream::kSampling), torch::kCPU,
+                  component_pointers(components));
   for (int64_t i = 0; i < 1500; ++i) trainer.step();
   return exact_metrics(*trainer.table(), est);
 }

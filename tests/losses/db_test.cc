@@ -29,8 +29,8 @@ using testing::hand_inputs;
 TEST(DbTest, ValueByHand) {
   DetailedBalance db;
   EXPECT_EQ(db.name(), "db");
-  EXPECT_FALSE(db.uses_log_z());
-  EXPECT_TRUE(db.uses_flow());
+  EXPECT_FALSE(db.requirements().log_z);
+  EXPECT_TRUE(db.requirements().flow);
   auto in = hand_inputs();
   auto r = DetailedBalance::residuals(in);
   ASSERT_EQ(r.sizes(), (std::vector<int64_t>{3, 2}));

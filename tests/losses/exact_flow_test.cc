@@ -100,7 +100,7 @@ std::vector<Case> cases() {
       for (bool credit : {false, true}) {
         SubTbOptions o;
         o.weighting = w;
-        o.s0_log_z = s0_log_z;
+        o.s0 = s0_log_z ? SubTbStart::kLogZ : SubTbStart::kFlow;
         out.push_back({"subtb/" + wname + (s0_log_z ? "/log_z" : "/flow") + (credit ? "+fl" : ""),
                        [o] { return std::make_unique<SubTrajectoryBalance>(o); }, credit});
       }
@@ -141,9 +141,9 @@ GridResult check_grid(int64_t ndim, int64_t height) {
     for (const auto& c : cases()) {
       auto objective = c.make();
       ScoreOptions o;
-      o.edge_flows = objective->uses_edge_flows();
-      o.state_rewards = objective->uses_state_rewards();
-      o.local_credit = c.credit;
+      o.edge_flows = objective->requirements().edge_flows;
+      o.state_rewards = objective->requirements().state_rewards;
+      o.credit = c.credit ? Credit::kForwardLooking : Credit::kNone;
       // with credits the flow head carries log F~(s) = log F(s) - log R~(s) (log R~(s0) = 0)
       pass.log_flow = c.credit ? exact.log_flow - table.intermediate_log_reward.to(torch::kFloat64) : exact.log_flow;
       auto in = score_tabular(table, pass, traj, path, torch::tensor(exact.log_z, kF64), o);

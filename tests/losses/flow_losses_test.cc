@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "components/flow_head.h"
 #include "core/checker.h"
 #include "core/estimator.h"
 #include "core/params.h"
@@ -48,10 +49,10 @@ double max_abs_diff(const torch::Tensor& got, const std::vector<double>& expecte
 TEST(FlowMatchingTest, ValueByHand) {
   FlowMatching fm;
   EXPECT_EQ(fm.name(), "fm");
-  EXPECT_TRUE(fm.uses_edge_flows());
-  EXPECT_FALSE(fm.uses_flow());
-  EXPECT_FALSE(fm.uses_log_z());
-  EXPECT_FALSE(fm.accepts_local_credit());
+  EXPECT_TRUE(fm.requirements().edge_flows);
+  EXPECT_FALSE(fm.requirements().flow);
+  EXPECT_FALSE(fm.requirements().log_z);
+  EXPECT_FALSE(fm.requirements().local_credit);
   auto in = hand_inputs();
   auto [delta, eps] = FlowMatching::residuals(in);
   EXPECT_LT(max_abs_diff(delta, {0.0, 0.0, 0.5, 0.25, 0.25, 0.0}), 1e-12);
@@ -82,9 +83,9 @@ TEST(FlowMatchingTest, GradientMatchesFiniteDifferences) {
 TEST(ModifiedDbTest, ValueByHand) {
   ModifiedDetailedBalance mdb;
   EXPECT_EQ(mdb.name(), "modified_db");
-  EXPECT_TRUE(mdb.uses_state_rewards());
-  EXPECT_FALSE(mdb.uses_flow());
-  EXPECT_FALSE(mdb.uses_log_z());
+  EXPECT_TRUE(mdb.requirements().state_rewards);
+  EXPECT_FALSE(mdb.requirements().flow);
+  EXPECT_FALSE(mdb.requirements().log_z);
   auto in = hand_inputs();
   EXPECT_LT(max_abs_diff(ModifiedDetailedBalance::residuals(in), {0.7, -0.15, 0.15, 0.0, 0.0, 0.0}), 1e-12);
   EXPECT_NEAR(mdb.loss(in).item<double>(), 0.535 / 3, 1e-12);
@@ -141,7 +142,7 @@ TEST(LocalCreditTest, EqualsThePlainLossOnShiftedFlows) {
     for (bool s0_log_z : {false, true}) {
       SubTbOptions o;
       o.weighting = w;
-      o.s0_log_z = s0_log_z;
+      o.s0 = s0_log_z ? SubTbStart::kLogZ : SubTbStart::kFlow;
       SubTrajectoryBalance subtb(o);
       EXPECT_NEAR(subtb.loss(credited).item<double>(), subtb.loss(plain).item<double>(), 1e-12)
           << static_cast<int>(w) << " " << s0_log_z;
@@ -168,7 +169,7 @@ TEST(LocalCreditTest, GradientMatchesFiniteDifferences) {
   EXPECT_EQ(tb.entries, 1 + 6 + 6);
   EXPECT_LE(tb.worst_excess, 0.0) << tb.worst;
   ScoreOptions o;
-  o.local_credit = true;
+  o.credit = Credit::kForwardLooking;
   auto policy = testing::policy_gradient_check(SubTrajectoryBalance(), o);
   EXPECT_GT(policy.entries, 0);
   EXPECT_LE(policy.worst_excess, 0.0) << policy.worst;
@@ -194,7 +195,8 @@ TEST(ScoringFieldsTest, PerStepAndTabularAgree) {
   std::vector<torch::Tensor> rows;
   for (int64_t t = 0; t <= tr.num_steps(); ++t) rows.push_back(env.state_index(tr.states_at(t)).clamp_min(0));
   ScoreOptions o;
-  o.edge_flows = o.state_rewards = o.local_credit = true;
+  o.edge_flows = o.state_rewards = true;
+  o.credit = Credit::kForwardLooking;
   o.log_reward_clip = -2.0;  // clips R0 = 0.1: log R(s) and the exit credits see the clipped value
   auto a = score_trajectories(env, est, tr, o);
   auto b = score_tabular(table, evaluate_table(table, *est.policy), tr, torch::stack(rows), est.log_z, o);
@@ -214,39 +216,43 @@ TEST(ScoringFieldsTest, PerStepAndTabularAgree) {
 TEST(FlowTrunkTest, SeparateTrunkIsIndependent) {
   HypergridEnv env(HypergridOptions{});
   EstimatorOptions eo;
-  eo.flow = true;
   eo.layers = 3;
   eo.hidden = 32;
   auto g1 = make_generator(3, torch::kCPU);
   Estimators shared(env, eo, g1, torch::kCPU);
-  eo.flow_trunk = FlowTrunk::kSeparate;
+  FlowHeadComponent shared_flow(ComponentSetup{env, shared, eo, TrainerOptions{}, Requirements{}, g1, torch::kCPU},
+                                FlowOptions{});
+  FlowOptions separate_options;
+  separate_options.trunk = FlowTrunk::kSeparate;
   auto g2 = make_generator(3, torch::kCPU);
   Estimators separate(env, eo, g2, torch::kCPU);
-  EXPECT_EQ(shared.flow_parameters().size(), 2u);
-  EXPECT_EQ(separate.flow_parameters().size(), 2u + 2 * 3);
+  FlowHeadComponent separate_flow(ComponentSetup{env, separate, eo, TrainerOptions{}, Requirements{}, g2, torch::kCPU},
+                                  separate_options);
+  EXPECT_EQ(shared_flow.loss_groups().front().params.size(), 2u);
+  EXPECT_EQ(separate_flow.loss_groups().front().params.size(), 2u + 2 * 3);
   EXPECT_EQ(shared.policy_parameters().size(), separate.policy_parameters().size());
   auto features = env.features(env.enumerate_states(torch::kCPU));
   auto hidden = separate.policy->trunk(features);
-  auto f = separate.policy->log_flow(hidden, features);
-  EXPECT_TRUE(torch::equal(f, separate.policy->log_flow(torch::zeros_like(hidden), features)));
+  auto f = separate.flow->log_flow(hidden, features);
+  EXPECT_TRUE(torch::equal(f, separate.flow->log_flow(torch::zeros_like(hidden), features)));
   auto grads = torch::autograd::grad({f.sum()}, separate.policy_parameters(), {}, {}, false, /*allow_unused=*/true);
   for (const auto& g : grads) EXPECT_TRUE(!g.defined() || g.abs().max().item<double>() == 0.0);
   // the shared head reads the trunk
   auto h = shared.policy->trunk(features);
-  EXPECT_FALSE(torch::equal(shared.policy->log_flow(h, features), shared.policy->log_flow(torch::zeros_like(h), features)));
+  EXPECT_FALSE(torch::equal(shared.flow->log_flow(h, features), shared.flow->log_flow(torch::zeros_like(h), features)));
 }
 
 // The ConfigError text of building a trainer for `objective` on `env` ("no error" if none).
 std::string trainer_config_error(const Env& env, Objective& objective, bool credit) {
   EstimatorOptions eo;
   eo.hidden = 8;
-  eo.flow = objective.uses_flow();
   auto gen = make_generator(1, torch::kCPU);
   Estimators est(env, eo, gen, torch::kCPU);
   TrainerOptions opts;
-  opts.score.local_credit = credit;
+  opts.score.credit = credit ? Credit::kForwardLooking : Credit::kNone;
   try {
-    Trainer trainer(env, est, objective, opts, 0, torch::kCPU);
+    const auto components = testing::components_for(env, est, eo, objective, opts, gen);
+    Trainer trainer(env, est, objective, opts, 0, torch::kCPU, component_pointers(components));
   } catch (const ConfigError& e) {
     return e.what();
   }

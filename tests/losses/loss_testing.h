@@ -124,9 +124,9 @@ inline GradientCheck policy_gradient_check(const Objective& objective, const Sco
     eo.dtype = torch::kFloat64;
     eo.activation = Activation::kElu;
     eo.backward = BackwardPolicy::kLearned;
-    eo.flow = objective.uses_flow();
     auto gen = make_generator(31, torch::kCPU);
     Estimators est(env, eo, gen, torch::kCPU);
+    const auto components = components_for(env, est, eo, objective, TrainerOptions{}, gen);
     auto sgen = make_generator(32, torch::kCPU);
     auto tr = rollout(env, *est.policy, 16, SamplerOptions{}, sgen, torch::kCPU);
     std::vector<torch::Tensor> rows;
@@ -134,13 +134,13 @@ inline GradientCheck policy_gradient_check(const Objective& objective, const Sco
     auto index = torch::stack(rows);
     auto loss_fn = [&] {
       if (!tabular) return objective.loss(score_trajectories(env, est, tr, options));
-      auto pass = evaluate_table(table, *est.policy);
+      auto pass = evaluate_table(table, est);
       return objective.loss(score_tabular(table, pass, tr, index, est.log_z, options));
     };
     auto params = est.policy_parameters();
-    const auto flow = est.flow_parameters();
+    const auto flow = loss_parameters(components);
     params.insert(params.end(), flow.begin(), flow.end());
-    if (objective.uses_log_z()) params.push_back(est.log_z);
+    if (objective.requirements().log_z) params.push_back(est.log_z);
     auto grads = torch::autograd::grad({loss_fn()}, params, {}, {}, false, /*allow_unused=*/true);
     for (size_t k = 0; k < params.size(); ++k) {
       auto flat = params[k].detach().view({-1});

@@ -21,7 +21,7 @@ SubTrajectoryBalance subtb(SubTbWeighting w, double lambda = 0.9, bool s0_log_z 
   SubTbOptions o;
   o.weighting = w;
   o.lambda = lambda;
-  o.s0_log_z = s0_log_z;
+  o.s0 = s0_log_z ? SubTbStart::kLogZ : SubTbStart::kFlow;
   return SubTrajectoryBalance(o);
 }
 
@@ -50,9 +50,9 @@ TEST(SubTbTest, ValueByHand) {
   auto in = hand_inputs();
   auto db = subtb(SubTbWeighting::kDb);
   EXPECT_EQ(db.name(), "subtb");
-  EXPECT_TRUE(db.uses_flow());
-  EXPECT_FALSE(db.uses_log_z());
-  EXPECT_TRUE(subtb(SubTbWeighting::kGeometric, 0.9, true).uses_log_z());
+  EXPECT_TRUE(db.requirements().flow);
+  EXPECT_FALSE(db.requirements().log_z);
+  EXPECT_TRUE(subtb(SubTbWeighting::kGeometric, 0.9, true).requirements().log_z);
   EXPECT_NEAR(db.loss(in).item<double>(), ((0.09 + 0.36 + 0.04) / 3 + (0.1225 + 0.3025) / 2) / 2, 1e-12);
   // the whole trajectory with phi_0 = log Z is TB (0.225, tb_test.cc)
   EXPECT_NEAR(subtb(SubTbWeighting::kTb, 0.9, true).loss(in).item<double>(), 0.225, 1e-12);

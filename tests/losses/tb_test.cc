@@ -30,8 +30,8 @@ using testing::hand_inputs;
 TEST(TbTest, ValueByHand) {
   TrajectoryBalance tb;
   EXPECT_EQ(tb.name(), "tb");
-  EXPECT_TRUE(tb.uses_log_z());
-  EXPECT_FALSE(tb.uses_flow());
+  EXPECT_TRUE(tb.requirements().log_z);
+  EXPECT_FALSE(tb.requirements().flow);
   auto in = hand_inputs();
   auto r = TrajectoryBalance::residuals(in);
   ASSERT_EQ(r.sizes(), (std::vector<int64_t>{2}));

@@ -29,9 +29,9 @@ using testing::hand_inputs;
 TEST(VarGradTest, ValueByHand) {
   VarGrad vg;
   EXPECT_EQ(vg.name(), "vargrad");
-  EXPECT_FALSE(vg.uses_log_z());
-  EXPECT_FALSE(vg.uses_flow());
-  EXPECT_EQ(vg.min_batch_size(), 2);
+  EXPECT_FALSE(vg.requirements().log_z);
+  EXPECT_FALSE(vg.requirements().flow);
+  EXPECT_EQ(vg.requirements().min_batch_size, 2);
   auto in = hand_inputs();
   auto zeta = VarGrad::log_z_estimates(in);
   ASSERT_EQ(zeta.sizes(), (std::vector<int64_t>{2}));

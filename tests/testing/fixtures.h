@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "apps/registry.h"
+#include "core/component.h"
 #include "core/estimator.h"
 #include "core/params.h"
 #include "core/sampler.h"
@@ -70,6 +72,32 @@ struct GridSetup {
     return sample(batch, gen, so);
   }
 };
+
+// The components a run of these options creates beside `est` (a flow head for objectives that
+// read flows, TLM's network for policy.backward = "tlm", LED's potential for objective.credit =
+// "led"), with their default keys, drawn from `init` after the estimators.
+inline Components components_for(const Env& env, Estimators& est, const EstimatorOptions& eo,
+                                 const Objective& objective, const TrainerOptions& to, torch::Generator& init,
+                                 const torch::Device& device = torch::kCPU) {
+  const Requirements requirements = objective.requirements();
+  return make_components(Registry::builtin(), ComponentSetup{env, est, eo, to, requirements, init, device});
+}
+
+// The component C (built from options O) of estimators `est` built with `eo`, drawn from `gen`
+// after them, with default trainer options and requirements.
+template <class C, class O>
+std::unique_ptr<C> component_for(const Env& env, Estimators& est, const EstimatorOptions& eo, torch::Generator& gen,
+                                 const O& options = {}) {
+  return std::make_unique<C>(ComponentSetup{env, est, eo, TrainerOptions{}, Requirements{}, gen, torch::kCPU}, options);
+}
+
+// The parameters the components train through the GFlowNet loss (the flow head's).
+inline std::vector<torch::Tensor> loss_parameters(const Components& components) {
+  std::vector<torch::Tensor> out;
+  for (const auto& c : components)
+    for (const auto& g : c->loss_groups()) out.insert(out.end(), g.params.begin(), g.params.end());
+  return out;
+}
 
 // The ConfigError message of `options.validate()` ("" when it does not throw).
 template <class Options>

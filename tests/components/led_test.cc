@@ -1,8 +1,8 @@
-// LED (core/potential.h): the redistributed credits sum to log R exactly, the dropout regression
+// LED (components/led.h): the redistributed credits sum to log R exactly, the dropout regression
 // scales the kept steps by n / sum z and keeps at least one valid step, its gradient in float64,
 // the regression recovers log R on sets (an additive energy: a known decomposition), the trainer
 // step and its config errors, and the potential in the saved model.
-#include "core/potential.h"
+#include "components/led.h"
 
 #include <unistd.h>
 
@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "apps/registry.h"
+#include "core/component.h"
 #include "core/sampler.h"
 #include "core/trainer.h"
 #include "envs/hypergrid.h"
@@ -22,6 +24,12 @@
 namespace gfn {
 namespace {
 
+// The LED component of estimators `est` built with `eo`, drawn from `gen` after them.
+std::unique_ptr<LedComponent> led_for(const Env& env, Estimators& est, const EstimatorOptions& eo, torch::Generator& gen,
+                                      const LedOptions& options = {}) {
+  return testing::component_for<LedComponent>(env, est, eo, gen, options);
+}
+
 // B = 3 trajectories of lengths 3, 1 and 2 over T = 3 steps
 struct Batch {
   torch::Tensor mask = torch::tensor({true, true, true, true, false, true, true, false, false}).view({3, 3});
@@ -29,7 +37,7 @@ struct Batch {
   torch::Tensor log_reward = torch::tensor({-1.25, 0.5, -3.0}, torch::kFloat64);
 };
 
-TEST(PotentialTest, RedistributedCreditsSumToLogR) {
+TEST(LedTest, RedistributedCreditsSumToLogR) {
   Batch b;
   auto phi = torch::tensor({0.3, -0.7, 1.1, 2.0, 9.0, -0.4, 0.6, 9.0, 9.0}, torch::kFloat64).view({3, 3});
   auto credits = redistributed_credits(phi, b.log_reward, b.mask, b.length);
@@ -48,7 +56,7 @@ TEST(PotentialTest, RedistributedCreditsSumToLogR) {
 }
 
 // a potential that is constant along each trajectory predicts n * c whatever is dropped
-TEST(PotentialTest, RegressionScalesTheKeptSteps) {
+TEST(LedTest, RegressionScalesTheKeptSteps) {
   Batch b;
   auto c = torch::tensor({0.5, -2.0, 0.25}, torch::kFloat64);
   auto phi = c.unsqueeze(0).expand({3, 3}).masked_fill(b.mask.logical_not(), 7.0);  // padding never read
@@ -62,7 +70,7 @@ TEST(PotentialTest, RegressionScalesTheKeptSteps) {
 }
 
 // at a drop rate near 1 exactly one valid step is kept, uniformly among the valid ones
-TEST(PotentialTest, RegressionKeepsOneValidStep) {
+TEST(LedTest, RegressionKeepsOneValidStep) {
   Batch b;
   auto gen = make_generator(4, torch::kCPU);
   auto counts = torch::zeros({3, 3}, torch::kFloat64);
@@ -84,30 +92,26 @@ TEST(PotentialTest, RegressionKeepsOneValidStep) {
 
 // float64 finite differences of the regression w.r.t. every parameter of the potential, through
 // its values on sampled hypergrid trajectories (the same dropout draw in every evaluation)
-TEST(PotentialTest, GradientCheckThroughTheNetwork) {
-  HypergridOptions ho;
-  ho.ndim = 2;
-  ho.height = 3;
-  HypergridEnv env(ho);
-  EstimatorOptions eo;
-  eo.hidden = 8;
-  eo.dtype = torch::kFloat64;
+TEST(LedTest, GradientCheckThroughTheNetwork) {
+  auto env = testing::make_grid(2, 3);
+  auto eo = testing::small_net(8, torch::kFloat64);
   eo.activation = Activation::kElu;
-  eo.potential = true;
   auto gen = make_generator(7, torch::kCPU);
   Estimators est(env, eo, gen, torch::kCPU);
+  auto led = led_for(env, est, eo, gen);
+  auto& potential = led->potential();
   {
     torch::NoGradGuard no_grad;  // away from the zero output layer, so every layer has a gradient
-    for (auto& p : est.potential->parameters()) p.uniform_(-0.5, 0.5, gen);
+    for (auto& p : potential.parameters()) p.uniform_(-0.5, 0.5, gen);
   }
   auto sgen = make_generator(8, torch::kCPU);
   auto tr = rollout(env, *est.policy, 12, SamplerOptions{}, sgen, torch::kCPU);
   auto log_reward = tr.log_reward.to(torch::kFloat64);
   auto loss_fn = [&] {
     auto dgen = make_generator(9, torch::kCPU);
-    return potential_regression_loss(est.potential->values(env, tr), log_reward, tr.mask, tr.length, 0.3, dgen);
+    return potential_regression_loss(potential.values(env, tr), log_reward, tr.mask, tr.length, 0.3, dgen);
   };
-  auto params = est.potential_parameters();
+  auto params = potential.parameters();
   auto grads = torch::autograd::grad({loss_fn()}, params);
   int64_t checked = 0;
   for (size_t k = 0; k < params.size(); ++k) {
@@ -128,27 +132,27 @@ TEST(PotentialTest, GradientCheckThroughTheNetwork) {
 // brings sum phi to log R on fresh trajectories: mean |sum phi - log R| 1.86 at the start (phi =
 // 0: the mean |log R|), measured 0.075 after 400 steps, 0.035 after 1,000, 0.028 after 2,000 (the
 // dropout keeps a small bias towards spreading log R evenly).
-TEST(PotentialTest, RegressionRecoversAnAdditiveEnergy) {
+TEST(LedTest, RegressionRecoversAnAdditiveEnergy) {
   SetsOptions so;
   so.universe = 8;
   so.size = 4;
   SetsEnv env(so);
-  EstimatorOptions eo;
-  eo.hidden = 64;
-  eo.potential = true;
+  auto eo = testing::small_net(64);
   auto gen = make_generator(11, torch::kCPU);
   Estimators est(env, eo, gen, torch::kCPU);
-  FusedAdam adam({{est.potential_parameters(), 1e-3}});
+  auto led = led_for(env, est, eo, gen);
+  auto& potential = led->potential();
+  FusedAdam adam({{potential.parameters(), 1e-3}});
   auto sgen = make_generator(12, torch::kCPU);
   auto error = [&] {
     torch::NoGradGuard no_grad;
     auto tr = rollout(env, *est.policy, 256, SamplerOptions{}, sgen, torch::kCPU);
-    return (est.potential->values(env, tr).sum(0) - tr.log_reward).abs().mean().item<double>();
+    return (potential.values(env, tr).sum(0) - tr.log_reward).abs().mean().item<double>();
   };
   const double before = error();
   for (int i = 0; i < 1000; ++i) {
     auto tr = rollout(env, *est.policy, 32, SamplerOptions{}, sgen, torch::kCPU);
-    auto loss = potential_regression_loss(est.potential->values(env, tr), tr.log_reward, tr.mask, tr.length, 0.1, sgen);
+    auto loss = potential_regression_loss(potential.values(env, tr), tr.log_reward, tr.mask, tr.length, 0.1, sgen);
     adam.zero_grad();
     loss.backward();
     adam.step();
@@ -159,80 +163,90 @@ TEST(PotentialTest, RegressionRecoversAnAdditiveEnergy) {
 }
 
 // one LED iteration on both paths: the potential moves, its loss is logged; the config errors
-TEST(PotentialTest, TrainerStepAndErrors) {
+TEST(LedTest, TrainerStepAndErrors) {
   SetsOptions so;
   so.universe = 6;
   so.size = 3;
   SetsEnv env(so);
   for (auto mode : {TabularMode::kOn, TabularMode::kOff}) {
-    EstimatorOptions eo;
-    eo.hidden = 16;
-    eo.flow = true;
-    eo.potential = true;
+    auto eo = testing::small_net(16);
     auto gen = make_generator(5, torch::kCPU);
     Estimators est(env, eo, gen, torch::kCPU);
-    auto before = est.potential_parameters().back().clone();  // the output bias, 0
     SubTrajectoryBalance subtb;
     TrainerOptions opts;
     opts.tabular = mode;
-    opts.led = true;
-    opts.led_steps = 3;
-    Trainer trainer(env, est, subtb, opts, 0, torch::kCPU);
+    opts.score.credit = Credit::kLearned;
+    Params keys;
+    keys.set("train.led_steps", int64_t{3});
+    const Requirements requirements = subtb.requirements();
+    const auto components = make_components(Registry::builtin(),
+                                            ComponentSetup{env, est, eo, opts, requirements, gen, torch::kCPU}, keys);
+    ASSERT_EQ(components.size(), 2u);  // the flow head, then LED's potential
+    auto& led = static_cast<LedComponent&>(*components[1]);
+    auto before = led.potential().parameters().back().clone();  // the output bias, 0
+    Trainer trainer(env, est, subtb, opts, 0, torch::kCPU, component_pointers(components));
+    ASSERT_EQ(trainer.metric_names(), std::vector<std::string>{"potential_loss"});
     auto r = trainer.step();
-    ASSERT_TRUE(r.potential_loss.defined());
-    EXPECT_GT(r.potential_loss.item<double>(), 0.0);
+    ASSERT_EQ(r.metrics.size(), 1u);
+    EXPECT_GT(r.metrics[0].item<double>(), 0.0);
     EXPECT_TRUE(std::isfinite(r.loss.item<double>()));
-    EXPECT_FALSE(torch::equal(est.potential_parameters().back(), before));
+    EXPECT_FALSE(torch::equal(led.potential().parameters().back(), before));
   }
-  EstimatorOptions eo;
-  eo.hidden = 8;
-  eo.potential = true;
+  auto eo = testing::small_net(8);
   auto gen = make_generator(5, torch::kCPU);
   Estimators est(env, eo, gen, torch::kCPU);
+  auto led = led_for(env, est, eo, gen);
   TrainerOptions opts;
-  opts.led = true;
+  opts.score.credit = Credit::kLearned;
   FlowMatching fm;
   try {
-    Trainer t(env, est, fm, opts, 0, torch::kCPU);
+    Trainer t(env, est, fm, opts, 0, torch::kCPU, {led.get()});
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("objective.credit = \"led\": objective.kind = \"fm\" takes no local credits"),
               std::string::npos)
         << e.what();
   }
-  opts.led_drop_rate = 1.0;
-  auto error = testing::validate_error(opts);
+  LedOptions bad;
+  bad.drop_rate = 1.0;
+  auto error = testing::validate_error(bad);
   EXPECT_NE(error.find("objective.led_dropout = 1: expected a float in [0, 1)"), std::string::npos) << error;
-  opts.led_drop_rate = -1.0;
-  opts.score.local_credit = true;
-  EXPECT_NE(testing::validate_error(opts).find("objective.credit: forward-looking (fl) and learned (led)"),
-            std::string::npos);
-  // estimators built without the potential
-  EstimatorOptions plain;
-  plain.hidden = 8;
+  bad.drop_rate = -1.0;  // the paper's rule
+  EXPECT_EQ(testing::validate_error(bad), "");
+  // one key chooses the credits: fl and led cannot both be asked for
+  try {
+    enum_value<Credit>("fl+led", "objective.credit");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "objective.credit = \"fl+led\": expected one of \"none\", \"fl\", \"led\"");
+  }
+  // learned credits without the potential's component
+  const auto plain = testing::small_net(8);
   Estimators none(env, plain, gen, torch::kCPU);
-  TrainerOptions led;
-  led.led = true;
   SubTrajectoryBalance subtb;
-  EXPECT_THROW(Trainer(env, none, subtb, led, 0, torch::kCPU), ConfigError);
+  const auto flow = testing::components_for(env, none, plain, subtb, TrainerOptions{}, gen);
+  EXPECT_THROW(Trainer(env, none, subtb, opts, 0, torch::kCPU, component_pointers(flow)), ConfigError);
 }
 
-TEST(PotentialTest, SaveLoadRoundTrip) {
+TEST(LedTest, SaveLoadRoundTrip) {
   HypergridEnv env(HypergridOptions{});
-  EstimatorOptions eo;
-  eo.hidden = 8;
-  eo.potential = true;
+  auto eo = testing::small_net(8);
   auto g1 = make_generator(1, torch::kCPU), g2 = make_generator(2, torch::kCPU);
   Estimators a(env, eo, g1, torch::kCPU), b(env, eo, g2, torch::kCPU);
+  Components ca, cb;
+  ca.push_back(led_for(env, a, eo, g1));
+  cb.push_back(led_for(env, b, eo, g2));
+  auto& pot_a = static_cast<LedComponent&>(*ca[0]).potential();
+  auto& pot_b = static_cast<LedComponent&>(*cb[0]).potential();
   {
     torch::NoGradGuard no_grad;
-    a.potential_parameters().back().fill_(0.75);
+    pot_a.parameters().back().fill_(0.75);
   }
   auto path = std::filesystem::temp_directory_path() / ("gfn_led_" + std::to_string(::getpid()) + ".pt");
-  a.save(path.string(), 4);
-  EXPECT_EQ(b.load(path.string()), 4);
+  save_model(path.string(), a, ca, 4);
+  EXPECT_EQ(load_model(path.string(), b, cb), 4);
   std::filesystem::remove(path);
-  auto pa = a.potential_parameters(), pb = b.potential_parameters();
+  auto pa = pot_a.parameters(), pb = pot_b.parameters();
   ASSERT_EQ(pa.size(), pb.size());
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
 }

@@ -1,0 +1,248 @@
+#include "apps/evaluator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+#include <torch/serialize/archive.h>
+#include <torch/torch.h>
+
+#include "core/sampler.h"
+#include "io/checkpoint.h"
+
+namespace gfn {
+
+const OptionTable<EvalOptions>& EvalOptions::keys() {
+  using O = EvalOptions;
+  static const auto table =
+      OptionTable<O>()
+          .add("eval.every", &O::every, "exact evaluation and log flush every N iterations (0: at the end only)",
+               at_least(0))
+          .add("eval.l1_window", &O::l1_window, "terminal states in the empirical distribution of the papers' L1",
+               at_least(1))
+          .add("eval.is_samples", &O::is_samples,
+               "trajectories for the importance-sampled log Z and ELBO at each evaluation of a non-enumerable env "
+               "(0: none)",
+               in(0, 1 << 24))
+          .add("eval.grid", &O::grid,
+               "cells per continuous dimension of the terminal grid on which the terminating density is compared "
+               "with R/Z (envs with a grid, d <= 2; 0: off)",
+               in(0, 4096))
+          .add("eval.density_samples", &O::density_samples,
+               "backward trajectories per grid cell in the importance-sampled terminating density", in(1, 1 << 16))
+          .add("eval.top_k", &O::top_k,
+               "the K highest-reward distinct terminal states found in training, for top_k_mean_reward (envs "
+               "without continuous coordinates; 0: off)",
+               in(0, 1 << 20))
+          .add("eval.env_samples", &O::env_samples,
+               "on-policy terminal samples for the env's own metrics at each evaluation (sets: inclusion_error)",
+               in(1, 1 << 24))
+          .add("eval.samples", &O::samples, "terminal samples of the final policy written to /samples",
+               in(0, 1 << 24));
+  return table;
+}
+
+// A 2-D environment's terminal cells on a grid: the logged reward heatmap and where each of the
+// policy's cells (table states or terminal-grid cells) falls on it.
+struct Evaluator::Grid2d {
+  std::vector<double> xs, ys;      // sorted distinct coordinates
+  std::vector<int64_t> cell;       // per source cell: its flat index x * ny + y, -1 when not terminal
+  std::vector<double> log_reward;  // [nx * ny]: log R, summed (log-sum-exp) over cells sharing a point
+
+  // The grid of source cells at `coords` ([N, 2], float64) with `log_r` ([N]); `terminal` ([N]
+  // bool) marks the cells that count.
+  Grid2d(torch::Tensor coords, torch::Tensor log_r, torch::Tensor terminal);
+  // The policy's distribution over the source cells, summed onto the grid.
+  std::vector<double> on_grid(const std::vector<double>& p) const {
+    std::vector<double> out(log_reward.size(), 0.0);
+    for (size_t i = 0; i < p.size() && i < cell.size(); ++i)
+      if (cell[i] >= 0) out[cell[i]] += p[i];
+    return out;
+  }
+  std::vector<int64_t> shape() const { return {static_cast<int64_t>(xs.size()), static_cast<int64_t>(ys.size())}; }
+};
+
+Evaluator::Grid2d::Grid2d(torch::Tensor coords, torch::Tensor log_r, torch::Tensor terminal) {
+  coords = coords.to(torch::kCPU, torch::kFloat64).contiguous();
+  log_r = log_r.to(torch::kCPU, torch::kFloat64).contiguous();
+  terminal = terminal.to(torch::kCPU, torch::kBool).contiguous();
+  const int64_t n = coords.size(0);
+  const double* c = coords.data_ptr<double>();
+  const bool* keep = terminal.data_ptr<bool>();
+  for (int64_t i = 0; i < n; ++i)
+    if (keep[i]) xs.push_back(c[2 * i]), ys.push_back(c[2 * i + 1]);
+  for (auto* v : {&xs, &ys}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  const int64_t ny = static_cast<int64_t>(ys.size());
+  log_reward.assign(xs.size() * ys.size(), -std::numeric_limits<double>::infinity());
+  cell.assign(n, -1);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!keep[i]) continue;
+    const int64_t xi = std::lower_bound(xs.begin(), xs.end(), c[2 * i]) - xs.begin();
+    const int64_t yi = std::lower_bound(ys.begin(), ys.end(), c[2 * i + 1]) - ys.begin();
+    cell[i] = xi * ny + yi;
+    double& lr = log_reward[cell[i]];
+    const double v = log_r.data_ptr<double>()[i];
+    const double hi = std::max(lr, v);
+    lr = std::isinf(hi) && hi < 0 ? hi : hi + std::log(std::exp(lr - hi) + std::exp(v - hi));
+  }
+}
+
+struct Evaluator::Point {
+  int64_t iteration = 0;
+  std::vector<std::pair<std::string, double>> row;
+  std::string text;
+  std::vector<double> cell_probability;  // the policy's distribution on the 2-D grid's cells
+  void add(const std::vector<std::string>& columns, const std::vector<double>& values) {
+    for (size_t i = 0; i < columns.size(); ++i) row.emplace_back(columns[i], values[i]);
+  }
+};
+
+Evaluator::Evaluator(const Env& env, Estimators& estimators, const StateTable* table, const EvalOptions& options,
+                     uint64_t seed, const torch::Device& device, Execution execution)
+    : env_(env),
+      estimators_(estimators),
+      table_(table),
+      options_(options),
+      device_(device),
+      execution_(resolve_execution(execution, device)),
+      generator_(make_generator(seed, device)) {
+  options_.validate();
+  // continuous envs with a terminal grid: the terminating density against R/Z on it
+  if (options_.grid > 0 && !env_.enumerable()) grid_ = env_.terminal_grid(options_.grid, device_);
+  if (options_.top_k > 0 && env_.continuous_dim() == 0) top_.emplace(options_.top_k);
+  if (table_ != nullptr) {
+    target_ = target_distribution(*table_);
+    l1_.emplace(table_->size(), options_.l1_window);
+  }
+  // the 2-D grid: discrete coordinates of an enumerable env (hypergrid ndim = 2), or continuous
+  // ones of an env with a terminal grid (box dim = 2; labels merged)
+  if (table_ != nullptr && table_->states.discrete.size(1) == 2 && table_->states.continuous.size(1) == 0)
+    grid2d_ = std::make_unique<Grid2d>(table_->states.discrete.to(torch::kFloat64), table_->log_reward,
+                                       table_->forward_mask.select(1, table_->exit));
+  else if (grid_ && grid_->states.continuous.size(1) == 2)
+    grid2d_ = std::make_unique<Grid2d>(grid_->states.continuous.to(torch::kFloat64), env_.log_reward(grid_->states),
+                                       torch::ones({grid_->states.batch_size()}, torch::kBool));
+  add_groups();
+}
+
+Evaluator::~Evaluator() = default;
+
+void Evaluator::add_groups() {
+  groups_.push_back({{"iteration", "trajectories", "wall_s", "log_z"}, [](Point&) {}});  // filled by evaluate()
+  if (table_ != nullptr) {
+    std::vector<std::string> columns{"tv", "jsd", "kl", "log_z_error", "log_z_exact", "l1"};
+    groups_.push_back({columns, [this, columns](Point& p) {
+                         ExactMetrics m = exact_metrics(*table_, estimators_);
+                         const double l1 = l1_->l1(target_);
+                         p.add(columns, {m.tv, m.jsd, m.kl, m.log_z_error, m.log_z_exact, l1});
+                         p.text += fmt::format("  TV {:.3e}  JSD {:.2e}  |dlogZ| {:.2e}  L1 {:.3e}", m.tv, m.jsd,
+                                               m.log_z_error, l1);
+                         if (grid2d_) p.cell_probability = grid2d_->on_grid(m.terminating);
+                         last_.tv = m.tv;
+                         last_.l1 = l1;
+                         last_.exact = std::move(m);
+                       }});
+  }
+  if (options_.is_samples > 0 && table_ == nullptr) {  // enumerable envs have the exact metrics above
+    std::vector<std::string> columns{"log_z_is", "elbo", "ess"};
+    const auto exact = env_.log_partition();
+    if (exact) columns.push_back("log_z_is_error");
+    groups_.push_back({columns, [this, columns, exact](Point& p) {
+                         ImportanceEstimate e = importance_log_z(env_, estimators_, options_.is_samples, 4096,
+                                                                 generator_, device_, execution_);
+                         std::vector<double> values{e.log_z, e.elbo, e.ess};
+                         if (exact) values.push_back(std::fabs(e.log_z - *exact));
+                         p.add(columns, values);
+                         p.text += fmt::format("  log Z_IS {:+.4f}  ELBO {:+.4f}", e.log_z, e.elbo);
+                         last_.importance = e;
+                       }});
+  }
+  if (grid_) {
+    std::vector<std::string> columns{"grid_jsd", "grid_kl", "grid_tv", "grid_mass"};
+    groups_.push_back({columns, [this, columns](Point& p) {
+                         GridMetrics g = grid_metrics(env_, estimators_, *grid_, options_.density_samples, 1 << 15,
+                                                      generator_, execution_);
+                         p.add(columns, {g.jsd, g.kl, g.tv, g.mass});
+                         p.text += fmt::format("  grid JSD {:.3e}  mass {:.3f}", g.jsd, g.mass);
+                         if (grid2d_) p.cell_probability = grid2d_->on_grid(g.cell_probability);
+                         last_.grid = std::move(g);
+                       }});
+  }
+  if (top_) {
+    std::vector<std::string> columns{"top_k_mean_reward", "top_k_found"};
+    groups_.push_back({columns, [this, columns](Point& p) {
+                         p.add(columns, {top_->mean_reward(), static_cast<double>(top_->size())});
+                         p.text += fmt::format("  top-{} mean R {:.4g}", top_->size(), top_->mean_reward());
+                       }});
+  }
+  if (env_.has_sample_metrics())
+    groups_.push_back({{}, [this](Point& p) {
+                         auto sampled = rollout(env_, *estimators_.policy, options_.env_samples, SamplerOptions{},
+                                                generator_, device_, execution_);
+                         for (const auto& [name, value] : env_.sample_metrics(sampled.terminal_states())) {
+                           p.row.emplace_back(name, value);
+                           p.text += fmt::format("  {} {:.3e}", name, value);
+                         }
+                       }});
+}
+
+void Evaluator::declare(Hdf5Log& log) {
+  std::vector<std::string> columns;
+  for (const auto& g : groups_) columns.insert(columns.end(), g.columns.begin(), g.columns.end());
+  log.declare_columns("eval", columns);
+  if (!grid2d_) return;
+  const auto shape = grid2d_->shape();
+  log.write_fixed("grid", "x", LogDType::kFloat64, {shape[0]}, grid2d_->xs.data());
+  log.write_fixed("grid", "y", LogDType::kFloat64, {shape[1]}, grid2d_->ys.data());
+  log.write_fixed("grid", "log_reward", LogDType::kFloat64, shape, grid2d_->log_reward.data());
+  log.declare("grid", "iteration", LogDType::kInt64, {});
+  log.declare("grid", "terminating", LogDType::kFloat64, shape);
+}
+
+void Evaluator::observe(const IterationResult& r) {
+  if (l1_) l1_->add(r.terminal_index);
+  if (top_) top_->add(r.trajectories.terminal_discrete, r.trajectories.log_reward);
+}
+
+bool Evaluator::due(int64_t iteration, bool last) const {
+  return (options_.every > 0 && iteration % options_.every == 0) || last;
+}
+
+std::string Evaluator::evaluate(Hdf5Log& log, int64_t iteration, int64_t trajectories, double wall_s) {
+  const double log_z = estimators_.log_z.item<double>();
+  Point p;
+  p.iteration = iteration;
+  p.add(groups_.front().columns, {static_cast<double>(iteration), static_cast<double>(trajectories), wall_s, log_z});
+  for (size_t i = 1; i < groups_.size(); ++i) groups_[i].compute(p);
+  log.append_row("eval", p.row);
+  if (grid2d_ && !p.cell_probability.empty()) {
+    log.append("grid", "iteration", LogDType::kInt64, {}, &iteration, 1);
+    log.append("grid", "terminating", LogDType::kFloat64, grid2d_->shape(), p.cell_probability.data(), 1);
+  }
+  return p.text;
+}
+
+void Evaluator::write_state(torch::serialize::OutputArchive& a) {
+  a.write("eval.generator", generator_.get_state(), /*is_buffer=*/true);
+  if (l1_) a.write("eval.l1_window", l1_->state(), true);
+  if (top_) {
+    auto [x, r] = top_->state();
+    a.write("eval.top_k.states", x, true);
+    a.write("eval.top_k.log_reward", r, true);
+  }
+}
+
+void Evaluator::read_state(CheckpointReader& checkpoint) {
+  generator_.set_state(checkpoint.read("eval.generator"));
+  if (l1_) l1_->restore(checkpoint.read("eval.l1_window"));
+  if (top_) {
+    auto x = checkpoint.read("eval.top_k.states");
+    top_->restore(x, checkpoint.read("eval.top_k.log_reward"));
+  }
+}
+
+}  // namespace gfn
