@@ -10,6 +10,7 @@ packages=(
   libeigen3-dev libboost-math-dev         # exact solutions, quadrature, special functions
   libgtest-dev libgmock-dev               # tests
   libtomlplusplus-dev libcli11-dev libfmt-dev   # config and command line
+  nlohmann-json3-dev                      # `gfn analyse --json` writes its object through nlohmann-json
   python3-h5py                            # the README's h5py snippet is tested against real logs
   gnuplot-nox                             # `gfn analyse --plot` draws its PNGs through gnuplot
 )

@@ -2,6 +2,7 @@
 // numbers, groups of seeds, the JSON, CSV and PNG outputs, and the errors for bad files.
 #include "io/analyse.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <signal.h>
@@ -437,6 +438,92 @@ TEST_F(AnalyseTest, PlotsArePngs) {
   const std::string shell_quoted = "cd '" + dir_.string() + "' && gnuplot \"plots with 'quotes'/eval.gp\" 2>/dev/null";
   EXPECT_EQ(std::system(shell_quoted.c_str()), 0);
   EXPECT_TRUE(is_png(plots / "eval.png"));
+}
+
+// --plot chooses a run's own plots by what its log holds, never by the env's name: a log of an
+// env defined out of tree gets the plots, and the very data, of a built-in env's log with the
+// same content
+TEST_F(AnalyseTest, PlotsFollowContentNotEnvName) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot missing (Debian package gnuplot-nox)";
+  enum class Content { kContinuous2d, kDiscrete2d, kContinuous1d, kGrid, kDiscrete3d };
+  // a log of `env` holding 3 /train rows, 40 terminal log-rewards and `content`
+  auto write = [&](const std::string& run, const std::string& env, Content content) {
+    auto log = new_log(run, run, 0, env);
+    for (int i = 1; i <= 3; ++i) log->append_row("train", {{"iteration", i}, {"trajectories", 8.0 * i}, {"loss", 1.0}});
+    constexpr int kSamples = 40;
+    std::vector<double> log_reward, coords;
+    std::vector<int64_t> cells;
+    for (int k = 0; k < kSamples; ++k) {
+      log_reward.push_back(-0.1 * k);
+      for (int d = 0; d < 3; ++d) {
+        coords.push_back(std::fmod(0.37 * (k + 1) * (d + 1), 6.28));  // a torus's [0, 2 pi), not the unit box
+        cells.push_back((k * (d + 2)) % 5);
+      }
+    }
+    log->append("samples", "log_reward", LogDType::kFloat64, {}, log_reward.data(), kSamples);
+    if (content == Content::kContinuous2d || content == Content::kContinuous1d) {
+      const int64_t dim = content == Content::kContinuous2d ? 2 : 1;
+      std::vector<double> rows;
+      for (int k = 0; k < kSamples; ++k) rows.insert(rows.end(), coords.begin() + 3 * k, coords.begin() + 3 * k + dim);
+      log->append("samples", "states_continuous", LogDType::kFloat64, {dim}, rows.data(), kSamples);
+    } else if (content == Content::kDiscrete2d || content == Content::kDiscrete3d) {
+      const int64_t dim = content == Content::kDiscrete2d ? 2 : 3;
+      std::vector<int64_t> rows;
+      for (int k = 0; k < kSamples; ++k) rows.insert(rows.end(), cells.begin() + 3 * k, cells.begin() + 3 * k + dim);
+      log->append("samples", "states_discrete", LogDType::kInt64, {dim}, rows.data(), kSamples);
+    } else {
+      const std::vector<double> axis = {0.25, 0.75}, grid_log_reward = {0.0, -1.0, -2.0, 0.5},
+                                terminating = {0.1, 0.2, 0.3, 0.4};
+      const int64_t iteration = 3;
+      log->write_fixed("grid", "x", LogDType::kFloat64, {2}, axis.data());
+      log->write_fixed("grid", "y", LogDType::kFloat64, {2}, axis.data());
+      log->write_fixed("grid", "log_reward", LogDType::kFloat64, {2, 2}, grid_log_reward.data());
+      log->append("grid", "iteration", LogDType::kInt64, {}, &iteration, 1);
+      log->append("grid", "terminating", LogDType::kFloat64, {2, 2}, terminating.data(), 1);
+    }
+    log->flush();
+    return log->path();
+  };
+  struct Case {
+    Content content;
+    std::string builtin_env, stem;  // the env that writes such logs; the plot every such log gets ("": none)
+  };
+  const std::vector<Case> cases = {{Content::kContinuous2d, "box", "grid"},
+                                   {Content::kDiscrete2d, "hypergrid", "grid"},
+                                   {Content::kContinuous1d, "line", "samples"},
+                                   {Content::kGrid, "labelled_box", "grid"},
+                                   {Content::kDiscrete3d, "sets", ""}};
+  std::vector<std::string> paths;
+  for (size_t c = 0; c < cases.size(); ++c)
+    for (const std::string& env : {cases[c].builtin_env, std::string("torus")})
+      paths.push_back(write(fmt::format("{}{}", env == "torus" ? "torus" : "builtin", c), env, cases[c].content));
+
+  AnalyseOptions options;
+  options.plot_dir = (dir_ / "plots").string();
+  std::ostringstream out;
+  analyse(paths, options, out);
+  const fs::path plots = options.plot_dir;
+  EXPECT_TRUE(is_png(plots / "log_reward.png"));
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const std::string builtin = fmt::format("builtin{}", c), torus = fmt::format("torus{}", c);
+    for (const char* stem : {"grid", "samples"}) {
+      const bool expected = cases[c].stem == stem;
+      for (const std::string& run : {builtin, torus}) {
+        const std::string file = run + "_" + stem;
+        EXPECT_EQ(fs::exists(plots / (file + ".gp")), expected) << file << ".gp";
+        EXPECT_EQ(is_png(plots / (file + ".png")), expected) << file << ".png";
+      }
+      if (expected) {
+        EXPECT_EQ(slurp(plots / (torus + "_" + stem + ".dat")), slurp(plots / (builtin + "_" + stem + ".dat")))
+            << cases[c].builtin_env << " " << stem;
+      }
+    }
+  }
+  // what each shows: the samples' histogram; /grid's R / Z and its last evaluation
+  EXPECT_TRUE(contains(slurp(plots / "torus0_grid.gp"), "histogram of 40 terminal samples"));
+  EXPECT_TRUE(contains(slurp(plots / "torus2_samples.dat"), "histogram of 40 terminal samples"));
+  EXPECT_TRUE(contains(slurp(plots / "torus3_grid.gp"), "at iteration 3"));
+  EXPECT_TRUE(contains(slurp(plots / "torus3_grid.gp"), "reward R(x) / Z on the grid"));
 }
 
 // --plot without gnuplot: a ConfigError naming the option and the package
