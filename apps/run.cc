@@ -199,11 +199,11 @@ void TrainingRun::open() {
   std::ostream& out = options_.progress_stream ? *options_.progress_stream : std::cerr;
   progress_ = std::make_unique<Progress>(options_.progress, out, iterations());
   if (options_.resume)
-    progress_->line(fmt::format("gfn train: resuming {} at iteration {} of {}", dir_.string(), resumed_from_,
-                                iterations()));
+    progress_->line(fmt::format("{} train: resuming {} at iteration {} of {}", options_.program, dir_.string(),
+                                resumed_from_, iterations()));
   const Env& env = *run_.env;
   progress_->line(fmt::format(
-      "gfn train: env {}{}, objective {}, batch {}, {} iterations, device {}", env.name(),
+      "{} train: env {}{}, objective {}, batch {}, {} iterations, device {}", options_.program, env.name(),
       env.enumerable() ? fmt::format(" ({} states{})", env.num_states(), trainer_->tabular() ? ", tabular" : "")
                        : std::string(),
       run_.objective->name(), run_.trainer_options.batch_size, iterations(), run_.device_name));
@@ -280,9 +280,9 @@ RunSummary TrainingRun::stop(int signal, int64_t it) {
   checkpoint(it);
   save_model(it);
   progress_->finish();
-  progress_->line(fmt::format("gfn train: stopped by signal {} after iteration {} of {}; checkpoint written, "
+  progress_->line(fmt::format("{} train: stopped by signal {} after iteration {} of {}; checkpoint written, "
                               "continue with: {} train --resume {}",
-                              signal, it, iterations(), options_.program, dir_.string()));
+                              options_.program, signal, it, iterations(), options_.program, dir_.string()));
   RunSummary s = summary(it);
   s.stopped_by_signal = signal;
   return s;

@@ -478,7 +478,7 @@ void walk_schema(const ConfigSchema& schema, const std::function<void(const std:
 std::string cell(std::string s) {
   s = one_line(s);
   std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  for (char c : s) out += c == '|' ? std::string("\\|") : c == '<' ? std::string("&lt;") : std::string(1, c);
   return out;
 }
 

@@ -172,5 +172,20 @@ TEST_F(Cli, ReadmeH5pySnippetRuns) {
   EXPECT_NE(py.find("TV on the grid"), std::string::npos) << py;  // the 2-D hypergrid logs /grid
 }
 
+// The README's table of every config key is what `gfn keys --markdown` derives from the options
+// tables (scripts/update_readme_keys.sh rewrites it): neither can drift from the code.
+TEST_F(Cli, ReadmeKeyTablesMatchTheCode) {
+  auto r = run("keys --markdown");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "| `train.lr` | `0.001` | a float in (0, 10] | Adam learning rate of the policy |")) << r.out;
+  const std::string readme = slurp(fs::current_path() / "README.md");
+  const std::string begin = "<!-- keys:begin -->\n", end = "<!-- keys:end -->";
+  const auto a = readme.find(begin), b = readme.find(end);
+  ASSERT_NE(a, std::string::npos);
+  ASSERT_NE(b, std::string::npos);
+  EXPECT_EQ(readme.substr(a + begin.size(), b - a - begin.size()), r.out)
+      << "README.md's key tables are stale: run scripts/update_readme_keys.sh";
+}
+
 }  // namespace
 }  // namespace gfn
