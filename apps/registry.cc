@@ -5,19 +5,19 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include "apps/evaluator.h"
 #include "apps/assembly.h"
+#include "apps/evaluator.h"
 #include "components/flow_head.h"
 #include "components/led.h"
 #include "components/tlm.h"
 #include "core/trainer.h"
 #include "envs/box.h"
-#include "io/checkpoint.h"
-#include "io/run_log.h"
 #include "envs/hypergrid.h"
 #include "envs/labelled_box.h"
 #include "envs/line.h"
 #include "envs/sets.h"
+#include "io/checkpoint.h"
+#include "io/run_log.h"
 #include "losses/db.h"
 #include "losses/fm.h"
 #include "losses/modified_db.h"

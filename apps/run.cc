@@ -109,6 +109,7 @@ class TrainingRun {
   Run run_;
   LogOptions log_options_;
   EvalOptions eval_options_;
+  CheckpointOptions checkpoint_options_;
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<Evaluator> evaluator_;
   std::unique_ptr<Checkpointer> checkpointer_;
@@ -128,7 +129,7 @@ TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, c
   run_ = build_run(p, registry);
   log_options_ = LogOptions::keys().read(p);
   eval_options_ = EvalOptions::keys().read(p);
-  CheckpointOptions::keys().read(p);  // validated before anything is written
+  checkpoint_options_ = CheckpointOptions::keys().read(p);
   if (dir_.empty()) throw ConfigError("--out: the output directory must not be empty");
   if (!options.resume) {
     if (fs::exists(dir_ / "log.h5") || fs::exists(dir_ / "model.pt"))
@@ -207,8 +208,7 @@ void TrainingRun::open() {
       env.enumerable() ? fmt::format(" ({} states{})", env.num_states(), trainer_->tabular() ? ", tabular" : "")
                        : std::string(),
       run_.objective->name(), run_.trainer_options.batch_size, iterations(), run_.device_name));
-  checkpointer_ = std::make_unique<Checkpointer>((dir_ / "checkpoint.pt").string(),
-                                                 CheckpointOptions::keys().read(config_.params));
+  checkpointer_ = std::make_unique<Checkpointer>((dir_ / "checkpoint.pt").string(), checkpoint_options_);
   start_ = std::chrono::steady_clock::now();
 }
 
@@ -246,7 +246,10 @@ int TrainingRun::step(int64_t it) {
   trajectories_ += run_.trainer_options.batch_size;
   evaluator_->observe(r);
   const double log_z = run_.estimators->log_z.item<double>();
-  if (row) loss_ = train_log_->write_row({it, trajectories_, elapsed(), log_z, trainer_->current_lr()}, r);
+  if (row) {
+    train_log_->write_row({it, trajectories_, elapsed(), log_z, trainer_->current_lr()}, r);
+    loss_ = r.loss.item<double>();
+  }
   train_log_->write_trajectories(it, r);
   if (evaluator_->due(it, last)) evaluate(it, r);
   if (progress_->due(last))

@@ -141,8 +141,6 @@ struct Estimators {
   // policy the env cannot have (maxent without path counts, uniform over pieces on R^k).
   Estimators(const Env& env, const EstimatorOptions& options, torch::Generator& generator,
              const torch::Device& device);
-  // A view scoring with `policy` alone (its own backward head or the uniform P_B).
-  Estimators(PolicyNet policy, torch::Tensor log_z) : policy(std::move(policy)), log_z(std::move(log_z)) {}
   // The net whose backward kernel is P_B: `backward` when set, else the policy. std::logic_error
   // for a TLM policy whose network is not set (its component was not created).
   PolicyNetImpl& backward_policy() const;

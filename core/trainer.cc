@@ -57,16 +57,16 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
       device_(device),
       execution_(resolve_execution(options.execution, device)),
       components_(std::move(components)),
+      requirements_(objective.requirements()),
       generator_(make_generator(seed, device)) {
   options_.validate();
-  const Requirements requirements = objective_.requirements();
-  check_requirements(requirements);
-  options_.score.edge_flows = requirements.edge_flows;
-  options_.score.state_rewards = requirements.state_rewards;
+  check_requirements(requirements_);
+  options_.score.edge_flows = requirements_.edge_flows;
+  options_.score.state_rewards = requirements_.state_rewards;
 
   // one Adam over the parameters the GFlowNet loss trains, a group per learning rate
   std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
-  if (requirements.log_z) groups.push_back({{estimators_.log_z}, options_.lr_logz});
+  if (requirements_.log_z) groups.push_back({{estimators_.log_z}, options_.lr_logz});
   for (auto* c : components_)
     for (auto& g : c->loss_groups()) groups.push_back(std::move(g));
   optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
@@ -249,7 +249,7 @@ IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   if (host_grad_norm) out.grad_norm = std::sqrt(host_grad_sq());
   if (device_grad_norm) out.grad_sq = device_grad_sq();
   optimizer_->step();
-  if (!objective_.requirements().log_z) {
+  if (!requirements_.log_z) {
     auto estimate = objective_.log_z_estimate(inputs);
     if (estimate.defined()) {
       torch::NoGradGuard no_grad;

@@ -125,6 +125,7 @@ class Trainer {
   torch::Device device_;
   Execution execution_;
   std::vector<TrainingComponent*> components_;
+  Requirements requirements_;  // the objective's
   torch::Generator generator_;
   std::unique_ptr<FusedAdam> optimizer_;
   std::unique_ptr<CudaGraphStep> graph_;  // train.cuda_graph

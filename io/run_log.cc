@@ -92,13 +92,12 @@ void TrainLog::declare() {
 
 bool TrainLog::row_due(int64_t iteration, bool last) const { return iteration % options_.every == 0 || last; }
 
-double TrainLog::write_row(const TrainRowInputs& inputs, const IterationResult& r) {
+void TrainLog::write_row(const TrainRowInputs& inputs, const IterationResult& r) {
   std::vector<std::pair<std::string, double>> row;
   for (const auto& [name, value] : train_columns()) row.emplace_back(name, value(inputs, r));
   for (size_t i = 0; i < component_metrics_.size() && i < r.metrics.size(); ++i)
     row.emplace_back(component_metrics_[i], r.metrics[i].item<double>());
   log_.append_row("train", row);
-  return row[3].second;  // the loss
 }
 
 void TrainLog::write_trajectories(int64_t iteration, const IterationResult& r) {

@@ -51,8 +51,8 @@ class TrainLog {
   void declare();
   // Whether iteration `iteration` writes a row (every N, and the last).
   bool row_due(int64_t iteration, bool last) const;
-  // The row of iteration inputs.iteration (the trainer's result `r` carries its grad norm); its loss.
-  double write_row(const TrainRowInputs& inputs, const IterationResult& r);
+  // The row of iteration inputs.iteration (the trainer's result `r` carries its grad norm).
+  void write_row(const TrainRowInputs& inputs, const IterationResult& r);
   // The first log.trajectories_count trajectories of the batch, batch-major ([N, T, ...]), every
   // log.trajectories_every iterations.
   void write_trajectories(int64_t iteration, const IterationResult& r);
