@@ -185,6 +185,10 @@ Sample draw(const Env& env, Estimators& est, int64_t n, torch::Generator& gen) {
 
 double max_or_zero(const torch::Tensor& t) { return t.numel() ? t.max().item<double>() : 0.0; }
 
+std::string component_name(const KernelSpec& kernel, int64_t c) {
+  return c >= 0 && c < kernel.size() ? kernel.components[c].name : std::to_string(c);
+}
+
 std::string fmt_coords(const torch::Tensor& row, int64_t dim) {
   std::string out;
   auto r = row.to(torch::kFloat64).contiguous();
@@ -264,8 +268,7 @@ CheckResult check_termination(const Env& env, const Sample& s) {
     r.detail = fmt::format(
         "{} of {} trajectories did not end with '{}' within max_length = {} moves (first: trajectory {}, last "
         "component '{}'): {}",
-        failed, n, spec.components[spec.exit].name, env.max_length(), b,
-        c >= 0 && c < spec.size() ? spec.components[c].name : std::to_string(c), numbers);
+        failed, n, spec.components[spec.exit].name, env.max_length(), b, component_name(spec, c), numbers);
   }
   return r;
 }

@@ -34,6 +34,9 @@ struct Sample {
 // The largest entry of `t`, 0 when it is empty.
 double max_or_zero(const torch::Tensor& t);
 
+// The name of component `c` of `kernel`; the number itself when there is no such component.
+std::string component_name(const KernelSpec& kernel, int64_t c);
+
 // "(u0, u1, ...)": the first `dim` entries of `row`, 4 significant digits.
 std::string fmt_coords(const torch::Tensor& row, int64_t dim);
 
