@@ -192,12 +192,11 @@ CheckResult check_jacobian(const Env& env, const Sample& s, const CheckOptions& 
     r.detail = "no continuous pieces (every component is an atom with J = 1)";
     return r;
   }
-  std::string joined;
-  for (const auto& p : failures.empty() ? parts : failures) joined += (joined.empty() ? "" : "; ") + p;
   r.passed = failures.empty();
-  r.detail = joined + (any_float32 ? "; the env keeps float32 states, so finite differences ran in float32 with a "
-                                     "100x looser tolerance"
-                                   : "");
+  r.detail = fmt::format("{}{}", fmt::join(r.passed ? parts : failures, "; "),
+                         any_float32 ? "; the env keeps float32 states, so finite differences ran in float32 with a "
+                                       "100x looser tolerance"
+                                     : "");
   return r;
 }
 
@@ -264,100 +263,150 @@ std::pair<torch::Tensor, torch::Tensor> domain_nodes(Domain domain, int64_t dim,
   return {torch::cat({a, b}, 1), lw.repeat_interleave(q, 0) + lw.repeat({q})};
 }
 
+// What "normalisation" found over every kernel and policy.
+struct NormalisationTally {
+  double worst_sum = 0.0;       // largest |sum of the component probabilities - 1|
+  double worst_integral = 0.0;  // largest |integral - 1| over the pieces and states
+  int64_t integrals = 0;        // piece integrals computed (one per piece and state)
+  std::vector<std::string> failures;
+  std::vector<std::string> notes;  // pieces not integrated
+};
+
+// One policy's kernel at the states a check integrates over.
+struct KernelPolicy {
+  const char* name;         // "uniform" or "initial"
+  const KernelHead* head;
+  bool uniform;             // a uniform P_B: no head outputs
+  torch::Tensor out;        // [N, head->output_size()] float32; undefined when uniform
+  torch::Tensor log_pi;     // [N, C] float64: log pi(c | s), -inf where c is not in `mask`
+};
+
+// The kernel `k` of the policy of `est` at `st` (`mask` [N, C] bool: its available components).
+KernelPolicy kernel_policy(const Env& env, const Kernel& k, Estimators& est, const char* name, const States& st,
+                           const torch::Tensor& mask) {
+  auto& policy = *est.policy;
+  KernelPolicy p{name, k.forward ? &policy.forward_head() : &policy.backward_head(),
+                 !k.forward && !policy.learned_backward(), {}, {}};
+  if (p.uniform) {
+    p.log_pi = (-mask.sum(1, /*keepdim=*/true).to(torch::kFloat64).log()).expand({-1, k.spec->size()});
+    p.log_pi = p.log_pi.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
+  } else {
+    auto hidden = policy.trunk(env.features(st));
+    p.out = k.forward ? policy.forward_outputs(hidden) : policy.backward_outputs(hidden);
+    p.log_pi = masked_log_softmax(p.head->logits(p.out), mask).to(torch::kFloat64);
+  }
+  return p;
+}
+
+// A note for each piece of `k` of dimension > 2: quadrature skips them.
+void note_unintegrated_pieces(const Kernel& k, std::vector<std::string>& notes) {
+  for (const auto& comp : k.spec->components)
+    if (comp.kind == ComponentKind::kPiece && comp.dim > 2)
+      notes.push_back(fmt::format("{} '{}' of dimension {} not integrated (see jacobian)", k.label, comp.name,
+                                  comp.dim));
+}
+
+// The component probabilities sum to 1 over the available components (`mask` [N, C] bool).
+void check_component_sums(const Kernel& k, const KernelPolicy& p, const torch::Tensor& mask, NormalisationTally& t) {
+  auto sums = p.log_pi.exp().masked_fill(mask.logical_not(), 0.0).sum(1);
+  const double sum_err = max_or_zero((sums - 1.0).abs().nan_to_num(1.0));
+  t.worst_sum = std::max(t.worst_sum, sum_err);
+  if (sum_err > 1e-4)
+    t.failures.push_back(fmt::format("{} {} policy: component probabilities sum to {:.6g}", p.name, k.label,
+                                     sums[(sums - 1.0).abs().argmax()].item<double>()));
+}
+
+// The integral of piece `c`'s density over its reference measure at the states `rows` of `st`,
+//     int_U q(u | s, c) / J_env(u) * J_num(u) du,
+// by Gauss-Legendre quadrature over the chart domain: [n] float64.
+torch::Tensor piece_integrals(const Env& env, const Kernel& k, const KernelPolicy& p, int64_t c, const States& st,
+                              const torch::Tensor& rows, const CheckOptions& o) {
+  const auto& comp = k.spec->components[c];
+  const int64_t da = env.action_spec().coord_dim;
+  const int64_t n = rows.size(0);
+  auto [nodes, log_w] = domain_nodes(comp.domain, comp.dim, o.quadrature_nodes);
+  const int64_t q = nodes.size(0);
+  auto rep = rows.repeat_interleave(q);  // [n * q] state of each node
+  States at = st.index_select(rep);
+  auto u = nodes.repeat({n, 1});
+  if (comp.dim < da) u = torch::constant_pad_nd(u, {0, da - comp.dim});
+  // the policy's log-density and the env's and numerical log J at every node
+  auto cidx = torch::full({n * q}, c, kI64);
+  torch::Tensor log_q;
+  if (p.uniform) {
+    log_q = p.head->log_uniform_density(cidx).to(torch::kFloat64);
+  } else {
+    log_q = p.head->log_density(p.out.index_select(0, rep), cidx, u.to(torch::kFloat32)).to(torch::kFloat64);
+  }
+  auto v = chart_volume(env, k.forward, at, c, comp.domain, comp.dim, u, o.finite_difference_step);
+  auto terms = (log_q - v.env_log_j + v.num_log_j + log_w.repeat({n})).view({n, q});
+  return terms.logsumexp(1).exp();
+}
+
+// Every piece of dimension <= 2 available somewhere in `mask` ([N, C] bool) integrates to 1
+// over its reference measure at the states where it is available.
+void check_piece_integrals(const Env& env, const Kernel& k, const KernelPolicy& p, const States& st,
+                           const torch::Tensor& mask, const CheckOptions& o, NormalisationTally& t) {
+  for (int64_t c = 0; c < k.spec->size(); ++c) {
+    const auto& comp = k.spec->components[c];
+    if (comp.kind != ComponentKind::kPiece || comp.dim > 2) continue;
+    auto rows = mask.select(1, c).nonzero().squeeze(1);
+    const int64_t n = rows.size(0);
+    if (n == 0) continue;
+    auto integral = piece_integrals(env, k, p, c, st, rows, o);
+    auto err = (integral - 1.0).abs().nan_to_num(std::numeric_limits<double>::infinity());
+    const double worst = max_or_zero(err);
+    t.worst_integral = std::max(t.worst_integral, worst);
+    t.integrals += n;
+    if (worst > o.quadrature_tolerance) {
+      const int64_t i = err.argmax().item<int64_t>();
+      t.failures.push_back(fmt::format(
+          "{} {} policy, piece '{}' ({}^{}): the density integrates to {:.6g} over its reference measure "
+          "(|error| > {:g} at {} of {} states)",
+          p.name, k.label, comp.name, domain_name(comp.domain), comp.dim, integral[i].item<double>(),
+          o.quadrature_tolerance, err.gt(o.quadrature_tolerance).sum().item<int64_t>(), n));
+    }
+  }
+}
+
+// The result: the worst errors and the notes; on failure every failure first.
+CheckResult normalisation_result(const NormalisationTally& t, const CheckOptions& o) {
+  CheckResult r{"normalisation", t.failures.empty(), false, ""};
+  std::string summary = fmt::format(
+      "uniform and initial policies at up to {} states per kernel: worst |sum pi - 1| {:.2g}", o.quadrature_states,
+      t.worst_sum);
+  if (t.integrals)
+    summary += fmt::format(", worst |integral - 1| {:.2g} over {} piece integrals ({} Gauss-Legendre nodes per dim)",
+                           t.worst_integral, t.integrals, o.quadrature_nodes);
+  else
+    summary += ", no piece of dimension <= 2 to integrate";
+  for (const auto& n : t.notes) summary += "; " + n;
+  r.detail = r.passed ? summary : fmt::format("{} [{}]", fmt::join(t.failures, "; "), summary);
+  return r;
+}
+
 }  // namespace
 
 CheckResult check_normalisation(const Env& env, const Sample& s, Estimators& uniform_policy, Estimators& initial,
                                 const CheckOptions& o, torch::Generator& gen) {
-  CheckResult r{"normalisation", true, false, ""};
-  const int64_t da = env.action_spec().coord_dim;
-  double worst_sum = 0.0, worst_integral = 0.0;
-  int64_t integrals = 0;
-  std::vector<std::string> failures, notes;
+  NormalisationTally t;
   const std::pair<const char*, Estimators*> policies[] = {{"uniform", &uniform_policy}, {"initial", &initial}};
   for (const auto& k : kernels(env, s)) {
     if (k.states->batch_size() == 0) continue;
+    // up to quadrature_states sampled states where the kernel has a component
     auto avail = kernel_mask(env, k, *k.states);
     auto st = pick(*k.states, avail.any(1), o.quadrature_states, gen);
     if (st.batch_size() == 0) continue;
     auto mask = kernel_mask(env, k, st);
-    for (const auto& [policy_name, est] : policies) {
-      auto& policy = *est->policy;
-      const bool uniform = !k.forward && !policy.learned_backward();
-      const auto& head = k.forward ? policy.forward_head() : policy.backward_head();
-      auto hidden = policy.trunk(env.features(st));
-      torch::Tensor out, log_pi;
-      if (uniform) {
-        log_pi = (-mask.sum(1, /*keepdim=*/true).to(torch::kFloat64).log()).expand({-1, k.spec->size()});
-        log_pi = log_pi.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
-      } else {
-        out = k.forward ? policy.forward_outputs(hidden) : policy.backward_outputs(hidden);
-        log_pi = masked_log_softmax(head.logits(out), mask).to(torch::kFloat64);
-      }
-      // the component probabilities over the available components
-      auto sums = log_pi.exp().masked_fill(mask.logical_not(), 0.0).sum(1);
-      const double sum_err = max_or_zero((sums - 1.0).abs().nan_to_num(1.0));
-      worst_sum = std::max(worst_sum, sum_err);
-      if (sum_err > 1e-4)
-        failures.push_back(fmt::format("{} {} policy: component probabilities sum to {:.6g}", policy_name, k.label,
-                                       sums[(sums - 1.0).abs().argmax()].item<double>()));
-      // every piece of dimension <= 2 integrates to 1 over its reference measure
-      for (int64_t c = 0; c < k.spec->size(); ++c) {
-        const auto& comp = k.spec->components[c];
-        if (comp.kind != ComponentKind::kPiece) continue;
-        if (comp.dim > 2) {
-          if (policy_name == policies[0].first)
-            notes.push_back(fmt::format("{} '{}' of dimension {} not integrated (see jacobian)", k.label, comp.name,
-                                        comp.dim));
-          continue;
-        }
-        auto rows = mask.select(1, c).nonzero().squeeze(1);
-        const int64_t n = rows.size(0);
-        if (n == 0) continue;
-        auto [nodes, log_w] = domain_nodes(comp.domain, comp.dim, o.quadrature_nodes);
-        const int64_t q = nodes.size(0);
-        auto rep = rows.repeat_interleave(q);  // [n * q] state of each node
-        States at = st.index_select(rep);
-        auto u = nodes.repeat({n, 1});
-        if (comp.dim < da) u = torch::constant_pad_nd(u, {0, da - comp.dim});
-        auto cidx = torch::full({n * q}, c, kI64);
-        torch::Tensor log_q;
-        if (uniform) {
-          log_q = head.log_uniform_density(cidx).to(torch::kFloat64);
-        } else {
-          log_q = head.log_density(out.index_select(0, rep), cidx, u.to(torch::kFloat32)).to(torch::kFloat64);
-        }
-        auto v = chart_volume(env, k.forward, at, c, comp.domain, comp.dim, u, o.finite_difference_step);
-        auto terms = (log_q - v.env_log_j + v.num_log_j + log_w.repeat({n})).view({n, q});
-        auto integral = terms.logsumexp(1).exp();  // [n]
-        auto err = (integral - 1.0).abs().nan_to_num(std::numeric_limits<double>::infinity());
-        const double worst = max_or_zero(err);
-        worst_integral = std::max(worst_integral, worst);
-        integrals += n;
-        if (worst > o.quadrature_tolerance) {
-          const int64_t i = err.argmax().item<int64_t>();
-          failures.push_back(fmt::format(
-              "{} {} policy, piece '{}' ({}^{}): the density integrates to {:.6g} over its reference measure "
-              "(|error| > {:g} at {} of {} states)",
-              policy_name, k.label, comp.name, domain_name(comp.domain), comp.dim, integral[i].item<double>(),
-              o.quadrature_tolerance, err.gt(o.quadrature_tolerance).sum().item<int64_t>(), n));
-        }
-      }
+    note_unintegrated_pieces(k, t.notes);
+    // each policy's component probabilities and piece densities there
+    for (const auto& [name, est] : policies) {
+      auto p = kernel_policy(env, k, *est, name, st, mask);
+      check_component_sums(k, p, mask, t);
+      check_piece_integrals(env, k, p, st, mask, o, t);
     }
   }
-  std::string joined;
-  for (const auto& p : failures) joined += (joined.empty() ? "" : "; ") + p;
-  r.passed = failures.empty();
-  std::string summary = fmt::format(
-      "uniform and initial policies at up to {} states per kernel: worst |sum pi - 1| {:.2g}", o.quadrature_states,
-      worst_sum);
-  if (integrals)
-    summary += fmt::format(", worst |integral - 1| {:.2g} over {} piece integrals ({} Gauss-Legendre nodes per dim)",
-                           worst_integral, integrals, o.quadrature_nodes);
-  else
-    summary += ", no piece of dimension <= 2 to integrate";
-  for (const auto& n : notes) summary += "; " + n;
-  r.detail = r.passed ? summary : joined + " [" + summary + "]";
-  return r;
+  return normalisation_result(t, o);
 }
 
 }  // namespace gfn::checker
