@@ -288,6 +288,14 @@ CheckReport check_env(const Env& env, const CheckOptions& options) {
   CheckReport report;
   report.env = env.name();
 
+  // a malformed action spec would fail every check: report it alone
+  try {
+    validate_action_spec(env.action_spec(), env.name());
+  } catch (const ConfigError& e) {
+    report.checks.push_back(CheckResult{"spec", false, false, e.what()});
+    return report;
+  }
+
   // the reference and as-initialised estimators, and one batch of trajectories
   std::optional<Estimators> reference, uniform, initial;
   std::optional<Sample> sample;
