@@ -28,6 +28,8 @@
 //                  P_F(tau), lies within is_tolerance_se standard errors of log Z. A wrong
 //                  Jacobian biases Z_IS.
 //   termination    every sampled trajectory ends with the exit after at most max_length moves.
+// An env whose action spec is malformed (validate_action_spec in core/env.h) gets one failed
+// check instead, "spec", whose detail is the problem.
 //
 // The reference policy. Importance weights of an untrained network have heavy or infinite-
 // variance tails once trajectories have a few continuous moves, and then the reported standard
@@ -85,7 +87,8 @@ struct CheckOptions {
 
 // The outcome of one check.
 struct CheckResult {
-  std::string name;     // "inverse", "jacobian", "normalisation", "partition" or "termination"
+  std::string name;     // "inverse", "jacobian", "normalisation", "partition" or "termination";
+                        // "spec" alone for a malformed action spec
   bool passed = false;  // meaningful when not skipped
   bool skipped = false;  // nothing to check (say, no continuous pieces, or log Z unknown)
   std::string detail;   // one line: what was checked, with numbers; on failure, where and why
@@ -100,8 +103,9 @@ struct CheckReport {
   std::string text() const;
 };
 
-// Runs every check on `env` (on the CPU). Throws ConfigError for invalid options; an exception
-// thrown by the env inside a check fails that check with the exception's message.
+// Runs every check on `env` (on the CPU). Throws ConfigError for invalid options. A malformed
+// action spec gives a report of one failed check, "spec", with validate_action_spec's message; an
+// exception thrown by the env inside a check fails that check with the exception's message.
 CheckReport check_env(const Env& env, const CheckOptions& options = {});
 
 }  // namespace gfn

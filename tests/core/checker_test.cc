@@ -341,6 +341,35 @@ TEST(CheckerTest, EnvThatOverrunsMaxLengthFailsTermination) {
       << report.text();
 }
 
+// Line whose action spec makes its move a circle piece of dimension 2 (coord_dim 2 to match),
+// which validate_action_spec rejects: a circle piece has dimension 1.
+class PlanarCircleLine final : public Wrapper {
+ public:
+  explicit PlanarCircleLine(std::unique_ptr<Env> inner) : Wrapper(std::move(inner)), spec_(inner_->action_spec()) {
+    spec_.forward.components[0] = {"move", ComponentKind::kPiece, 2, Domain::kCircle};
+    spec_.coord_dim = 2;
+  }
+  const ActionSpec& action_spec() const override { return spec_; }
+
+ private:
+  ActionSpec spec_;
+};
+
+// a malformed action spec is reported by one failed check, "spec", naming the piece, instead of
+// failing the five checks that would trip over it
+TEST(CheckerTest, MalformedActionSpecIsOneFailedSpecCheck) {
+  PlanarCircleLine env(line(2));
+  auto report = check_env(env, quick());
+  EXPECT_FALSE(report.passed());
+  ASSERT_EQ(report.checks.size(), 1u) << report.text();
+  EXPECT_EQ(report.checks[0].name, "spec");
+  EXPECT_FALSE(report.checks[0].passed);
+  EXPECT_FALSE(report.checks[0].skipped);
+  EXPECT_TRUE(contains(report.text(), "FAIL spec: env 'broken_line': action spec: forward piece 'move' on the circle "
+                                      "has dimension 2: a circle piece has dimension 1"))
+      << report.text();
+}
+
 // every shipped environment passes with its default parameters (environments registered later
 // are checked here automatically)
 TEST(CheckerTest, EveryBuiltinEnvPasses) {
