@@ -228,7 +228,7 @@ std::string Evaluator::evaluate(Hdf5Log& log, int64_t iteration, int64_t traject
 
 void Evaluator::write_state(torch::serialize::OutputArchive& a) {
   a.write("eval.generator", generator_.get_state(), /*is_buffer=*/true);
-  if (l1_) a.write("eval.l1_window", l1_->state(), true);
+  if (l1_) a.write("eval.l1_states", l1_->state(), true);
   if (top_) {
     auto [x, r] = top_->state();
     a.write("eval.top_k.states", x, true);
@@ -238,7 +238,7 @@ void Evaluator::write_state(torch::serialize::OutputArchive& a) {
 
 void Evaluator::read_state(CheckpointReader& checkpoint) {
   generator_.set_state(checkpoint.read("eval.generator"));
-  if (l1_) l1_->restore(checkpoint.read("eval.l1_window"));
+  if (l1_) l1_->restore(checkpoint.read("eval.l1_states"));
   if (top_) {
     auto x = checkpoint.read("eval.top_k.states");
     top_->restore(x, checkpoint.read("eval.top_k.log_reward"));
