@@ -23,16 +23,6 @@ const OptionTable<TlmOptions>& TlmOptions::keys() {
 TlmComponent::TlmComponent(const ComponentSetup& setup, const TlmOptions& options) : options_(options) {
   options_.validate();
   const Env& env = setup.env;
-  // TLM maximises P_B's likelihood: Beta pieces with concentrations below 1 have unbounded
-  // densities at the ends of [0, 1], where float32 coordinates land, and the loss diverges there
-  // (measured on the Box 2-D: bench/RESULTS.md)
-  if (setup.estimator.backward_min_concentration < 1.0)
-    for (const auto& c : env.action_spec().backward.components)
-      if (c.domain == Domain::kUnitCube || c.domain == Domain::kInterval)
-        throw ConfigError(fmt::format(
-            "policy.backward = \"tlm\" with policy.backward_min_concentration = {}: env '{}' has Beta backward "
-            "pieces, whose likelihood is unbounded below concentration 1 (TLM's loss diverges): set it to 1 or more",
-            setup.estimator.backward_min_concentration, env.name()));
   EstimatorOptions b = setup.estimator;
   b.backward = BackwardPolicy::kLearned;
   online_ = PolicyNet(env.action_spec(), env.feature_dim(), b, setup.init_generator);

@@ -117,6 +117,16 @@ class PolicyNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PolicyNet);
 
+// The policy network at the states of a batch's steps, as scoring evaluates them ([N] rows: the
+// valid steps time-major in compact execution, all T*B in fixed shapes): what an on-policy
+// rollout keeps, under autograd, so that scoring need not run the network again.
+struct PolicyPass {
+  torch::Tensor features;  // [N, F]
+  torch::Tensor hidden;    // [N, hidden]: the trunk's output, with its graph
+  torch::Tensor out;       // [N, forward head outputs], with its graph
+  bool defined() const { return out.defined(); }
+};
+
 // log F(s) of states, for the objectives that read flows (LossInputs::log_flow): a module that a
 // component owns (components/flow_head.h) and the estimators score with.
 class StateFlow {

@@ -1,6 +1,7 @@
 #include "core/kernel_head.h"
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -125,11 +126,13 @@ torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Ten
   auto total = torch::zeros({out.size(0)}, out.options());
   for (const auto& piece : pieces_) {
     // each piece's density on its own rows (fixed shapes: on every row, the others' coordinates
-    // replaced by an interior point so that their values and gradients stay finite)
+    // replaced by an interior point so that their values and gradients stay finite), in float64
+    // at float64 coordinates: a coordinate within 1e-30 of a face keeps its digits
     RowSelection rows(component.eq(piece.component), execution);
     if (rows.empty()) continue;
-    auto u = rows.take_or(coords.narrow(1, 0, piece.dim), interior_point(piece.domain)).to(out.scalar_type());
-    total = rows.put(piece_log_density(piece, rows.take(out).narrow(1, piece.offset, piece.raw_size), u), total);
+    auto u = rows.take_or(coords.narrow(1, 0, piece.dim), interior_point(piece.domain)).to(torch::kFloat64);
+    auto raw = rows.take(out).narrow(1, piece.offset, piece.raw_size).to(torch::kFloat64);
+    total = rows.put(piece_log_density(piece, raw, u).to(out.scalar_type()), total);
   }
   return total;
 }
@@ -137,26 +140,29 @@ torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Ten
 torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::Tensor& component,
                                         torch::Generator& generator, Execution execution, double temperature) const {
   execution = resolve_execution(execution, out.device());
-  auto coords = torch::zeros({out.size(0), coord_dim_}, out.options());
+  auto coords = torch::zeros({out.size(0), coord_dim_}, out.options().dtype(torch::kFloat64));
   for (const auto& piece : pieces_) {
+    // float64 draws: a Beta of concentration 0.1 puts 1e-4 of its mass below float32's smallest
+    // normal and 1e-31 below float64's
     RowSelection rows(component.eq(piece.component), execution);
     if (rows.empty()) continue;
-    auto u = piece_sample(piece, rows.take(out).narrow(1, piece.offset, piece.raw_size), generator, temperature,
-                          rows.fixed());
+    auto raw = rows.take(out).narrow(1, piece.offset, piece.raw_size).to(torch::kFloat64);
+    auto u = piece_sample(piece, raw, generator, temperature, rows.fixed());
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
-    coords = rows.put(padded.to(coords.scalar_type()), coords);
+    coords = rows.put(padded, coords);
   }
   return coords;
 }
 
 torch::Tensor KernelHead::sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const {
   require_uniform();
-  auto f32 = component.options().dtype(torch::kFloat32);
-  auto coords = torch::zeros({component.size(0), coord_dim_}, f32);
+  auto f64 = component.options().dtype(torch::kFloat64);
+  auto coords = torch::zeros({component.size(0), coord_dim_}, f64);
   for (const auto& piece : pieces_) {
     // the open cube (0, 1)^k: a draw of exactly 0 would sit outside the Betas' support
-    auto u = torch::rand({component.size(0), piece.dim}, generator, f32).clamp(1e-7, 1.0 - 1e-7);
-    if (piece.domain == Domain::kCircle) u = (2.0 * M_PI) * u - M_PI;
+    auto u = torch::rand({component.size(0), piece.dim}, generator, f64)
+                 .clamp(std::numeric_limits<double>::min(), 1.0 - std::numeric_limits<double>::epsilon() / 2);
+    if (piece.domain == Domain::kCircle) u = (2.0 * M_PI) * u - M_PI;  // [-pi, pi)
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
     coords = torch::where(component.eq(piece.component).unsqueeze(1), padded, coords);
   }

@@ -45,7 +45,7 @@ class KernelHead {
   // their coordinates by an interior point), so gradients stay finite.
   torch::Tensor log_density(const torch::Tensor& out, const torch::Tensor& component, const torch::Tensor& coords,
                             Execution execution = Execution::kAuto) const;
-  // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da]. A
+  // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da] float64. A
   // temperature T != 1 draws from a tempered density instead, for off-policy exploration (the
   // trainer scores every draw under the untempered policy): Gaussian scales times sqrt(T), von
   // Mises concentrations / T, Beta mixtures with logits / T and concentrations (c - 1) / T + 1
@@ -53,7 +53,7 @@ class KernelHead {
   torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component, torch::Generator& generator,
                               Execution execution = Execution::kAuto, double temperature = 1.0) const;
   // Draws chart coordinates uniformly on each row's piece domain (zeros for atoms): [N, Da]
-  // float32. Throws ConfigError if a piece lives on R^k.
+  // float64, inside the open cube. Throws ConfigError if a piece lives on R^k.
   torch::Tensor sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const;
   // log of the uniform density on each row's piece domain (0 on the unit cube and for atoms,
   // -log 2pi on the circle): [N] float32.

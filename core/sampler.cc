@@ -72,7 +72,7 @@ struct RolloutSteps {
     traj.is_sink = torch::cat({torch::zeros({1, batch}, before.options()), after});
     traj.action_component = comp.masked_fill(before, -1);
     traj.action_coords = pieces ? torch::stack(coords).masked_fill(before.unsqueeze(2), 0.0)
-                                : torch::zeros({steps, batch, coord_dim}, scores[0].options());
+                                : torch::zeros({steps, batch, coord_dim}, scores[0].options().dtype(torch::kFloat64));
     traj.log_jacobian = torch::stack(log_jac).masked_fill(after, 0.0);
     traj.mask = before.logical_not();
     traj.length = traj.mask.sum(0);
@@ -105,7 +105,8 @@ fused::CategoricalStep draw_components(const torch::Tensor& logits, const torch:
 }  // namespace
 
 Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const SamplerOptions& options,
-                     torch::Generator& generator, const torch::Device& device, Execution execution) {
+                     torch::Generator& generator, const torch::Device& device, Execution execution,
+                     PolicyPass* keep) {
   torch::NoGradGuard no_grad;
   execution = resolve_execution(execution, device);
   const int64_t steps = env.max_length() + 1;
@@ -120,12 +121,13 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   const auto i64 = f32.dtype(torch::kInt64);
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
-  auto no_coords = torch::zeros({batch, spec.coord_dim}, f32);
+  auto no_coords = torch::zeros({batch, spec.coord_dim}, f32.dtype(torch::kFloat64));
   auto zeros_b = torch::zeros({batch}, f32);
   auto zeros_comp = torch::zeros({batch}, i64);
   auto zeros_score = torch::zeros({batch, spec.forward.size()}, f32);
   RolloutSteps r;
   r.add_state(s);
+  std::vector<torch::Tensor> kept_features, kept_hidden, kept_out;
   for (int64_t t = 0; t < steps; ++t) {
     // the rows evaluated at this step: those still running (compact), or all (fixed shapes)
     RowSelection rows(done.logical_not(), execution);
@@ -136,14 +138,25 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
       continue;
     }
     const States cur = rows.take(s);
-    // one batched policy evaluation, then the draw
-    auto out = policy.forward_outputs(policy.trunk(env.features(cur)));
+    // one batched policy evaluation (kept with its graph for scoring), then the draw
+    auto features = env.features(cur);
+    torch::Tensor out;
+    if (keep != nullptr) {
+      c10::AutoGradMode grad(true);
+      auto hidden = policy.trunk(features);
+      kept_features.push_back(features);
+      kept_hidden.push_back(hidden);
+      kept_out.push_back(policy.forward_outputs(hidden));
+      out = kept_out.back().detach();
+    } else {
+      out = policy.forward_outputs(policy.trunk(features));
+    }
     auto draw = draw_components(head.logits(out), env.forward_mask(cur), rows, rows.take(gumbel[t]), exit, options);
     // chart coordinates for the rows that chose a continuous piece
     auto coords = rows.take(no_coords);
     torch::Tensor lq;
     if (head.has_pieces()) {
-      coords = head.sample_coords(out, draw.component, generator, execution, options.temperature).to(f32);
+      coords = head.sample_coords(out, draw.component, generator, execution, options.temperature);
       lq = options.record_log_pf ? head.log_density(out, draw.component, coords, execution)
                                  : torch::zeros({rows.size()}, f32);
     }
@@ -165,6 +178,10 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
     done = next.is_sink;
     s = std::move(next);
   }
+  if (keep != nullptr) {
+    c10::AutoGradMode grad(true);  // the concatenations join the graph too
+    *keep = PolicyPass{torch::cat(kept_features), torch::cat(kept_hidden), torch::cat(kept_out)};
+  }
   return r.trajectories(env, s, done, spec.coord_dim);
 }
 
@@ -174,9 +191,15 @@ namespace {
 // forward actions (entry k takes chain state k + 1 to chain state k), with each row's moves.
 struct BackwardChain {
   std::vector<torch::Tensor> disc, cont, init;  // [B, ...] per chain state
-  std::vector<torch::Tensor> fcomp, fcoords, fjac;
+  std::vector<torch::Tensor> fcomp, fcoords, fjac;  // the forward actions, recovered
+  std::vector<torch::Tensor> bcomp, bcoords, bjac;  // the backward actions, as drawn
   torch::Tensor moves;  // [B] int64
 
+  void add_state(const States& s) {
+    disc.push_back(s.discrete);
+    cont.push_back(s.continuous);
+    init.push_back(s.is_initial);
+  }
   // In forward time: state t is chain state n - t (x itself, as the sink, after the exit);
   // forward step t < n is chain action n - 1 - t; step n is the exit.
   Trajectories trajectories(const Env& env, const States& terminal) const;
@@ -201,14 +224,18 @@ Trajectories BackwardChain::trajectories(const Env& env, const States& terminal)
   auto is_move = t_steps.lt(n);
   if (moves_max > 0) {
     auto aidx = (n - 1 - t_steps).clamp(0, moves_max - 1);  // [T, B]
-    auto comps = torch::stack(fcomp).gather(0, aidx);
-    traj.action_component = torch::where(is_move, comps, torch::full_like(comps, -1));
-    traj.action_coords = gather3(torch::stack(fcoords), aidx).masked_fill(is_move.logical_not().unsqueeze(2), 0.0);
-    traj.log_jacobian = torch::stack(fjac).gather(0, aidx).masked_fill(is_move.logical_not(), 0.0);
+    auto no_move = is_move.logical_not();
+    auto take = [&](const std::vector<torch::Tensor>& per_move) { return torch::stack(per_move).gather(0, aidx); };
+    traj.action_component = take(fcomp).masked_fill(no_move, -1);
+    traj.action_coords = gather3(torch::stack(fcoords), aidx).masked_fill(no_move.unsqueeze(2), 0.0);
+    traj.log_jacobian = take(fjac).masked_fill(no_move, 0.0);
+    traj.backward_component = take(bcomp).masked_fill(no_move, -1);
+    traj.backward_coords = gather3(torch::stack(bcoords), aidx).masked_fill(no_move.unsqueeze(2), 0.0);
+    traj.backward_log_jacobian = take(bjac).masked_fill(no_move, 0.0);
   } else {
-    traj.action_component = torch::full({steps, batch}, -1, i64);
-    traj.action_coords = torch::zeros({steps, batch, spec.coord_dim}, f32);
-    traj.log_jacobian = torch::zeros({steps, batch}, f32);
+    traj.action_component = traj.backward_component = torch::full({steps, batch}, -1, i64);
+    traj.action_coords = traj.backward_coords = torch::zeros({steps, batch, spec.coord_dim}, f32.dtype(torch::kFloat64));
+    traj.log_jacobian = traj.backward_log_jacobian = torch::zeros({steps, batch}, f32);
   }
   traj.action_component.masked_fill_(t_steps.eq(n), spec.forward.exit);
   traj.mask = t_steps.le(n);
@@ -233,15 +260,15 @@ Actions backward_draw(const Env& env, PolicyNetImpl& policy, const States& s, co
   if (policy.learned_backward()) {
     auto out = policy.backward_outputs(policy.trunk(env.features(s)));
     auto comp = (torch::where(mask, head.logits(out), neg_inf) + gumbel).argmax(1);
-    return {comp, head.has_pieces() ? head.sample_coords(out, comp, generator, execution).to(f32)
-                                    : torch::zeros({batch, spec.coord_dim}, f32)};
+    return {comp, head.has_pieces() ? head.sample_coords(out, comp, generator, execution)
+                                    : torch::zeros({batch, spec.coord_dim}, f32.dtype(torch::kFloat64))};
   }
   auto logits = policy.max_entropy_backward()
                     ? max_entropy_backward_log_probs(env, s).to(f32).masked_fill(at_root.unsqueeze(1), 0.0)
                     : torch::zeros({batch, spec.backward.size()}, f32);
   auto comp = (logits.masked_fill(mask.logical_not(), neg_inf) + gumbel).argmax(1);
-  return {comp, head.has_pieces() ? head.sample_uniform_coords(comp, generator).to(f32)
-                                  : torch::zeros({batch, spec.coord_dim}, f32)};
+  return {comp, head.has_pieces() ? head.sample_uniform_coords(comp, generator)
+                                  : torch::zeros({batch, spec.coord_dim}, f32.dtype(torch::kFloat64))};
 }
 
 }  // namespace
@@ -260,15 +287,20 @@ Trajectories backward_rollout(const Env& env, PolicyNetImpl& policy, const State
       gumbel_noise({std::max<int64_t>(moves_max, 1), batch, env.action_spec().backward.size()}, generator, f32);
   States s{terminal.discrete, terminal.continuous, terminal.is_initial, torch::zeros_like(terminal.is_sink)};
   auto at_root = s.is_initial;
-  BackwardChain chain{{s.discrete}, {s.continuous}, {s.is_initial}, {}, {}, {}, torch::zeros({batch}, f32.dtype(torch::kInt64))};
+  BackwardChain chain;
+  chain.add_state(s);
+  chain.moves = torch::zeros({batch}, f32.dtype(torch::kInt64));
   for (int64_t k = 0; k < moves_max; ++k) {
     const Actions back = backward_draw(env, policy, s, at_root, gumbel[k], generator, execution);
     auto res = env.backward_step(s, back);
     torch::Tensor log_j;
     Actions fwd = env.forward_action(s, res.next, back, &log_j);
     chain.fcomp.push_back(fwd.component);
-    chain.fcoords.push_back(fwd.coords.to(f32));
+    chain.fcoords.push_back(fwd.coords.to(torch::kFloat64));
     chain.fjac.push_back(log_j.to(torch::kFloat32));
+    chain.bcomp.push_back(back.component);
+    chain.bcoords.push_back(back.coords);
+    chain.bjac.push_back(res.log_jacobian.to(torch::kFloat32));
     auto stay = at_root;
     auto stay_col = stay.unsqueeze(1);
     States parent{torch::where(stay_col, s.discrete, res.next.discrete),
@@ -276,9 +308,7 @@ Trajectories backward_rollout(const Env& env, PolicyNetImpl& policy, const State
                   torch::where(stay, s.is_initial, res.next.is_initial), s.is_sink};
     chain.moves = chain.moves + stay.logical_not().to(torch::kInt64);
     at_root = at_root.logical_or(parent.is_initial);
-    chain.disc.push_back(parent.discrete);
-    chain.cont.push_back(parent.continuous);
-    chain.init.push_back(parent.is_initial);
+    chain.add_state(parent);
     s = std::move(parent);
   }
   return chain.trajectories(env, terminal);

@@ -34,11 +34,14 @@ struct SamplerOptions : KeyedOptions<SamplerOptions> {
 torch::Tensor behaviour_probs(const torch::Tensor& logits, const torch::Tensor& mask,
                               const SamplerOptions& options);
 
-// Samples `batch` trajectories from s0 with the policy (under no_grad). Compact execution
-// evaluates only the rows still running at each step; fixed shapes evaluate every row (Execution).
+// Samples `batch` trajectories from s0 with the policy. Compact execution evaluates only the rows
+// still running at each step; fixed shapes evaluate every row (Execution). With `keep`, the
+// policy runs under autograd and its outputs at every evaluated row are kept there, in the order
+// scoring evaluates them (score_trajectories reads them instead of running the network again: on
+// on-policy batches the scores are the same); without it, everything runs under no_grad.
 Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const SamplerOptions& options,
                      torch::Generator& generator, const torch::Device& device,
-                     Execution execution = Execution::kAuto);
+                     Execution execution = Execution::kAuto, PolicyPass* keep = nullptr);
 
 // Samples one trajectory backward from each state of `terminal` ([B] rows, none the sink) to s0
 // under P_B (the learned head, or the uniform policy: uniform over the available components and

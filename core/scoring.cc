@@ -104,12 +104,24 @@ BackwardSteps backward_steps(const Env& env, const StepRows& r, const Trajectori
   RowSelection children(traj.mask.reshape({-1}).narrow(0, r.B, m), r.execution);
   BackwardSteps out;
   out.parents = children.take(r.all.narrow(0, m));
-  // a padding child's forward component replaced by 0, so that the env sees an action it knows
-  auto parent_comp = children.take_or(traj.action_component.reshape({-1}).narrow(0, 0, m), 0);
-  auto parent_coords = children.take(traj.action_coords.reshape({r.T * r.B, -1}).narrow(0, 0, m));
+  // per child row t, the forward step t - 1 that reached it
+  auto of_step = [&](const torch::Tensor& per_step) {  // [T, B] or [T, B, Da]
+    auto shape = per_step.sizes().vec();
+    shape.erase(shape.begin());
+    shape[0] = r.T * r.B;
+    return children.take(per_step.reshape(shape).narrow(0, 0, m));
+  };
+  Actions bwd;
   torch::Tensor log_j;
-  Actions bwd = env.backward_action(out.parents, children.take(r.all.narrow(r.B, m)), Actions{parent_comp, parent_coords},
-                                    &log_j);
+  if (traj.backward_coords.defined()) {
+    // sampled backward: P_B is read at the coordinates it drew
+    bwd = Actions{children.fill_unkept(of_step(traj.backward_component), 0), of_step(traj.backward_coords)};
+    log_j = of_step(traj.backward_log_jacobian);
+  } else {
+    // a padding child's forward component replaced by 0, so that the env sees an action it knows
+    auto forward = Actions{children.fill_unkept(of_step(traj.action_component), 0), of_step(traj.action_coords)};
+    bwd = env.backward_action(out.parents, children.take(r.all.narrow(r.B, m)), forward, &log_j);
+  }
   // one value per evaluated row: none for the B steps at t = 0
   auto with_roots = [&](const torch::Tensor& per_child, double fill) {
     auto shape = per_child.sizes().vec();
@@ -158,7 +170,7 @@ torch::Tensor log_pb_by_step(const StepRows& r, const torch::Tensor& lpb_rows) {
 }  // namespace
 
 LossInputs score_trajectories(const Env& env, Estimators& estimators, const Trajectories& traj,
-                              const ScoreOptions& options, Execution execution) {
+                              const ScoreOptions& options, Execution execution, const PolicyPass* pass) {
   auto& policy = *estimators.policy;
   const auto dtype = estimators.log_z.scalar_type();
   const StepRows r(traj, execution, dtype);
@@ -166,9 +178,12 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   // forward log-probabilities, one pass of the trunk: log pi(c) + log q(u) (the chart's log J
   // is subtracted below); padding rows get a full mask and component -1 (no density)
   const auto& fhead = policy.forward_head();
-  auto features = env.features(r.states);
-  auto hidden = policy.trunk(features);
-  auto fout = policy.forward_outputs(hidden);
+  const bool kept = pass != nullptr && pass->defined();
+  TORCH_CHECK(!kept || pass->out.size(0) == r.rows.size(), "score_trajectories: the kept pass has ",
+              kept ? pass->out.size(0) : 0, " rows, the trajectories ", r.rows.size());
+  auto features = kept ? pass->features : env.features(r.states);
+  auto hidden = kept ? pass->hidden : policy.trunk(features);
+  auto fout = kept ? pass->out : policy.forward_outputs(hidden);
   auto logits = fhead.logits(fout);
   auto fmask = r.rows.open_unkept(env.forward_mask(r.states));
   auto lpf_rows = masked_log_softmax(logits, fmask);

@@ -50,9 +50,12 @@ torch::Tensor forward_looking_credits(const torch::Tensor& ell, const torch::Ten
                                       const torch::Tensor& mask, const torch::Tensor& length);
 
 // Scores `traj` with `estimators` (P_F from the policy, P_B from Estimators::backward_policy,
-// log F(s_t) from Estimators::flow when set); the result carries the autograd graph.
+// log F(s_t) from Estimators::flow when set); the result carries the autograd graph. `pass`: the
+// policy's outputs at the steps' states kept by the rollout that sampled `traj` with the current
+// parameters (rollout's `keep`), read instead of running the network again.
 LossInputs score_trajectories(const Env& env, Estimators& estimators, const Trajectories& traj,
-                              const ScoreOptions& options, Execution execution = Execution::kAuto);
+                              const ScoreOptions& options, Execution execution = Execution::kAuto,
+                              const PolicyPass* pass = nullptr);
 
 // log p_B of every step of `traj` under the backward head of `net` alone (its own trunk), [T, B],
 // 0 on the exit steps and padding: TLM's likelihood (components/tlm.h).

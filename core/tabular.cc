@@ -26,7 +26,7 @@ StateTable::StateTable(const Env& env, const torch::Device& device) {
   // children and the backward moves undoing each forward component
   auto self = torch::arange(S, states.discrete.options().dtype(torch::kInt64));
   std::vector<torch::Tensor> child_cols, back_cols;
-  auto coords = torch::zeros({S, spec.coord_dim}, features.options());
+  auto coords = torch::zeros({S, spec.coord_dim}, features.options().dtype(torch::kFloat64));
   for (int64_t c = 0; c < C; ++c) {
     auto allowed = forward_mask.select(1, c);
     if (c == exit) {
@@ -215,7 +215,7 @@ Trajectories rollout_tabular(const Env& env, const StateTable& table, const torc
                                                                               comp.eq(table.exit))});
   traj.action_component = comp;
   const int64_t da = env.action_spec().coord_dim;
-  traj.action_coords = torch::zeros({steps, batch, da}, table.features.options());
+  traj.action_coords = torch::zeros({steps, batch, da}, table.features.options().dtype(torch::kFloat64));
   traj.log_jacobian = torch::zeros({steps, batch}, table.features.options());
   traj.length = traj.mask.sum(0);
   auto probs_flat = probs.reshape({-1});

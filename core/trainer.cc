@@ -198,7 +198,7 @@ torch::Tensor Trainer::device_grad_sq() const {
   return sq;
 }
 
-TrainingBatch Trainer::sample(const SamplerOptions& sampler, TablePass& pass) {
+TrainingBatch Trainer::sample(const SamplerOptions& sampler, TablePass& pass, PolicyPass& kept) {
   TrainingBatch batch;
   batch.iteration = iteration_;
   const int64_t B = options_.batch_size;
@@ -212,18 +212,20 @@ TrainingBatch Trainer::sample(const SamplerOptions& sampler, TablePass& pass) {
     }
     batch.trajectories = rollout_tabular(env_, *table_, probs, B, generator_, &batch.path);
   } else {
-    batch.trajectories = rollout(env_, *estimators_.policy, B, sampler, generator_, device_, execution_);
+    batch.trajectories = rollout(env_, *estimators_.policy, B, sampler, generator_, device_, execution_,
+                                 sampler.on_policy() ? &kept : nullptr);
   }
   return batch;
 }
 
-LossInputs Trainer::score(TrainingBatch& batch, TablePass& pass, const SamplerOptions& sampler) {
+LossInputs Trainer::score(TrainingBatch& batch, TablePass& pass, const PolicyPass& kept,
+                          const SamplerOptions& sampler) {
   auto& traj = batch.trajectories;
   if (tabular_) {
     evaluate_table_backward(*table_, estimators_, pass);
     return score_tabular(*table_, pass, traj, batch.path, estimators_.log_z, options_.score);
   }
-  LossInputs inputs = score_trajectories(env_, estimators_, traj, options_.score, execution_);
+  LossInputs inputs = score_trajectories(env_, estimators_, traj, options_.score, execution_, &kept);
   // on-policy, the rollout left log_pf_sampled to these scores (the same numbers)
   if (!sampler.record_log_pf) traj.log_pf_sampled = inputs.log_pf.detach();
   return inputs;
@@ -234,11 +236,14 @@ IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   for (auto* c : components_) c->adjust_sampling(sampler, iteration_);
   sampler.record_log_pf = !sampler.on_policy();  // on-policy, the scores below are the same numbers
   TablePass pass;
-  TrainingBatch batch = sample(sampler, pass);
+  PolicyPass kept;
+  TrainingBatch batch = sample(sampler, pass, kept);
   const TrainingContext ctx = context();
+  const auto sampled = batch.trajectories.mask;
   for (auto* c : components_) c->extend_batch(batch, ctx);
+  if (!batch.trajectories.mask.is_same(sampled)) kept = PolicyPass{};  // other data joined: rescore all
   for (auto* c : components_) c->before_scoring(batch, ctx);
-  LossInputs inputs = score(batch, pass, sampler);
+  LossInputs inputs = score(batch, pass, kept, sampler);
   for (auto* c : components_) c->add_loss_inputs(batch, inputs, ctx);
 
   // loss, gradients, one optimiser step

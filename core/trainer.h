@@ -106,8 +106,9 @@ class Trainer {
   TrainingContext context();
   // The batch of one iteration: a tabular or a generic rollout (`pass`: the forward table pass of
   // the tabular path).
-  TrainingBatch sample(const SamplerOptions& sampler, TablePass& pass);
-  LossInputs score(TrainingBatch& batch, TablePass& pass, const SamplerOptions& sampler);
+  // On-policy generic batches keep the rollout's policy outputs (`kept`) for scoring.
+  TrainingBatch sample(const SamplerOptions& sampler, TablePass& pass, PolicyPass& kept);
+  LossInputs score(TrainingBatch& batch, TablePass& pass, const PolicyPass& kept, const SamplerOptions& sampler);
   // The gradients' squared global norm, on the host or as a device tensor.
   double host_grad_sq() const;
   torch::Tensor device_grad_sq() const;

@@ -103,7 +103,7 @@ class RowSelection {
 // A batch of states. A row is either a state of the environment or the sink sf.
 struct States {
   torch::Tensor discrete;    // [B, Dd] int64 (Dd may be 0)
-  torch::Tensor continuous;  // [B, Dc] float (Dc may be 0)
+  torch::Tensor continuous;  // [B, Dc] float64 (Dc may be 0)
   torch::Tensor is_initial;  // [B] bool: the row is s0
   torch::Tensor is_sink;     // [B] bool: the row is sf (its coordinates keep the last state's)
 
@@ -123,7 +123,7 @@ struct States {
 // or a continuous piece) and chart coordinates in that piece's standard domain.
 struct Actions {
   torch::Tensor component;  // [B] int64: index into the kernel's components
-  torch::Tensor coords;     // [B, Da] float: chart coordinates (zero-width when Da = 0)
+  torch::Tensor coords;     // [B, Da] float64: chart coordinates (zero-width when Da = 0)
 };
 
 // A batch of trajectories s0 -> ... -> x -> sf of fixed time extent T = max_length + 1.
@@ -132,18 +132,26 @@ struct Actions {
 // the behaviour policy (for logging); the trainer recomputes them under the training policy.
 struct Trajectories {
   torch::Tensor states_discrete;    // [T+1, B, Dd] int64
-  torch::Tensor states_continuous;  // [T+1, B, Dc] float
+  torch::Tensor states_continuous;  // [T+1, B, Dc] float64
   torch::Tensor is_initial;         // [T+1, B] bool
   torch::Tensor is_sink;            // [T+1, B] bool
   torch::Tensor action_component;   // [T, B] int64 (-1 on padding)
-  torch::Tensor action_coords;      // [T, B, Da] float
+  torch::Tensor action_coords;      // [T, B, Da] float64: chart coordinates as drawn (or recovered)
   torch::Tensor log_jacobian;       // [T, B] float: log-volume factor of each forward step
   torch::Tensor mask;               // [T, B] bool: valid step
   torch::Tensor length;             // [B] int64: number of valid steps (moves + exit)
   torch::Tensor log_reward;         // [B] float: log R(x) of the terminal state x
   torch::Tensor log_pf_sampled;     // [T, B] float: behaviour log-prob at sampling (0 on padding)
   torch::Tensor terminal_discrete;  // [B, Dd] int64: x, the state before the exit
-  torch::Tensor terminal_continuous;  // [B, Dc] float
+  torch::Tensor terminal_continuous;  // [B, Dc] float64
+  // Trajectories sampled backward (backward_rollout): the backward action undoing each forward
+  // step t as it was drawn, and its chart's log J (-1 / 0 on the exit steps and padding).
+  // Scoring reads P_B at these coordinates instead of recovering them from the states, so that
+  // a draw near a face of its domain is scored at the density it was drawn from. Undefined for
+  // trajectories sampled forward.
+  torch::Tensor backward_component;     // [T, B] int64
+  torch::Tensor backward_coords;        // [T, B, Da] float64
+  torch::Tensor backward_log_jacobian;  // [T, B] float
 
   int64_t num_steps() const { return mask.size(0); }
   int64_t batch_size() const { return mask.size(1); }

@@ -12,13 +12,13 @@ namespace gfn {
 
 namespace {
 
-// to_s0 iff ||x|| <= delta (1 + kTieMargin): see the header on float32 points at the ball's rim
-constexpr double kTieMargin = 1e-6;
+// to_s0 iff ||x|| <= delta (1 + kTieMargin): see the header on points at the ball's rim
+constexpr double kTieMargin = 1e-14;
 
 
-// recovered chart coordinates, into float32's open unit interval (where the Betas are finite)
+// recovered chart coordinates, into float64's open unit interval (where the Betas are finite)
 torch::Tensor open_unit(const torch::Tensor& u) {
-  return u.clamp(std::numeric_limits<float>::min(), std::nextafter(1.0f, 0.0f)).to(torch::kFloat32);
+  return u.to(torch::kFloat64).clamp(std::numeric_limits<double>::min(), 1.0 - std::numeric_limits<double>::epsilon() / 2);
 }
 
 torch::Tensor f64(const torch::Tensor& t) { return t.to(torch::kFloat64); }
@@ -180,45 +180,52 @@ std::pair<torch::Tensor, torch::Tensor> BoxGeometry::backward_step(const torch::
 }
 
 Actions BoxGeometry::backward_action(const torch::Tensor& parent, const torch::Tensor& parent_at_origin,
-                                     const torch::Tensor& child, torch::Tensor* log_jacobian) const {
+                                     const torch::Tensor& child, const Actions& forward,
+                                     torch::Tensor* log_jacobian) const {
   const int64_t d = options_.dim;
-  auto p64 = f64(parent), c64 = f64(child);
+  auto p64 = f64(parent), c64 = f64(child), uf = f64(forward.coords);
   auto back = parent_at_origin.logical_not().logical_and(backward_mask(child).select(1, kBack));
   auto zero = torch::zeros({child.size(0)}, c64.options());
   torch::Tensor u, lj;
   if (!polar()) {
-    auto width = torch::where(col(back), c64 - options_.min_step, 1.0);
-    u = (c64 - options_.min_step - p64) / width;
+    // x' - m - x = u (1 - x - m) = u_b (x' - m): the backward coordinates from the forward ones
+    const double m = options_.min_step;
+    auto width = torch::where(col(back), c64 - m, 1.0);
+    u = torch::where(col(back), uf, 0.0) * (1.0 - p64 - m) / width;
     lj = width.log().sum(1);
   } else if (d == 1) {
     u = torch::zeros_like(c64);
     lj = zero;
   } else {
-    // the mirrored forward chart around 1 - child holds 1 - parent
-    OrthantSphereChart chart{torch::where(col(back), 1.0 - c64, 0.0), options_.delta};
-    auto ub = open_unit(chart.inverse(1.0 - p64));
-    lj = chart.forward(f64(ub)).log_jacobian;
+    // the mirrored chart around 1 - child holds the forward step's direction: its angles
+    OrthantSphereChart fchart{torch::where(col(back), p64, 0.0), options_.delta};
+    auto phi = fchart.angles(torch::where(col(back), uf.narrow(1, 0, d - 1), 0.5));
+    OrthantSphereChart bchart{torch::where(col(back), 1.0 - c64, 0.0), options_.delta};
+    auto [ub, lj_b] = bchart.coords(phi);
     u = pad_one(ub);
+    lj = lj_b;
   }
-  auto coords = torch::where(col(back), open_unit(u), 0.0f);
+  auto coords = torch::where(col(back), open_unit(u), 0.0);
   if (log_jacobian != nullptr) *log_jacobian = torch::where(back, lj, zero).to(torch::kFloat32);
   // kBack = 0, kToOrigin = 1
   return {back.logical_not().to(torch::kInt64), coords};
 }
 
 Actions BoxGeometry::forward_action(const torch::Tensor& child, const torch::Tensor& parent,
-                                    const torch::Tensor& parent_at_origin, torch::Tensor* log_jacobian) const {
+                                    const torch::Tensor& parent_at_origin, const Actions& backward,
+                                    torch::Tensor* log_jacobian) const {
   const int64_t d = options_.dim;
-  auto p64 = f64(parent), c64 = f64(child);
+  auto p64 = f64(parent), c64 = f64(child), ub = f64(backward.coords);
   auto first = parent_at_origin;
   auto zero = torch::zeros({child.size(0)}, c64.options());
   torch::Tensor u1, lj1, u2, lj2;
   if (!polar()) {
+    // the first step's coordinates are its point; a later step's follow from the backward ones
     const double m = options_.min_step;
     u1 = open_unit(c64);
     lj1 = zero;
     auto width = torch::where(col(first), 1.0, 1.0 - p64 - m);
-    u2 = open_unit((c64 - p64 - m) / width);
+    u2 = open_unit(torch::where(col(first), 0.5, ub) * (c64 - m) / width);
     lj2 = width.log().sum(1);
   } else {
     OrthantBallChart ball{torch::zeros_like(c64), options_.delta};
@@ -228,12 +235,15 @@ Actions BoxGeometry::forward_action(const torch::Tensor& child, const torch::Ten
       u2 = torch::zeros_like(u1);
       lj2 = zero;
     } else {
-      // the origin where the parent is not a sphere's center, so that every row stays finite
+      // the direction of the backward step, in the forward chart at the parent (the origin where
+      // the parent is not a sphere's center, so that every row stays finite)
       auto use = first.logical_not().logical_and(OrthantSphereChart{p64, options_.delta}.feasible());
-      OrthantSphereChart chart{torch::where(col(use), p64, 0.0), options_.delta};
-      auto us = open_unit(chart.inverse(c64));
-      lj2 = torch::where(use, chart.forward(f64(us)).log_jacobian, zero);
-      u2 = pad_one(us);
+      OrthantSphereChart bchart{torch::where(col(use), 1.0 - c64, 0.0), options_.delta};
+      auto phi = bchart.angles(torch::where(col(use), ub.narrow(1, 0, d - 1), 0.5));
+      OrthantSphereChart fchart{torch::where(col(use), p64, 0.0), options_.delta};
+      auto [us, lj_f] = fchart.coords(phi);
+      lj2 = torch::where(use, lj_f, zero);
+      u2 = pad_one(open_unit(us));
     }
   }
   if (log_jacobian != nullptr) *log_jacobian = torch::where(first, lj1, lj2).to(torch::kFloat32);
@@ -262,7 +272,7 @@ torch::Tensor BoxGeometry::grid(int64_t points, const torch::Device& device) con
   std::vector<torch::Tensor> axes(d, centres);
   std::vector<torch::Tensor> cols;
   for (const auto& t : torch::meshgrid(axes, "ij")) cols.push_back(t.reshape({-1}));
-  return torch::stack(cols, 1).to(torch::kFloat32);
+  return torch::stack(cols, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,9 +287,9 @@ BoxEnv::BoxEnv(const BoxOptions& options) : geometry_(options) {
 
 States BoxEnv::initial_states(int64_t batch, const torch::Device& device) const {
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
-  return {torch::zeros({batch, 0}, i64), torch::zeros({batch, geometry_.dim()}, f32), torch::ones({batch}, b),
+  return {torch::zeros({batch, 0}, i64), torch::zeros({batch, geometry_.dim()}, f64), torch::ones({batch}, b),
           torch::zeros({batch}, b)};
 }
 
@@ -308,14 +318,14 @@ StepResult BoxEnv::backward_step(const States& states, const Actions& actions) c
   return {States{states.discrete, prev, initial, torch::zeros_like(states.is_sink)}, log_j};
 }
 
-Actions BoxEnv::backward_action(const States& parent, const States& child, const Actions& /*forward*/,
+Actions BoxEnv::backward_action(const States& parent, const States& child, const Actions& forward,
                                 torch::Tensor* log_jacobian) const {
-  return geometry_.backward_action(parent.continuous, parent.is_initial, child.continuous, log_jacobian);
+  return geometry_.backward_action(parent.continuous, parent.is_initial, child.continuous, forward, log_jacobian);
 }
 
-Actions BoxEnv::forward_action(const States& child, const States& parent, const Actions& /*backward*/,
+Actions BoxEnv::forward_action(const States& child, const States& parent, const Actions& backward,
                                torch::Tensor* log_jacobian) const {
-  return geometry_.forward_action(child.continuous, parent.continuous, parent.is_initial, log_jacobian);
+  return geometry_.forward_action(child.continuous, parent.continuous, parent.is_initial, backward, log_jacobian);
 }
 
 std::optional<TerminalGrid> BoxEnv::terminal_grid(int64_t points, const torch::Device& device) const {

@@ -1,7 +1,7 @@
 // Box (Lahlou et al., ICML 2023; shared/REFERENCES.md "Box"): a continuous environment on
 // [0,1]^d, d >= 1, in two forms, with the reward of the hypergrid papers and an exact log Z.
 //
-// State: x in [0,1]^d (continuous [B, d] float32, no discrete coordinates); s0 is the origin,
+// State: x in [0,1]^d (continuous [B, d] float64, no discrete coordinates); s0 is the origin,
 // flagged by is_initial. Reward, with a_i = |x_i - 1/2|,
 //     R(x) = R0 + R1 prod_i 1[a_i > 0.25] + R2 prod_i 1[0.3 < a_i < 0.4],
 // so Z = int R dx = R0 + R1 0.5^d + R2 0.2^d in both forms (both reach all of [0,1]^d); for d = 2
@@ -20,9 +20,9 @@
 //                            x - delta w >= 0: the forward chart around 1 - x, mirrored back;
 //                            iff ||x|| > tau (for d = 1 the atom x -> x - delta)
 //            1 "to_s0"       atom x -> s0, iff ||x|| <= tau (x inside the first step's ball)
-//   with tau = delta (1 + 1e-6): exactly one backward component is available at every state
+//   with tau = delta (1 + 1e-14): exactly one backward component is available at every state
 //   other than s0, so P_B's component choice is forced. The margin keeps a first step to the
-//   rim of the ball (u_0 near 1), whose float32 point may sit an ulp outside radius delta,
+//   rim of the ball (u_0 near 1), whose float64 point may sit a few ulps outside radius delta,
 //   going back to s0; a later step always lands at ||x'||^2 = ||x||^2 + 2 delta x.v + delta^2
 //   > delta^2 (x >= 0, x != 0), outside the ball.
 // Cartesian form (REFERENCES.md "A cartesian variant"), with minimum step m:
@@ -50,16 +50,20 @@
 //
 // Lengths: a polar move after the first needs ||min((1 - x)/delta, 1)||_2 > 1, hence
 // sum_i (1 - x_i) > delta, and adds delta sum_i v_i >= delta to sum_i x_i <= d; so at most
-// 1 + floor((d - eps) / (delta - eps)) moves, eps = d 2^-20 covering float32 rounding of the
+// 1 + floor((d - eps) / (delta - eps)) moves, eps = d 2^-20 covering the rounding of the
 // stored points. A cartesian increment adds >= m to every coordinate and needs x_i < 1 - m, so
 // at most ceil(1/m) moves; max_length() = 1 + ceil(1/m) keeps one move of margin.
 //
-// Numerics: states are float32; every chart is evaluated in float64 and the points rounded to
-// float32 and clamped to [0,1]. Recovered chart coordinates (backward_action, forward_action)
-// are clamped into the open unit interval of float32, where the Beta densities are finite. A
-// first step so short (|x| < 1e-7 delta) that float32 cannot tell the following step from one
-// leaving s0 is scored as if from s0 (backward_action picks the component available at the
-// child); such rows have probability ~1e-7 under the policy's Betas.
+// Numerics (README "Numerics"): states and chart coordinates are float64, points clamped to
+// [0,1]. The inverse of a move is computed from the other action's chart coordinates where the
+// chart allows it (the sphere's angles from the step's direction, exactly), so a coordinate
+// drawn 1e-30 from a face is scored at that coordinate; recovered coordinates are clamped into
+// float64's open unit interval, where the Beta densities are finite. A first step so short that
+// the next sphere step lands within 1e-14 delta of the ball's rim (|x| below ~1e-7 delta with
+// the step orthogonal to x; below ~1e-14 delta otherwise) is read as a first-step state
+// (backward_action picks the component available at the child). The checker's inverse test on
+// the 3-D box meets none in 3,043 moves; with the margin 1e-6 that float32 points needed, 3 of
+// them were read wrongly.
 #pragma once
 
 #include <string>
@@ -89,7 +93,7 @@ struct BoxOptions : KeyedOptions<BoxOptions> {
 };
 
 // The Box's geometry on its own, for reuse by environments that embed a box (the labelled box):
-// every method takes the positions x ([B, d] float32) and, where it matters, an explicit
+// every method takes the positions x ([B, d] float64) and, where it matters, an explicit
 // `at_origin` mask ([B] bool) saying which rows play s0 (the origin before any box move).
 // Component indices are local to the box: forward kFirst (ball / first), kMove (sphere / step /
 // increment), kExit; backward kBack (sphere_back / decrement), kToOrigin. Rows holding any other
@@ -115,28 +119,33 @@ class BoxGeometry {
   // [B, 2] bool: exactly one of back / to_origin per row (polar), to_origin everywhere and back
   // where all x_i > m (cartesian). Rows at the origin are the caller's to mask.
   torch::Tensor backward_mask(const torch::Tensor& x) const;
-  // A forward move: {x' [B, d], log J [B]}, in x's dtype (float32 states; float64 for checks).
+  // A forward move: {x' [B, d], log J [B]}, in x's dtype (float64).
   // coords [B, d] (the sphere reads its first d-1 columns).
   std::pair<torch::Tensor, torch::Tensor> step(const torch::Tensor& x, const torch::Tensor& component,
                                                const torch::Tensor& coords) const;
   // A backward move: {parent [B, d] (zeros for to_origin), log J_b [B]}, in x's dtype.
   std::pair<torch::Tensor, torch::Tensor> backward_step(const torch::Tensor& x, const torch::Tensor& component,
                                                         const torch::Tensor& coords) const;
-  // The backward action from `child` to `parent` (a box move apart): back where the parent is
-  // not at the origin and back is available at the child, else to_origin. log J_b [B] float32.
+  // The backward action undoing `forward`, from `child` to `parent` (a box move apart): back
+  // where the parent is not at the origin and back is available at the child, else to_origin.
+  // Its coordinates follow from the forward action's (the same direction in the mirrored chart,
+  // resp. u_b = u (1 - x - m) / (x' - m)), not from the points, which cannot hold a coordinate
+  // within ~1e-16 of a face of its domain. log J_b [B] float32.
   Actions backward_action(const torch::Tensor& parent, const torch::Tensor& parent_at_origin,
-                          const torch::Tensor& child, torch::Tensor* log_jacobian) const;
-  // The forward action from `parent` to `child`: first where the parent is at the origin, else
-  // move; with the forward chart's log J [B] float32 at the recovered coordinates.
+                          const torch::Tensor& child, const Actions& forward, torch::Tensor* log_jacobian) const;
+  // The forward action undone by `backward`, from `parent` to `child`: first where the parent is at
+  // the origin (coordinates from the child: the backward action is an atom), else move, its
+  // coordinates from the backward action's; with the forward chart's log J [B] float32 there.
   Actions forward_action(const torch::Tensor& child, const torch::Tensor& parent,
-                         const torch::Tensor& parent_at_origin, torch::Tensor* log_jacobian) const;
+                         const torch::Tensor& parent_at_origin, const Actions& backward,
+                         torch::Tensor* log_jacobian) const;
   // log R(x): [B] float32, computed in float64.
   torch::Tensor log_reward(const torch::Tensor& x) const;
   // log(R0 + R1 0.5^d + R2 0.2^d).
   double log_partition() const;
   // 2x - 1: [B, d] float32.
   torch::Tensor features(const torch::Tensor& x) const;
-  // The centres of a regular grid of `points`^d cells over [0,1]^d, [N, d] float32 (last
+  // The centres of a regular grid of `points`^d cells over [0,1]^d, [N, d] float64 (last
   // coordinate fastest); each cell's log volume is -d log(points).
   torch::Tensor grid(int64_t points, const torch::Device& device) const;
 

@@ -57,7 +57,7 @@ States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) 
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
-  return {torch::zeros({batch, options_.ndim}, i64), torch::zeros({batch, 0}, f32), torch::ones({batch}, b),
+  return {torch::zeros({batch, options_.ndim}, i64), torch::zeros({batch, 0}, f32.dtype(torch::kFloat64)), torch::ones({batch}, b),
           torch::zeros({batch}, b)};
 }
 
@@ -136,7 +136,7 @@ States HypergridEnv::enumerate_states(const torch::Device& device) const {
   }
   auto x = torch::stack(digits, 1);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
-  return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat32)), index.eq(0), torch::zeros({x.size(0)}, b)};
+  return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat64)), index.eq(0), torch::zeros({x.size(0)}, b)};
 }
 
 torch::Tensor HypergridEnv::state_index(const States& states) const {

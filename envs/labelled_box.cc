@@ -34,10 +34,10 @@ torch::Tensor LabelledBoxEnv::at_origin(const States& states) {
 
 States LabelledBoxEnv::initial_states(int64_t batch, const torch::Device& device) const {
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
   auto discrete = torch::cat({torch::full({batch, 1}, -1, i64), torch::zeros({batch, 1}, i64)}, 1);
-  return {discrete, torch::zeros({batch, geometry_.dim()}, f32), torch::ones({batch}, b), torch::zeros({batch}, b)};
+  return {discrete, torch::zeros({batch, geometry_.dim()}, f64), torch::ones({batch}, b), torch::zeros({batch}, b)};
 }
 
 torch::Tensor LabelledBoxEnv::features(const States& states) const {
@@ -73,7 +73,7 @@ StepResult LabelledBoxEnv::step(const States& states, const Actions& actions) co
   auto label = torch::where(labelled, c - kLabel0, states.discrete.select(1, 0));
   auto phase = torch::where(moved, torch::ones_like(c), states.discrete.select(1, 1));
   // a label leaves the origin where it is (zeros)
-  auto next = torch::where(labelled.unsqueeze(1), 0.0f, x);
+  auto next = torch::where(labelled.unsqueeze(1), 0.0, x);
   auto initial = states.is_initial.logical_and(moved.logical_or(labelled).logical_not());
   return {States{torch::stack({label, phase}, 1), next, initial, states.is_sink}, log_j};
 }
@@ -86,29 +86,29 @@ StepResult LabelledBoxEnv::backward_step(const States& states, const Actions& ac
   auto phase = torch::where(c.eq(kBack), torch::ones_like(c),
                             torch::where(c.eq(kToOrigin).logical_or(unlabel), torch::zeros_like(c),
                                          states.discrete.select(1, 1)));
-  auto prev = torch::where(unlabel.unsqueeze(1), 0.0f, x);
+  auto prev = torch::where(unlabel.unsqueeze(1), 0.0, x);
   auto initial = unlabel.logical_or(states.is_initial.logical_and(c.ne(kBack)).logical_and(c.ne(kToOrigin)));
   return {States{torch::stack({label, phase}, 1), prev, initial, torch::zeros_like(states.is_sink)}, log_j};
 }
 
-Actions LabelledBoxEnv::backward_action(const States& parent, const States& child, const Actions& /*forward*/,
+Actions LabelledBoxEnv::backward_action(const States& parent, const States& child, const Actions& forward,
                                         torch::Tensor* log_jacobian) const {
   auto from_s0 = parent.is_initial;
   torch::Tensor box_j;
-  auto box = geometry_.backward_action(parent.continuous, at_origin(parent), child.continuous, &box_j);
+  auto box = geometry_.backward_action(parent.continuous, at_origin(parent), child.continuous, forward, &box_j);
   if (log_jacobian != nullptr) *log_jacobian = torch::where(from_s0, 0.0f, box_j);
   return {torch::where(from_s0, torch::full_like(box.component, kUnlabel), box.component),
-          torch::where(from_s0.unsqueeze(1), 0.0f, box.coords)};
+          torch::where(from_s0.unsqueeze(1), 0.0, box.coords)};
 }
 
-Actions LabelledBoxEnv::forward_action(const States& child, const States& parent, const Actions& /*backward*/,
+Actions LabelledBoxEnv::forward_action(const States& child, const States& parent, const Actions& backward,
                                        torch::Tensor* log_jacobian) const {
   auto from_s0 = parent.is_initial;
   torch::Tensor box_j;
-  auto box = geometry_.forward_action(child.continuous, parent.continuous, at_origin(parent), &box_j);
+  auto box = geometry_.forward_action(child.continuous, parent.continuous, at_origin(parent), backward, &box_j);
   auto label = kLabel0 + child.discrete.select(1, 0).clamp(0, options_.labels - 1);
   if (log_jacobian != nullptr) *log_jacobian = torch::where(from_s0, 0.0f, box_j);
-  return {torch::where(from_s0, label, box.component), torch::where(from_s0.unsqueeze(1), 0.0f, box.coords)};
+  return {torch::where(from_s0, label, box.component), torch::where(from_s0.unsqueeze(1), 0.0, box.coords)};
 }
 
 std::optional<TerminalGrid> LabelledBoxEnv::terminal_grid(int64_t points, const torch::Device& device) const {

@@ -33,9 +33,9 @@ LineEnv::LineEnv(const LineOptions& options) : options_(options) {
 
 States LineEnv::initial_states(int64_t batch, const torch::Device& device) const {
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
-  return {torch::zeros({batch, 1}, i64), torch::zeros({batch, 1}, f32), torch::ones({batch}, b),
+  return {torch::zeros({batch, 1}, i64), torch::zeros({batch, 1}, f64), torch::ones({batch}, b),
           torch::zeros({batch}, b)};
 }
 
@@ -107,7 +107,7 @@ std::optional<TerminalGrid> LineEnv::terminal_grid(int64_t points, const torch::
   const double width = 2.0 * reach / static_cast<double>(points);
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto x = (torch::arange(points, f64) + 0.5) * width - reach;  // cell centres
-  States s{torch::full({points, 1}, options_.steps, f64.dtype(torch::kInt64)), x.unsqueeze(1).to(torch::kFloat32),
+  States s{torch::full({points, 1}, options_.steps, f64.dtype(torch::kInt64)), x.unsqueeze(1),
            torch::zeros({points}, f64.dtype(torch::kBool)), torch::zeros({points}, f64.dtype(torch::kBool))};
   return TerminalGrid{s, torch::full({points}, std::log(width), f64)};
 }

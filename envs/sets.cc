@@ -90,7 +90,7 @@ States SetsEnv::initial_states(int64_t batch, const torch::Device& device) const
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
   return {torch::zeros({batch, options_.universe}, i64),
-          torch::zeros({batch, 0}, i64.dtype(torch::kFloat32)), torch::ones({batch}, b), torch::zeros({batch}, b)};
+          torch::zeros({batch, 0}, i64.dtype(torch::kFloat64)), torch::ones({batch}, b), torch::zeros({batch}, b)};
 }
 
 torch::Tensor SetsEnv::log_path_count(const States& states) const {
@@ -157,7 +157,7 @@ States SetsEnv::enumerate_states(const torch::Device& device) const {
   auto masks = masks_.to(device);
   auto x = masks.unsqueeze(1).div(place_.on(device).unsqueeze(0), "floor").remainder(2);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
-  return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat32)), masks.eq(0), torch::zeros({x.size(0)}, b)};
+  return {x, torch::zeros({x.size(0), 0}, i64.dtype(torch::kFloat64)), masks.eq(0), torch::zeros({x.size(0)}, b)};
 }
 
 torch::Tensor SetsEnv::state_index(const States& states) const {

@@ -255,6 +255,17 @@ ChartPoint OrthantSphereChart::forward(const torch::Tensor& u) const {
   return {x, log_j};
 }
 
+torch::Tensor OrthantSphereChart::angles(const torch::Tensor& u) const {
+  require_rows(u, center.size(1) - 1, "OrthantSphereChart::angles");
+  return sphere_stages(center, delta, u, /*given_angles=*/false).phi;
+}
+
+std::pair<torch::Tensor, torch::Tensor> OrthantSphereChart::coords(const torch::Tensor& phi) const {
+  require_rows(phi, center.size(1) - 1, "OrthantSphereChart::coords");
+  auto st = sphere_stages(center, delta, phi, /*given_angles=*/true);
+  return {st.u, (center.size(1) - 1) * std::log(delta) + st.log_area};
+}
+
 torch::Tensor OrthantSphereChart::inverse(const torch::Tensor& x) const {
   require_rows(x, center.size(1), "OrthantSphereChart::inverse");
   auto angles = angles_from_unit_vector(x - center);

@@ -93,6 +93,14 @@ struct OrthantSphereChart {
   double delta = 0.25;   // radius, > 0
   ChartPoint forward(const torch::Tensor& u) const;     // u [N, d-1]
   torch::Tensor inverse(const torch::Tensor& x) const;  // x [N, d] on the piece -> u [N, d-1]
+  // The hyperspherical angles of the direction v at coordinates u ([N, d-1] -> [N, d-1]), and
+  // back: the coordinates of the direction with angles `phi` and the log J of the chart there
+  // ({u [N, d-1], log J [N]}). Together they take a step's coordinates to another chart's
+  // without the point: a backward step's mirrored chart around 1 - x' holds the forward step's
+  // direction, so its coordinates follow from the forward ones exactly, where the points (which
+  // round away a coordinate within ~1e-16 of a face) could not give them.
+  torch::Tensor angles(const torch::Tensor& u) const;
+  std::pair<torch::Tensor, torch::Tensor> coords(const torch::Tensor& phi) const;
   // [N] bool: the moves that fit have positive (d-1)-volume: ||h||_2 > 1 (on ||h||_2 = 1 a single
   // point fits) and every h_i > 0 (a centre on a face c_i = 1, which float32 rounding reaches,
   // leaves only directions with v_i = 0: an empty range and log J = -inf, seen in 3-D).

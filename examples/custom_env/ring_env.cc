@@ -63,13 +63,6 @@ torch::Tensor rotate(const torch::Tensor& p, const torch::Tensor& a) {
   return torch::cat({c * x - s * y, s * x + c * y}, 1);
 }
 
-// The angle in (-pi, pi] that rotates each row of `from` onto the direction of `to`: [B, 1].
-torch::Tensor angle_between(const torch::Tensor& from, const torch::Tensor& to) {
-  auto fx = from.narrow(1, 0, 1), fy = from.narrow(1, 1, 1);
-  auto tx = to.narrow(1, 0, 1), ty = to.narrow(1, 1, 1);
-  return torch::atan2(fx * ty - fy * tx, fx * tx + fy * ty);
-}
-
 // log J of a rotation at radius r ([B, 1]) -> [B] float32; guarded at the origin (rows where no
 // rotation happens).
 torch::Tensor log_arc_jacobian(const torch::Tensor& r) { return r.clamp_min(1e-30).log().squeeze(1).to(torch::kFloat32); }
@@ -79,7 +72,7 @@ torch::Tensor log_arc_jacobian(const torch::Tensor& r) { return r.clamp_min(1e-3
 States RingEnv::initial_states(int64_t batch, const torch::Device& device) const {
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
   return {torch::zeros({batch, 1}, torch::TensorOptions().dtype(torch::kInt64).device(device)),
-          torch::zeros({batch, 2}, torch::TensorOptions().dtype(torch::kFloat32).device(device)),
+          torch::zeros({batch, 2}, torch::TensorOptions().dtype(torch::kFloat64).device(device)),
           torch::ones({batch}, b), torch::zeros({batch}, b)};
 }
 
@@ -140,7 +133,9 @@ Actions RingEnv::backward_action(const States& parent, const States& child, cons
                                  torch::Tensor* log_jacobian) const {
   auto back = child.discrete.ge(2);  // [B, 1]: rotate_back, else to_s0
   auto component = back.logical_not().squeeze(1).to(torch::kInt64);  // kRotateBack = 0, kToS0 = 1
-  auto u = torch::where(back, angle_between(parent.continuous, child.continuous), 0.0);  // [B, 1]
+  // the same angle: read from the forward action rather than recovered from the points (the
+  // points cannot hold what a density at the edge of its domain depends on)
+  auto u = torch::where(back, forward.coords.narrow(1, 0, 1).to(torch::kFloat64), 0.0);  // [B, 1]
   if (log_jacobian != nullptr)
     *log_jacobian = torch::where(back.squeeze(1), log_arc_jacobian(radius_of(child.continuous)), 0.0);
   return {component, torch::cat({u, torch::zeros_like(u)}, 1)};
@@ -156,8 +151,8 @@ Actions RingEnv::forward_action(const States& child, const States& parent, const
   auto u_enter = torch::cat({((r - r_in) / width).clamp(0, 1),
                              (torch::atan2(c.narrow(1, 1, 1), c.narrow(1, 0, 1)) / M_PI + 1) / 2},
                             1);
-  // rotate: the angle from parent to child
-  auto a = angle_between(parent.continuous, c);
+  // rotate: the backward action's angle
+  auto a = backward.coords.narrow(1, 0, 1).to(torch::kFloat64);
   auto u_turn = torch::cat({a, torch::zeros_like(a)}, 1);
   if (log_jacobian != nullptr) {
     auto log_j_enter = (std::log(2 * M_PI * width) + r.clamp_min(r_in).log()).squeeze(1).to(torch::kFloat32);

@@ -167,7 +167,7 @@ TEST(LineTest, ActionSpec) {
   EXPECT_EQ(s.discrete.sizes(), (std::vector<int64_t>{3, 1}));
   EXPECT_EQ(s.continuous.sizes(), (std::vector<int64_t>{3, 1}));
   EXPECT_EQ(s.discrete.scalar_type(), torch::kInt64);
-  EXPECT_EQ(s.continuous.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(s.continuous.scalar_type(), torch::kFloat64);
   EXPECT_TRUE(s.discrete.eq(0).all().item<bool>());
   EXPECT_TRUE(s.continuous.eq(0).all().item<bool>());
   EXPECT_TRUE(s.is_initial.all().item<bool>());
