@@ -88,8 +88,8 @@ int cmd_train(const Cli& cli, const std::string& config_path, const std::vector<
 
 // The env NAME with its [env] keys from `sets` ("env.key=value"), validated by the run schema as
 // `gfn train` validates them; then the checker's report and a verdict line.
-int cmd_check_env(const Cli& cli, const std::string& name, const std::vector<std::string>& sets, uint64_t seed,
-                  int64_t samples) {
+int cmd_check_env(const Cli& cli, const std::string& name, const std::vector<std::string>& sets,
+                  CheckOptions options) {
   cli.registry.env(name);  // an unknown name lists the known ones
   const std::string kind_key = KindOptions::keys(cli.registry).specs().front().key;  // env.kind
   const std::string prefix = kind_key.substr(0, kind_key.find('.') + 1);              // env.
@@ -104,12 +104,15 @@ int cmd_check_env(const Cli& cli, const std::string& name, const std::vector<std
   }
   auto config = load_config("", overrides, run_schema(cli.registry), "check-env");
   auto env = cli.registry.make_env(name, config.params.section(prefix.substr(0, prefix.size() - 1)));
-  CheckOptions options;
-  options.seed = seed;
-  options.is_samples = samples;
+  if (!(options.reference_concentration >= 0.01 && options.reference_concentration <= 5.0))
+    throw ConfigError(fmt::format("--reference-concentration {}: expected a float in [0.01, 5]",
+                                  options.reference_concentration));
+  if (options.is_samples < 2) throw ConfigError(fmt::format("--samples {}: expected an integer >= 2", options.is_samples));
   options.validate();
-  std::cout << fmt::format("{} check-env {}: seed {}, {} trajectories, {} importance samples\n", cli.program, name,
-                           seed, options.trajectories, options.is_samples);
+  std::cout << fmt::format("{} check-env {}: seed {}, {} trajectories, {} importance samples, reference Beta "
+                           "concentration {:g}\n",
+                           cli.program, name, options.seed, options.trajectories, options.is_samples,
+                           options.reference_concentration);
   auto report = check_env(*env, options);
   std::cout << report.text();
   int failed = 0, skipped = 0;
@@ -138,8 +141,8 @@ struct Commands {
   std::vector<std::string> sets, env_sets, analyse_paths;
   bool json = false, markdown = false;
   int64_t sample_count = 1000;
-  uint64_t sample_seed = 0, check_seed = 0;
-  int64_t check_samples = CheckOptions{}.is_samples;
+  uint64_t sample_seed = 0;
+  CheckOptions check_options;
   AnalyseOptions analyse_options;
 
   explicit Commands(CLI::App& app);
@@ -168,8 +171,12 @@ Commands::Commands(CLI::App& app) {
                                           "normalisation, log Z, termination)");
   check->add_option("name", env_name, "environment kind (see 'gfn keys')")->required();
   check->add_option("--set", env_sets, "override an env key: env.key=value (repeatable)")->take_all();
-  check->add_option("--seed", check_seed, "seed of the reference policy and every draw");
-  check->add_option("--samples", check_samples, "trajectories of the importance-sampling estimate of Z (>= 2)");
+  check->add_option("--seed", check_options.seed, "seed of the reference policy and every draw");
+  check->add_option("--samples", check_options.is_samples,
+                    "trajectories of the importance-sampling estimate of Z (>= 2)");
+  check->add_option("--reference-concentration", check_options.reference_concentration,
+                    "Beta concentration of the reference P_F's pieces, in [0.01, 5] (default 0.5; 0.05-0.2 probe the "
+                    "boundary numerics)");
   analyse = app.add_subcommand("analyse", "summary table, CSV tables and PNG plots of run logs");
   analyse->add_option("logs", analyse_paths, "run logs (log.h5) or run directories")->required();
   analyse->add_flag("--json", analyse_options.json, "print one JSON object instead of the table");
@@ -197,7 +204,7 @@ int Commands::run(const Cli& cli) {
     gfn::analyse(analyse_paths, analyse_options, std::cout);
     return 0;
   }
-  if (check->parsed()) return cmd_check_env(cli, env_name, env_sets, check_seed, check_samples);
+  if (check->parsed()) return cmd_check_env(cli, env_name, env_sets, check_options);
   return 2;
 }
 

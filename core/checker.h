@@ -26,7 +26,10 @@
 //                  4-D H=20 with R0 = 1e-3: ESS 26 of 200,000); otherwise the importance-sampling
 //                  estimate with the reference policy, log Z_IS = log mean R(x) P_B(tau|x) /
 //                  P_F(tau), lies within is_tolerance_se standard errors of log Z. A wrong
-//                  Jacobian biases Z_IS.
+//                  Jacobian biases Z_IS. This check is statistical: an estimate beyond the
+//                  limit is drawn again from an independent stream, and the check fails only
+//                  when both are beyond it (with Gaussian errors a correct env then fails with
+//                  probability (2 Phi(-3))^2 = 7e-6 at 3 SE; the message states the level).
 //   termination    every sampled trajectory ends with the exit after at most max_length moves.
 // An env whose action spec is malformed (validate_action_spec in core/env.h) gets one failed
 // check instead, "spec", whose detail is the problem.
@@ -36,7 +39,7 @@
 // error means nothing (tests/core/consistency_test.cc measured ESS 17-1,400 of 200,000). So the
 // checker builds its own estimators (MLP, hidden 32, 2 layers, seeded) and fixes their output
 // layers: zero output weights (state-independent policies), component logits 0 (uniform over
-// the available components), P_F's Beta-mixture concentrations 1/2 (heavier near the faces of
+// the available components), P_F's Beta-mixture concentrations 1/2 by default (heavier near the faces of
 // the cube, where charts degenerate and backward pieces shrink: on the Box this raised the ESS of
 // 100,000 draws from 23-180 to 170-580), Gaussian log-scale log 2 for P_F and 0 for P_B (P_F
 // broader than P_B keeps the weights' variance finite), von Mises concentration ~0 (uniform on
@@ -80,6 +83,10 @@ struct CheckOptions {
                                         // coordinates, chart coordinates and log J when an action is
                                         // undone (float32 round-off through inverse trigonometric
                                         // charts reaches ~1e-4); > 0
+  double reference_concentration = 0.5;  // Beta concentration of the reference P_F (sampling and
+                                         // every check but "normalisation"); in [0.01, 5]. Below
+                                         // 0.2 draws reach within 1e-30 of the faces: the checks'
+                                         // test of boundary numerics (README "Numerics")
 
   // Throws ConfigError naming the field, its value and the rule.
   void validate() const;

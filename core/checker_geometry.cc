@@ -336,7 +336,7 @@ torch::Tensor piece_integrals(const Env& env, const Kernel& k, const KernelPolic
   if (p.uniform) {
     log_q = p.head->log_uniform_density(cidx).to(torch::kFloat64);
   } else {
-    log_q = p.head->log_density(p.out.index_select(0, rep), cidx, u.to(torch::kFloat32)).to(torch::kFloat64);
+    log_q = p.head->log_density(p.out.index_select(0, rep), cidx, u).to(torch::kFloat64);
   }
   auto v = chart_volume(env, k.forward, at, c, comp.domain, comp.dim, u, o.finite_difference_step);
   auto terms = (log_q - v.env_log_j + v.num_log_j + log_w.repeat({n})).view({n, q});

@@ -1,4 +1,4 @@
-// `gfn check-env NAME [--set env.key=value ...] [--seed N] [--samples N]`: exit codes, the report
+// `gfn check-env NAME [--set env.key=value ...] [--seed N] [--samples N] [--reference-concentration C]`: exit codes, the report
 // it prints and its one-line errors. The binary's path comes from ctest (GFN_BIN).
 #include <string>
 
@@ -63,7 +63,11 @@ TEST_F(CheckEnvCli, BadSetNamesTheKey) {
 
   r = run("check-env line --samples 1");
   EXPECT_EQ(r.code, 2);
-  EXPECT_TRUE(contains(r.err, "is_samples = 1: expected an integer >= 2")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--samples 1: expected an integer >= 2")) << r.err;
+
+  r = run("check-env line --reference-concentration 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--reference-concentration 0: expected a float in [0.01, 5]")) << r.err;
 }
 
 }  // namespace
