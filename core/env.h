@@ -24,17 +24,20 @@
 //
 // What the engine guarantees, and what it expects:
 //   - Chart coordinates (Actions::coords: a piece's `dim` first columns, the rest 0), by domain:
-//       unit cube, interval  [0, 1]^k. The policy's Beta draws lie in the open (0, 1) but float32
-//                            rounding can put one on a face; uniform draws (a uniform P_B, the
-//                            checker) lie in [1e-7, 1 - 1e-7]. Coordinates an env recovers
+//       unit cube, interval  [0, 1]^k, float64. The policy's Beta draws lie in the open
+//                            (0, 1), as close as 1e-300 to 0 and 2^-53 to 1; uniform draws (a
+//                            uniform P_B, the checker) too. Coordinates an env recovers
 //                            (backward_action, forward_action) must lie in [0, 1]; where its
 //                            arithmetic can reach or cross a face, the env clamps them into
-//                            float32's open interval (a Beta is scored there; envs/box.cc does).
+//                            float64's open interval (a Beta is scored there; envs/box.cc
+//                            does). Recover them from the other action's coordinates where the
+//                            chart allows (README "Numerics"): points cannot hold a coordinate
+//                            within 1e-16 of a face.
 //       real                 R^k, any finite value.
 //       circle               [-pi, pi) as the dtype represents pi: the engine wraps its draws
 //                            into it, and recovered angles must lie in it (the von Mises density
 //                            is -inf outside).
-//   - dtypes: training passes int64 discrete and float32 continuous coordinates. The checker's
+//   - dtypes: training passes int64 discrete and float64 continuous coordinates. The checker's
 //     "jacobian" and "normalisation" call step / backward_step with float64 continuous states and
 //     chart coordinates and differentiate the charts by central finite differences: an env that
 //     keeps float64 there is checked to 1e-4; one that computes in float32 is differentiated in

@@ -44,8 +44,8 @@ const OptionTable<EstimatorOptions>& EstimatorOptions::keys() {
                "network trained by trajectory likelihood maximisation, scored through an EMA target), or maxent "
                "(N(s) / N(s'), envs that count paths: hypergrid, sets)")
           .add("policy.trunk_precision", &O::trunk_precision,
-               "mixed precision: the trunk's matrix products in bf16 (float32 master weights; heads, log-softmax, "
-               "densities and losses in float32), or all in fp32")
+               "mixed precision: the trunk's matrix products in bf16 (float32 master weights; heads, log-softmax "
+               "and losses in float32, densities and chart coordinates in float64), or all in fp32")
           .add("policy.init_log_z", &O::init_log_z, "initial value of the learned log Z", in(-1e6, 1e6))
           .nest(&O::head, HeadOptions::keys())
           .add("policy.backward_min_concentration", &O::backward_min_concentration,
