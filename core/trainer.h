@@ -39,6 +39,11 @@ struct TrainerOptions : KeyedOptions<TrainerOptions> {
   double lr_decay = 0.5;       // step decay factor, in (0, 1]
   TabularMode tabular = TabularMode::kAuto;  // auto: when num_states <= batch * T
   Execution execution = Execution::kAuto;    // compact or fixed-shape batches (core/types.h)
+  // On-policy batches scored with the policy outputs their rollout computed (under autograd, one
+  // graph per step) instead of one batched pass after it. Off by default: on the CPU the backward
+  // pass through one small graph per step costs more than the batched forward it saves
+  // (bench/RESULTS.md, 2026-12-03).
+  bool reuse_rollout = false;
   // CUDA only: capture one whole iteration (rollout, scoring, the components' steps, loss,
   // backward, optimiser steps) as a CUDA graph after kGraphWarmup eager ones, and replay it
   // (core/cuda_graph.h). The sampling draws then come from the device's default generator.
