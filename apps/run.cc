@@ -27,8 +27,10 @@ namespace gfn {
 namespace fs = std::filesystem;
 
 std::string RunSummary::report() const {
-  std::string s = fmt::format("run {}: {} iterations, {} trajectories in {:.1f} s ({:.3f} ms/iteration)\n", out_dir,
-                              iterations, trajectories, wall_s, ms_per_iteration());
+  std::string s = fmt::format(
+      "run {}: {} iterations, {} trajectories in {:.1f} s ({:.3f} ms/iteration; training {:.3f} ms/iteration, "
+      "evaluations and checkpoints {:.1f} s)\n",
+      out_dir, iterations, trajectories, wall_s, ms_per_iteration(), train_ms_per_iteration, eval_s);
   s += fmt::format("  final loss {:.5g}, log Z {:.5f}\n", final_loss, log_z);
   if (exact) {
     s += fmt::format("  exact: TV {:.3e}  JSD {:.3e}  KL(pi||p) {:.3e}  |log Z - log Z_hat| {:.3e} (log Z {:.5f})\n",
@@ -120,7 +122,20 @@ class TrainingRun {
   int64_t trajectories_ = 0;
   double wall_before_ = 0;  // training time before this process (a resumed run)
   std::chrono::steady_clock::time_point start_;
+  double eval_s_ = 0;  // this process's time in evaluations, model saves and checkpoints
   double loss_ = 0;
+  // Adds the time `f` takes to eval_s_.
+  template <class F>
+  void timed(F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    eval_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  // This process's training time per iteration, evaluations and checkpoints excluded.
+  double train_ms_per_iteration(int64_t it) const {
+    const double own = elapsed() - wall_before_ - eval_s_;
+    return it > resumed_from_ ? 1e3 * own / static_cast<double>(it - resumed_from_) : 0.0;
+  }
 };
 
 TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry)
@@ -251,16 +266,16 @@ int TrainingRun::step(int64_t it) {
     loss_ = r.loss.item<double>();
   }
   train_log_->write_trajectories(it, r);
-  if (evaluator_->due(it, last)) evaluate(it, r);
+  if (evaluator_->due(it, last)) timed([&] { evaluate(it, r); });
   if (progress_->due(last))
-    progress_->update(it, r.loss.item<double>(), log_z, evaluator_->last().tv, 1e3 * elapsed() / static_cast<double>(it));
+    progress_->update(it, r.loss.item<double>(), log_z, evaluator_->last().tv, train_ms_per_iteration(it));
   if (last) loss_ = r.loss.item<double>();
   if (const int signal = options_.stop_requested ? options_.stop_requested() : 0; signal != 0 && !last) {
     loss_ = r.loss.item<double>();
     return signal;
   }
   if (!last && checkpointer_->due(it)) {
-    checkpoint(it);
+    timed([&] { checkpoint(it); });
   } else {
     train_log_->flush_if_due(row);
   }
@@ -274,6 +289,8 @@ RunSummary TrainingRun::summary(int64_t it) const {
   s.iterations = it;
   s.trajectories = trajectories_;
   s.wall_s = elapsed();
+  s.eval_s = eval_s_;
+  s.train_ms_per_iteration = train_ms_per_iteration(it);
   s.final_loss = loss_;
   s.log_z = run_.estimators->log_z.item<double>();
   return s;

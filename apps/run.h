@@ -51,6 +51,11 @@ struct RunSummary {
   int stopped_by_signal = 0;   // nonzero: stop_requested's value; the run is resumable
   int64_t resumed_from = 0;    // the checkpoint's iteration of a resumed run (0: a fresh one)
 
+  // This process's training time per iteration it ran: its wall time less the evaluations, the
+  // model saves and the checkpoints (eval_s), which `ms_per_iteration` includes.
+  double train_ms_per_iteration = 0;
+  double eval_s = 0;  // this process's time in evaluations, model saves and checkpoints
+
   double ms_per_iteration() const { return iterations ? 1e3 * wall_s / static_cast<double>(iterations) : 0; }
   // Multi-line human-readable summary.
   std::string report() const;
