@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -19,17 +22,20 @@
 
 #include "apps/run.h"
 #include "io/config.h"
+#include "io/hdf5_log.h"
 
 namespace gfn {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Trains `config_file` with `sets` into a fresh temporary directory; returns the summary.
-RunSummary train_config(const std::string& config_file, std::vector<std::string> sets, uint64_t seed) {
+// Trains `config_file` with `sets` into a fresh temporary directory; returns the summary, and
+// in `evals` (when given) every /eval column of its log.
+RunSummary train_config(const std::string& config_file, std::vector<std::string> sets, uint64_t seed,
+                        std::map<std::string, std::vector<double>>* evals = nullptr) {
   const auto registry = Registry::builtin();
   sets.push_back(fmt::format("seed={}", seed));
-  sets.push_back("eval.every=0");  // one evaluation, at the end
+  if (evals == nullptr) sets.push_back("eval.every=0");  // one evaluation, at the end
   auto config = load_config_file(config_file, sets, run_schema(registry));
   const fs::path dir = fs::temp_directory_path() /
                        fmt::format("gfn-learning-{}-{}-{}", fs::path(config_file).stem().string(), seed, ::getpid());
@@ -38,6 +44,10 @@ RunSummary train_config(const std::string& config_file, std::vector<std::string>
   options.out_dir = dir.string();
   options.progress = ProgressStyle::kNone;
   RunSummary summary = train(config, options, registry);
+  if (evals != nullptr) {
+    Hdf5LogReader log((dir / "log.h5").string());
+    for (const auto& name : log.list("eval")) (*evals)[name] = log.read_double("eval/" + name);
+  }
   fs::remove_all(dir);
   return summary;
 }
@@ -62,6 +72,37 @@ TEST_P(ContinuousLearning, Box2dGridJsd) {
   EXPECT_NEAR(s.grid->mass, 1.0, 0.05);
   EXPECT_LT(log_z_is_error(s, log_z), 0.1);
 }
+
+// The Box 2-D with P_B learned through the loss and with TLM, at the paper's concentration floor
+// 0.1 (README "Numerics"), 1,500 iterations, evaluated every 500: the importance-sampled mass of
+// the grid stays near 1 at every evaluation, and TLM's ELBO stays below log Z. With float32
+// coordinates the mass read 0.96-14.9 and TLM's ELBO +29. Measured over seeds 0-2 on the AMD
+// EPYC: grid mass 0.990-0.997 (learned) and 0.987-0.999 (TLM) over the nine evaluations, ELBO
+// -1.74 ... -1.44 (log Z = -1.187), log Z_IS -1.255 ... -1.173; the mass bound is the issue's
+// [0.98, 1.02]. About 35 s (learned) and 50 s (TLM) each.
+class BoxBackwardLearning : public ::testing::TestWithParam<std::tuple<std::string, uint64_t>> {};
+
+TEST_P(BoxBackwardLearning, GridMassNearOneAtEveryEvaluation) {
+  const auto& [backward, seed] = GetParam();
+  std::map<std::string, std::vector<double>> evals;
+  train_config("configs/box.toml",
+               {"policy.backward=\"" + backward + "\"", "policy.backward_min_concentration=0.1", "train.iterations=1500",
+                "train.lr_decay_every=1000", "eval.every=500", "eval.density_samples=8"},
+               seed, &evals);
+  const double log_z = std::log(0.1 + 0.5 * 0.25 + 2.0 * 0.04);
+  ASSERT_EQ(evals["grid_mass"].size(), 3u);
+  for (size_t i = 0; i < evals["grid_mass"].size(); ++i) {
+    std::printf("%s seed %llu evaluation %zu: grid mass %.4f, ELBO %.4f, log Z_IS %.4f, grid JSD %.4f\n", backward.c_str(),
+                static_cast<unsigned long long>(seed), i, evals["grid_mass"][i], evals["elbo"][i], evals["log_z_is"][i],
+                evals["grid_jsd"][i]);
+    EXPECT_NEAR(evals["grid_mass"][i], 1.0, 0.02) << backward << " evaluation " << i;
+    EXPECT_LT(evals["elbo"][i], log_z) << backward << " evaluation " << i;
+    EXPECT_NEAR(evals["log_z_is"][i], log_z, 0.1) << backward << " evaluation " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, BoxBackwardLearning,
+                         ::testing::Combine(::testing::Values("learned", "tlm"), ::testing::Values(0, 1, 2)));
 
 // Box 5-D, cartesian form (configs/box_cartesian.toml, learned P_B) for 2,000 iterations, decay
 // every 1,000: measured |log Z_IS - log Z| 0.024, 0.006, 0.019 (log Z = log(0.1 + 0.5/32 +
