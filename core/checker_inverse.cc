@@ -143,16 +143,18 @@ void check_backward_step(const Env& env, const Sample& s, const Actions& bwd, co
   }
 }
 
-// Per move and chart coordinate, whether float32 values fail to determine the coordinate to
-// `tol` ([M] bool, over the true entries of `columns` [M, Da]). Float32 coordinates and states
-// pin the chart coordinates down only to about eps |x| |row_i(D phi^+)|; where that exceeds the
+// Per move and chart coordinate, whether the states' float values fail to determine the
+// coordinate to `tol` ([M] bool, over the true entries of `columns` [M, Da]). Float coordinates
+// and states (eps of their dtype) pin the chart coordinates down only to about eps |x| |row_i(D phi^+)|; where that exceeds the
 // tolerance (near a singular point of the chart, such as a pole of spherical coordinates)
 // coordinates and log J are not compared.
 torch::Tensor unresolved_moves(const Env& env, const Sample& s, const torch::Tensor& columns, const CheckOptions& o) {
   const auto& spec = env.action_spec();
   const auto& comp = s.forward.component;
   const int64_t m = s.move_rows.size(0), da = s.forward.coords.size(1);
-  const double eps = std::numeric_limits<float>::epsilon();
+  // the precision of the env's continuous states (float64 in the built-in envs)
+  const double eps = s.children.continuous.scalar_type() == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
+                                                                            : std::numeric_limits<float>::epsilon();
   auto scale = s.children.continuous.numel() ? 1.0 + s.children.continuous.to(torch::kFloat64).abs().amax(1)
                                              : torch::ones({m}, kF64);
   // |row_i(D phi^+)| of each move's piece, zero-padded to Da
@@ -238,9 +240,9 @@ CheckResult inverse_result(const Sample& s, double tol, const std::vector<std::s
       "(tolerance {:g}){}",
       m, s.traj.batch_size(), max_or_zero(e.state), max_or_zero(e.coords.masked_fill(e.unresolved, 0.0)),
       max_or_zero(e.forward_log_j), max_or_zero(e.backward_log_j), tol,
-      singular ? fmt::format("; {} moves at numerically singular chart points (coordinates not determined by float32 "
-                             "values) not compared on coordinates and log J",
-                             singular)
+      singular ? fmt::format("; {} moves at numerically singular chart points (coordinates not determined by the "
+                             "states' {} values) not compared on coordinates and log J",
+                             singular, s.children.continuous.scalar_type() == torch::kFloat64 ? "float64" : "float32")
                : "");
   if (r.passed) {
     r.detail = numbers + "; masks consistent, every move undone by backward_action/backward_step/forward_action";
