@@ -1,7 +1,6 @@
 #include "core/kernel_head.h"
 
 #include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -160,8 +159,7 @@ torch::Tensor KernelHead::sample_uniform_coords(const torch::Tensor& component, 
   auto coords = torch::zeros({component.size(0), coord_dim_}, f64);
   for (const auto& piece : pieces_) {
     // the open cube (0, 1)^k: a draw of exactly 0 would sit outside the Betas' support
-    auto u = torch::rand({component.size(0), piece.dim}, generator, f64)
-                 .clamp(std::numeric_limits<double>::min(), 1.0 - std::numeric_limits<double>::epsilon() / 2);
+    auto u = clamp_open_unit(torch::rand({component.size(0), piece.dim}, generator, f64));
     if (piece.domain == Domain::kCircle) u = (2.0 * M_PI) * u - M_PI;  // [-pi, pi)
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
     coords = torch::where(component.eq(piece.component).unsqueeze(1), padded, coords);

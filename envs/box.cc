@@ -1,12 +1,12 @@
 #include "envs/box.h"
 
 #include <cmath>
-#include <limits>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "measures/charts.h"
+#include "measures/densities.h"
 
 namespace gfn {
 
@@ -15,11 +15,8 @@ namespace {
 // to_s0 iff ||x|| <= delta (1 + kTieMargin): see the header on points at the ball's rim
 constexpr double kTieMargin = 1e-14;
 
-
 // recovered chart coordinates, into float64's open unit interval (where the Betas are finite)
-torch::Tensor open_unit(const torch::Tensor& u) {
-  return u.to(torch::kFloat64).clamp(std::numeric_limits<double>::min(), 1.0 - std::numeric_limits<double>::epsilon() / 2);
-}
+torch::Tensor open_unit(const torch::Tensor& u) { return clamp_open_unit(u.to(torch::kFloat64)); }
 
 torch::Tensor f64(const torch::Tensor& t) { return t.to(torch::kFloat64); }
 

@@ -55,9 +55,9 @@ HypergridEnv::HypergridEnv(const HypergridOptions& options) : options_(options) 
 
 States HypergridEnv::initial_states(int64_t batch, const torch::Device& device) const {
   auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto b = torch::TensorOptions().dtype(torch::kBool).device(device);
-  return {torch::zeros({batch, options_.ndim}, i64), torch::zeros({batch, 0}, f32.dtype(torch::kFloat64)), torch::ones({batch}, b),
+  return {torch::zeros({batch, options_.ndim}, i64), torch::zeros({batch, 0}, f64), torch::ones({batch}, b),
           torch::zeros({batch}, b)};
 }
 

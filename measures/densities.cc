@@ -27,11 +27,6 @@ std::pair<double, double> open_unit_bounds(torch::ScalarType dtype) {
   return {std::numeric_limits<float>::min(), std::nextafter(1.0f, 0.0f)};
 }
 
-torch::Tensor clamp_open_unit(const torch::Tensor& x) {
-  auto [lo, hi] = open_unit_bounds(x.scalar_type());
-  return x.clamp(lo, hi);
-}
-
 // log(1 - exp(y)) for y <= 0 (Maechler's log1mexp): log(-expm1(y)) near 0, log1p(-exp(y)) below
 // -log 2. Each branch sees a harmless input where it is not selected, so gradients stay finite.
 torch::Tensor log1mexp(const torch::Tensor& y) {
@@ -98,6 +93,11 @@ torch::Tensor log_i0_minus_x(const torch::Tensor& k) {
 }
 
 }  // namespace
+
+torch::Tensor clamp_open_unit(const torch::Tensor& x) {
+  auto [lo, hi] = open_unit_bounds(x.scalar_type());
+  return x.clamp(lo, hi);
+}
 
 // ---------------------------------------------------------------------------------------------
 // BetaMixture

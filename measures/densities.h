@@ -16,6 +16,11 @@
 
 namespace gfn {
 
+// Clamps x (float32 or float64) into its dtype's representable open unit interval, [smallest
+// normal, largest number below 1]: where the densities of the unit cube are finite. For chart
+// coordinates that a draw or an environment's arithmetic may put on a face.
+torch::Tensor clamp_open_unit(const torch::Tensor& x);
+
 // Mixture of K products of D independent Betas on the open cube (0, 1)^D:
 //   log p(x) = logsumexp_k( log_softmax(logits)_k + sum_d log Beta(x_d; alpha_kd, beta_kd) ),
 //   log Beta(x; a, b) = (a-1) log x + (b-1) log1p(-x) - [lgamma a + lgamma b - lgamma(a+b)].

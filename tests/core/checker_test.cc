@@ -341,7 +341,8 @@ double inverse_failure_rate(const CheckReport& report) {
 
 // Beta pieces at the concentrations of a trained policy's floor, drawn by the reference P_F at
 // both ends of every coordinate (README "Numerics"). At 0.2 every deterministic check passes on
-// the boxes. At 0.05 and 0.1 a first polar step shorter than ~1e-14 delta (probability ~10 % at
+// these boxes (the labelled box in 3-D, not here, misreads 1 of ~780 moves at 0.2 for the reason
+// below). At 0.05 and 0.1 a first polar step shorter than ~1e-14 delta (probability ~10 % at
 // 0.05) or a cartesian increment within an ulp of the face x = m leaves a point on which float64
 // cannot decide the backward kernel's availability (inside the ball or not; above m or not): the
 // inverse check fails on those moves (measured: up to 3.6 % of them, the 3-D polar box at 0.05)
