@@ -16,6 +16,7 @@
 #include "envs/labelled_box.h"
 #include "envs/line.h"
 #include "envs/sets.h"
+#include "envs/torus.h"
 #include "io/checkpoint.h"
 #include "io/run_log.h"
 #include "losses/db.h"
@@ -40,6 +41,8 @@ Registry Registry::builtin() {
       "box", "[0,1]^d reached by a ball then sphere steps (polar) or minimum-step increments (cartesian)"));
   r.add_env(env_entry<LabelledBoxEnv, LabelledBoxOptions>(
       "labelled_box", "a discrete label chosen first, then box moves; reward label_ratio^label R_box(x)"));
+  r.add_env(env_entry<TorusEnv, TorusOptions>(
+      "torus", "two von Mises modes on the k-torus reached by a fixed number of rotations (circle pieces of dim k)"));
   r.add_env(env_entry<SetsEnv, SetsOptions>(
       "sets", "subsets of exactly k of n elements with fixed energies, one element per step; R = exp(-energy)"));
   r.add_objective(objective_entry<TrajectoryBalance>("tb", "trajectory balance"));

@@ -277,6 +277,8 @@ int main(int argc, char** argv) {
       {"labelled_box 2-D 3 labels batch 128 MLP 4x128", "labelled_box", {{"dim", int64_t{2}}}, 128, 128, 4,
        Activation::kElu},
       {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned},
+      // circle pieces of dimension 2 with von Mises mixtures (configs/torus.toml)
+      {"torus 2-D 2 steps batch 128 MLP 2x128", "torus", {}, 128, 128, 2, Activation::kElu},
       // issue 7's trajectory-length case (with --objective subtb: SubTB at T = 101, B = 300)
       {"line 100 steps batch 300 MLP 2x128", "line", {{"steps", int64_t{100}}}, 300, 128, 2, Activation::kRelu,
        BackwardPolicy::kLearned},

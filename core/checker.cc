@@ -101,11 +101,13 @@ torch::Tensor reference_bias(const KernelSpec& spec, const HeadOptions& head, do
         for (int64_t i = 0; i < c.dim; ++i) bias[offset + c.dim + i] = gaussian_log_scale;
         offset += 2 * c.dim;
         break;
-      case Domain::kCircle:
-        // [location raw, concentration raw]: softplus(-10) = 4.5e-5
-        bias[offset + 1] = -10.0;
-        offset += 2;
+      case Domain::kCircle: {
+        const int64_t k = head.mixture_components;
+        // [mixture logits (K) | location (K*D) | concentration (K*D)]: softplus(-10) = 4.5e-5
+        for (int64_t i = k + k * c.dim; i < VonMisesMixture::raw_size(k, c.dim); ++i) bias[offset + i] = -10.0;
+        offset += VonMisesMixture::raw_size(k, c.dim);
         break;
+      }
       case Domain::kNone: break;
     }
   }

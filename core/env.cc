@@ -46,8 +46,6 @@ std::string kernel_problem(const KernelSpec& kernel, const char* which, int64_t 
     }
     if (c.domain == Domain::kNone) return fmt::format("{}: a piece needs a chart domain", what);
     if (c.dim < 1) return fmt::format("{}: dimension {}, expected >= 1", what, c.dim);
-    if (c.domain == Domain::kCircle && c.dim != 1)
-      return fmt::format("{} on the circle has dimension {}: a circle piece has dimension 1", what, c.dim);
     if (c.dim > coord_dim)
       return fmt::format("{}: dimension {} exceeds the action spec's coord_dim = {}", what, c.dim, coord_dim);
   }

@@ -34,9 +34,9 @@
 //                            chart allows (README "Numerics"): points cannot hold a coordinate
 //                            within 1e-16 of a face.
 //       real                 R^k, any finite value.
-//       circle               [-pi, pi) as the dtype represents pi: the engine wraps its draws
-//                            into it, and recovered angles must lie in it (the von Mises density
-//                            is -inf outside).
+//       circle               [-pi, pi)^k (a torus step for k > 1) as the dtype represents pi:
+//                            the engine wraps its draws into it, and recovered angles must lie
+//                            in it (the von Mises density is -inf outside).
 //   - dtypes: training passes int64 discrete and float64 continuous coordinates. The checker's
 //     "jacobian" and "normalisation" call step / backward_step with float64 continuous states and
 //     chart coordinates and differentiate the charts by central finite differences: an env that
@@ -95,7 +95,7 @@ struct ActionSpec {
 // ConfigError "env 'NAME': action spec: <problem>" for the first thing wrong with `spec`: a
 // kernel without components (the backward kernel may have none), a name empty or used twice in
 // a kernel, an atom with a dimension or a domain, a piece without a domain or of dimension < 1,
-// a circle piece of dimension other than 1, a piece wider than coord_dim, a forward
+// a piece wider than coord_dim, a forward
 // exit that is not an atom, a backward exit. The registry checks every env it builds; the
 // checker and the policy heads rely on it.
 void validate_action_spec(const ActionSpec& spec, const std::string& env_name);

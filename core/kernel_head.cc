@@ -15,9 +15,9 @@ const OptionTable<HeadOptions>& HeadOptions::keys() {
   static const auto table =
       OptionTable<O>()
           .add("policy.mixture_components", &O::mixture_components,
-               "Beta mixture components of each continuous piece on a cube", in(1, 64))
+               "mixture components of each continuous piece on a cube (Betas) or a circle (von Mises)", in(1, 64))
           .add("policy.s0_mixture_components", &O::initial_mixture_components,
-               "Beta mixture components of the pieces available only at s0 (their own output head; 0: as "
+               "mixture components of the pieces available only at s0 (their own output head; 0: as "
                "policy.mixture_components)",
                in(0, 64))
           .add("policy.min_concentration", &O::min_concentration, "lower bound of every Beta concentration",
@@ -52,10 +52,7 @@ KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOpti
       case Domain::kUnitCube:
       case Domain::kInterval: raw = BetaMixture::raw_size(mixtures, comp.dim); break;
       case Domain::kReal: raw = 2 * comp.dim; break;
-      case Domain::kCircle:
-        if (comp.dim != 1) throw std::invalid_argument("piece '" + comp.name + "': a circle piece has dimension 1");
-        raw = 2;
-        break;
+      case Domain::kCircle: raw = VonMisesMixture::raw_size(mixtures, comp.dim); break;
       case Domain::kNone: throw std::invalid_argument("piece '" + comp.name + "' has no chart domain");
     }
     pieces_.push_back({c, comp.domain, comp.dim, output_size_, raw, mixtures});
@@ -77,8 +74,7 @@ torch::Tensor with_density(Domain domain, int64_t dim, int64_t mixtures, const H
     case Domain::kInterval:
       return f(BetaMixture::from_raw(raw, mixtures, dim, options.min_concentration, options.max_concentration));
     case Domain::kReal: return f(DiagonalGaussian{raw.narrow(1, 0, dim), raw.narrow(1, dim, dim).clamp(-7.0, 3.0)});
-    case Domain::kCircle:
-      return f(VonMises{M_PI * raw.narrow(1, 0, 1).tanh(), torch::softplus(raw.narrow(1, 1, 1)), fixed_shapes});
+    case Domain::kCircle: return f(VonMisesMixture::from_raw(raw, mixtures, dim, fixed_shapes));
     case Domain::kNone: break;
   }
   throw std::logic_error("piece without a domain");
@@ -107,7 +103,7 @@ torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& 
     } else if constexpr (std::is_same_v<Q, DiagonalGaussian>) {
       return DiagonalGaussian{q.loc, q.log_scale + 0.5 * std::log(t)}.sample(generator).detach();
     } else {
-      return VonMises{q.loc, q.concentration / t, q.fixed_rounds}.sample(generator).detach();
+      return VonMisesMixture{q.logits / t, q.loc, q.concentration / t, q.fixed_rounds}.sample(generator).detach();
     }
   });
 }
@@ -171,7 +167,8 @@ torch::Tensor KernelHead::log_uniform_density(const torch::Tensor& component) co
   require_uniform();
   auto total = torch::zeros({component.size(0)}, component.options().dtype(torch::kFloat32));
   for (const auto& piece : pieces_) {
-    const double lq = piece.domain == Domain::kCircle ? -std::log(2 * M_PI) : 0.0;
+    // (2 pi)^-k on the torus
+    const double lq = piece.domain == Domain::kCircle ? -static_cast<double>(piece.dim) * std::log(2 * M_PI) : 0.0;
     total = torch::where(component.eq(piece.component), torch::full_like(total, lq), total);
   }
   return total;

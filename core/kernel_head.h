@@ -6,7 +6,8 @@
 // parameters in component order. Densities by domain:
 //   unit cube / interval  mixture of products of Betas, concentrations in [cmin, cmax]
 //   R^k                   diagonal Gaussian, log-scale clamped to [-7, 3]
-//   circle                von Mises, location pi tanh(raw), concentration softplus(raw)
+//   circle (torus)        mixture of products of von Mises, locations pi tanh(raw),
+//                         concentrations softplus(raw)
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,7 @@
 namespace gfn {
 
 struct HeadOptions : KeyedOptions<HeadOptions> {
-  int64_t mixture_components = 2;   // Beta mixture components per piece, >= 1
+  int64_t mixture_components = 2;   // Beta or von Mises mixture components per piece, >= 1
   int64_t initial_mixture_components = 0;  // for pieces available only at s0 (0: as mixture_components)
   double min_concentration = 0.1;   // Beta concentration bounds, 0 < min < max
   double max_concentration = 5.1;
@@ -48,15 +49,16 @@ class KernelHead {
   // Draws chart coordinates for each row's chosen piece (zeros for atoms): [N, Da] float64. A
   // temperature T != 1 draws from a tempered density instead, for off-policy exploration (the
   // trainer scores every draw under the untempered policy): Gaussian scales times sqrt(T), von
-  // Mises concentrations / T, Beta mixtures with logits / T and concentrations (c - 1) / T + 1
-  // (floored at 0.01): q^(1/T) for a single Beta, near it for mixtures.
+  // Mises mixtures with logits / T and concentrations / T, Beta mixtures with logits / T and
+  // concentrations (c - 1) / T + 1 (floored at 0.01): q^(1/T) for a single Beta or von Mises,
+  // near it for mixtures.
   torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component, torch::Generator& generator,
                               Execution execution = Execution::kAuto, double temperature = 1.0) const;
   // Draws chart coordinates uniformly on each row's piece domain (zeros for atoms): [N, Da]
   // float64, inside the open cube. Throws ConfigError if a piece lives on R^k.
   torch::Tensor sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const;
   // log of the uniform density on each row's piece domain (0 on the unit cube and for atoms,
-  // -log 2pi on the circle): [N] float32.
+  // -k log 2pi on the k-torus): [N] float32.
   torch::Tensor log_uniform_density(const torch::Tensor& component) const;
   // Throws ConfigError if a piece lives on R^k, where no uniform density exists.
   void require_uniform() const;

@@ -92,11 +92,35 @@ torch::Tensor log_i0_minus_x(const torch::Tensor& k) {
   return torch::where(small, k2 / 4 - k2 * k2 / 64 - ks, torch::log(torch::special::i0e(kl)));
 }
 
+// One mixture component per row drawn from logits [N, K] by the Gumbel-max trick, as an index
+// [N, 1, D] that gathers its [N, K, D] parameters.
+torch::Tensor draw_mixture_component(const torch::Tensor& logits, int64_t D, torch::Generator& gen) {
+  const int64_t N = logits.size(0);
+  auto g = gumbel_noise(logits.sizes(), gen, logits.options());
+  return (logits.log_softmax(1) + g).argmax(1).view({N, 1, 1}).expand({N, 1, D});
+}
+
+// Where angles lie in [-pi, pi) as the dtype represents pi: elementwise bool.
+torch::Tensor inside_circle(const torch::Tensor& x) { return (x >= -M_PI) & (x < M_PI); }
+
+// log VonMises(x; mu, kappa) elementwise (broadcasting), for x inside the circle:
+// -2 kappa sin^2((x - mu) / 2) - log 2 pi - log i0e(kappa).
+torch::Tensor von_mises_log_density(const torch::Tensor& x, const torch::Tensor& mu, const torch::Tensor& kappa) {
+  auto sin_half = torch::sin(0.5 * (x - mu));
+  return -2 * kappa * sin_half * sin_half - kLog2Pi - log_i0_minus_x(kappa);
+}
+
 }  // namespace
 
 torch::Tensor clamp_open_unit(const torch::Tensor& x) {
   auto [lo, hi] = open_unit_bounds(x.scalar_type());
   return x.clamp(lo, hi);
+}
+
+torch::Tensor wrap_angle(const torch::Tensor& x) {
+  auto w = torch::remainder(x + M_PI, 2 * M_PI) - M_PI;
+  w = torch::where(w >= M_PI, w - 2 * M_PI, w);
+  return torch::where(w < -M_PI, w + 2 * M_PI, w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,10 +149,7 @@ torch::Tensor BetaMixture::log_prob(const torch::Tensor& x) const {
 
 torch::Tensor BetaMixture::sample(torch::Generator& gen) const {
   torch::NoGradGuard no_grad;
-  const int64_t N = alpha.size(0), K = alpha.size(1), D = alpha.size(2);
-  auto g = gumbel_noise({N, K}, gen, logits.options());
-  auto k = (logits.log_softmax(1) + g).argmax(1);  // [N]
-  auto idx = k.view({N, 1, 1}).expand({N, 1, D});
+  auto idx = draw_mixture_component(logits, alpha.size(2), gen);
   auto a = alpha.gather(1, idx).squeeze(1), b = beta.gather(1, idx).squeeze(1);  // [N, D]
   auto lg1 = log_gamma_variate(a, gen);
   auto lg2 = log_gamma_variate(b, gen);
@@ -200,10 +221,8 @@ torch::Tensor TruncatedNormal::sample(torch::Generator& gen) const {
 torch::Tensor VonMises::log_prob(const torch::Tensor& x) const {
   TORCH_CHECK((x.dim() == 1 || x.dim() == 2) && x.sizes() == loc.sizes(), "VonMises::log_prob: x must be ", loc.sizes(),
               ", got ", x.sizes());
-  auto inside = (x >= -M_PI) & (x < M_PI);  // pi as the dtype represents it
-  auto half = 0.5 * (torch::where(inside, x, torch::zeros_like(x)) - loc);
-  auto sin_half = torch::sin(half);
-  auto lp = -2 * concentration * sin_half * sin_half - kLog2Pi - log_i0_minus_x(concentration);
+  auto inside = inside_circle(x);
+  auto lp = von_mises_log_density(torch::where(inside, x, torch::zeros_like(x)), loc, concentration);
   if (x.dim() == 2) {
     lp = lp.sum(1);
     inside = inside.all(1);
@@ -251,10 +270,36 @@ torch::Tensor VonMises::sample(torch::Generator& gen) const {
       pending = pending.masked_select(accept.logical_not());
     }
   }
-  auto x = (torch::remainder(theta + mu + M_PI, 2 * M_PI) - M_PI).view(loc.sizes()).to(loc.scalar_type());
-  // wrap what rounding (here or in the cast) put on pi back to the other end
-  x = torch::where(x >= M_PI, x - 2 * M_PI, x);
-  return torch::where(x < -M_PI, x + 2 * M_PI, x);
+  // wrapped in float64, then again after the cast (rounding may put an angle on pi)
+  return wrap_angle(wrap_angle(theta + mu).view(loc.sizes()).to(loc.scalar_type()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// VonMisesMixture
+
+VonMisesMixture VonMisesMixture::from_raw(const torch::Tensor& raw, int64_t K, int64_t D, bool fixed_rounds) {
+  TORCH_CHECK(raw.dim() == 2 && raw.size(1) == raw_size(K, D), "VonMisesMixture::from_raw: raw must be [N, ",
+              raw_size(K, D), "], got ", raw.sizes());
+  const int64_t N = raw.size(0);
+  auto loc = M_PI * raw.narrow(1, K, K * D).tanh();
+  auto kappa = torch::softplus(raw.narrow(1, K + K * D, K * D));
+  return VonMisesMixture{raw.narrow(1, 0, K), loc.view({N, K, D}), kappa.view({N, K, D}), fixed_rounds};
+}
+
+torch::Tensor VonMisesMixture::log_prob(const torch::Tensor& x) const {
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == loc.size(0) && x.size(1) == loc.size(2),
+              "VonMisesMixture::log_prob: x must be [N, D] = [", loc.size(0), ", ", loc.size(2), "], got ", x.sizes());
+  auto inside = inside_circle(x).all(1);                                        // [N]
+  auto xs = torch::where(inside.unsqueeze(1), x, 0.0).unsqueeze(1);             // [N, 1, D]
+  auto comp = von_mises_log_density(xs, loc, concentration).sum(2);             // [N, K]
+  auto lp = (logits.log_softmax(1) + comp).logsumexp(1);
+  return torch::where(inside, lp, -kInf);
+}
+
+torch::Tensor VonMisesMixture::sample(torch::Generator& gen) const {
+  torch::NoGradGuard no_grad;
+  auto idx = draw_mixture_component(logits, loc.size(2), gen);
+  return VonMises{loc.gather(1, idx).squeeze(1), concentration.gather(1, idx).squeeze(1), fixed_rounds}.sample(gen);
 }
 
 // ---------------------------------------------------------------------------------------------

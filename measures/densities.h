@@ -21,6 +21,10 @@ namespace gfn {
 // coordinates that a draw or an environment's arithmetic may put on a face.
 torch::Tensor clamp_open_unit(const torch::Tensor& x);
 
+// Wraps angles (any float dtype, any shape) into [-pi, pi) as the dtype represents pi: what
+// rounding puts on pi goes to the other end. For angles an environment adds or subtracts.
+torch::Tensor wrap_angle(const torch::Tensor& x);
+
 // Mixture of K products of D independent Betas on the open cube (0, 1)^D:
 //   log p(x) = logsumexp_k( log_softmax(logits)_k + sum_d log Beta(x_d; alpha_kd, beta_kd) ),
 //   log Beta(x; a, b) = (a-1) log x + (b-1) log1p(-x) - [lgamma a + lgamma b - lgamma(a+b)].
@@ -102,6 +106,29 @@ struct VonMises {
 
   torch::Tensor log_prob(const torch::Tensor& x) const;  // x shaped as loc -> [N]
   torch::Tensor sample(torch::Generator& gen) const;     // shaped as loc, in [-pi, pi), no grad
+};
+
+// Mixture of K products of D independent von Mises on the torus [-pi, pi)^D (a single von Mises
+// cannot put mass on two arcs):
+//   log p(x) = logsumexp_k( log_softmax(logits)_k + sum_d log VonMises(x_d; mu_kd, kappa_kd) ),
+// each factor as in VonMises (no cancellation at large kappa, the series below kappa = 1e-3).
+// x outside [-pi, pi)^D has log_prob -inf. Draws pick the component by the Gumbel-max trick, then
+// draw its D angles with VonMises::sample (`fixed_rounds` as there).
+struct VonMisesMixture {
+  torch::Tensor logits;         // [N, K] float, unnormalised log mixture weights
+  torch::Tensor loc;            // [N, K, D] float, mean directions in [-pi, pi]
+  torch::Tensor concentration;  // [N, K, D] float, kappa >= 0
+  bool fixed_rounds = false;    // sample() in fixed shapes (VonMises)
+
+  // The width of the raw network output that from_raw consumes: K * (1 + 2 D).
+  static int64_t raw_size(int64_t K, int64_t D) { return K * (1 + 2 * D); }
+  // Maps raw network outputs [N, raw_size(K, D)], laid out as [logits (K) | location (K*D,
+  // k-major) | concentration (K*D, k-major)], to logits, locations pi tanh(raw) and
+  // concentrations softplus(raw).
+  static VonMisesMixture from_raw(const torch::Tensor& raw, int64_t K, int64_t D, bool fixed_rounds = false);
+
+  torch::Tensor log_prob(const torch::Tensor& x) const;  // x [N, D] -> [N]
+  torch::Tensor sample(torch::Generator& gen) const;     // [N, D] in [-pi, pi), no grad
 };
 
 // Diagonal Gaussian on R^D:

@@ -3,6 +3,7 @@
 #include "core/kernel_head.h"
 
 #include <cmath>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -14,26 +15,28 @@
 namespace gfn {
 namespace {
 
-// atoms "a" and "exit", a 2-D cube piece, a 1-D real piece and a circle piece
+// atoms "a" and "exit", a 2-D cube piece, a 1-D real piece and a torus piece (a circle piece of
+// dimension 2)
 KernelSpec mixed_spec() {
   KernelSpec k;
   k.components = {{"a", ComponentKind::kAtom, 0, Domain::kNone},
                   {"cube", ComponentKind::kPiece, 2, Domain::kUnitCube},
                   {"line", ComponentKind::kPiece, 1, Domain::kReal},
-                  {"ring", ComponentKind::kPiece, 1, Domain::kCircle},
+                  {"torus", ComponentKind::kPiece, 2, Domain::kCircle},
                   {"exit", ComponentKind::kAtom, 0, Domain::kNone}};
   k.exit = 4;
   return k;
 }
 
-// 5 logits + Beta mixture (K = 3, D = 2: 3 * 5) + Gaussian (2) + von Mises (2)
+// 5 logits + Beta mixture (K = 3, D = 2: 3 * 5) + Gaussian (2) + von Mises mixture (K = 3, D = 2:
+// 3 * 5)
 TEST(KernelHeadTest, OutputLayout) {
   HeadOptions o;
   o.mixture_components = 3;
   KernelHead head(mixed_spec(), 2, o);
   EXPECT_EQ(head.num_components(), 5);
   EXPECT_TRUE(head.has_pieces());
-  EXPECT_EQ(head.output_size(), 5 + 15 + 2 + 2);
+  EXPECT_EQ(head.output_size(), 5 + 15 + 2 + 15);
   auto out = torch::randn({4, head.output_size()});
   EXPECT_TRUE(torch::equal(head.logits(out), out.narrow(1, 0, 5)));
   EXPECT_THROW(KernelHead(mixed_spec(), 1, o), std::invalid_argument);  // a 2-D piece needs Da >= 2
@@ -46,7 +49,7 @@ TEST(KernelHeadTest, LogDensityPerRow) {
   auto gen = make_generator(1, torch::kCPU);
   auto out = torch::randn({5, head.output_size()}, gen, torch::TensorOptions().dtype(torch::kFloat64));
   auto comp = torch::tensor({0, 1, 2, 3, 4}, torch::kInt64);
-  auto coords = torch::tensor({{0.3, 0.3}, {0.2, 0.7}, {-1.5, 0.0}, {2.0, 0.0}, {0.0, 0.0}}, torch::kFloat64);
+  auto coords = torch::tensor({{0.3, 0.3}, {0.2, 0.7}, {-1.5, 0.0}, {2.0, -2.5}, {0.0, 0.0}}, torch::kFloat64);
   auto lq = head.log_density(out, comp, coords);
   EXPECT_EQ(lq[0].item<double>(), 0.0);
   EXPECT_EQ(lq[4].item<double>(), 0.0);
@@ -54,8 +57,16 @@ TEST(KernelHeadTest, LogDensityPerRow) {
   EXPECT_NEAR(lq[1].item<double>(), beta[1].item<double>(), 1e-12);
   DiagonalGaussian g{out.narrow(1, 15, 1), out.narrow(1, 16, 1).clamp(-7.0, 3.0)};
   EXPECT_NEAR(lq[2].item<double>(), g.log_prob(coords.narrow(1, 0, 1))[2].item<double>(), 1e-12);
-  VonMises v{M_PI * out.narrow(1, 17, 1).tanh(), torch::softplus(out.narrow(1, 18, 1))};
-  EXPECT_NEAR(lq[3].item<double>(), v.log_prob(coords.narrow(1, 0, 1))[3].item<double>(), 1e-12);
+  // the von Mises mixture by hand: [logits (2) | locations (2 x 2) | concentrations (2 x 2)] from
+  // column 17, each component a product of two von Mises
+  auto raw = out.narrow(1, 17, 10);
+  auto weights = raw.narrow(1, 0, 2).log_softmax(1);
+  std::vector<torch::Tensor> terms;
+  for (int64_t k = 0; k < 2; ++k) {
+    VonMises v{M_PI * raw.narrow(1, 2 + 2 * k, 2).tanh(), torch::softplus(raw.narrow(1, 6 + 2 * k, 2))};
+    terms.push_back(weights.select(1, k) + v.log_prob(coords));
+  }
+  EXPECT_NEAR(lq[3].item<double>(), torch::logaddexp(terms[0], terms[1])[3].item<double>(), 1e-12);
 }
 
 // drawn coordinates lie in each chosen piece's domain, zeros for atoms; gradients are finite
@@ -69,8 +80,9 @@ TEST(KernelHeadTest, SampleInDomainAndFiniteGradients) {
   auto coords = head.sample_coords(out, comp, gen);
   auto cube = coords.index_select(0, comp.eq(1).nonzero().squeeze(1));
   EXPECT_TRUE((cube.gt(0) & cube.lt(1)).all().item<bool>());
-  auto ring = coords.index_select(0, comp.eq(3).nonzero().squeeze(1)).select(1, 0);
-  EXPECT_TRUE((ring.ge(-M_PI) & ring.lt(M_PI)).all().item<bool>());
+  auto torus = coords.index_select(0, comp.eq(3).nonzero().squeeze(1));
+  EXPECT_TRUE((torus.ge(-M_PI) & torus.lt(M_PI)).all().item<bool>());
+  EXPECT_GT(torus.select(1, 1).abs().min().item<double>(), 0.0);  // both angles drawn
   auto atoms = coords.index_select(0, (comp.eq(0) | comp.eq(4)).nonzero().squeeze(1));
   EXPECT_EQ(atoms.abs().sum().item<double>(), 0.0);
   // each piece's rows keep their own coordinates, which lie outside the other pieces' domains
@@ -85,14 +97,17 @@ TEST(KernelHeadTest, SampleInDomainAndFiniteGradients) {
   EXPECT_TRUE(torch::isfinite(raw.grad()).all().item<bool>());
 }
 
-// uniform densities: 0 on cubes and atoms, -log 2pi on the circle; none on R^k
+// uniform densities: 0 on cubes and atoms, -log 2pi on the circle, -2 log 2pi on the torus; none
+// on R^k
 TEST(KernelHeadTest, UniformDensities) {
   KernelSpec k;
   k.components = {{"a", ComponentKind::kAtom, 0, Domain::kNone},
                   {"cube", ComponentKind::kPiece, 2, Domain::kUnitCube},
-                  {"ring", ComponentKind::kPiece, 1, Domain::kCircle}};
+                  {"ring", ComponentKind::kPiece, 1, Domain::kCircle},
+                  {"torus", ComponentKind::kPiece, 2, Domain::kCircle}};
   KernelHead head(k, 2, HeadOptions{});
-  auto lu = head.log_uniform_density(torch::tensor({0, 1, 2}, torch::kInt64));
+  auto lu = head.log_uniform_density(torch::tensor({0, 1, 2, 3}, torch::kInt64));
+  EXPECT_NEAR(lu[3].item<float>(), -2 * std::log(2 * M_PI), 1e-6);
   EXPECT_EQ(lu[0].item<float>(), 0.0f);
   EXPECT_EQ(lu[1].item<float>(), 0.0f);
   EXPECT_NEAR(lu[2].item<float>(), -std::log(2 * M_PI), 1e-6);
