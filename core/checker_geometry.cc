@@ -60,8 +60,11 @@ Volume chart_volume(const Env& env, bool forward, const States& states, int64_t 
     auto xp = plus.next.continuous.to(torch::kFloat64), xm = minus.next.continuous.to(torch::kFloat64);
     auto column = (xp - xm) / (2.0 * hi.unsqueeze(1));
     columns.push_back(column);
-    // rounding of the two points, divided by the step, relative to the column's length
-    auto rounding = eps * (xp.abs() + xm.abs()) / (2.0 * hi.unsqueeze(1));
+    // rounding of the two points, divided by the step, relative to the column's length; a
+    // coordinate is taken to carry rounding of at least eps absolute (its chart computes it from
+    // quantities of the state space's unit scale: an angle near pi/2 holds 2e-16, so a piece a
+    // few 1e-13 long, next to a face, has differences the step cannot resolve)
+    auto rounding = eps * (xp.abs().clamp_min(1.0) + xm.abs().clamp_min(1.0)) / (2.0 * hi.unsqueeze(1));
     v.noise = v.noise + 4.0 * rounding.norm(2, 1) / column.norm(2, 1);
     v.same_chart = v.same_chart.logical_and(plus.next.discrete.eq(base.next.discrete).all(1))
                        .logical_and(minus.next.discrete.eq(base.next.discrete).all(1));

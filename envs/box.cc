@@ -124,10 +124,12 @@ std::pair<torch::Tensor, torch::Tensor> BoxGeometry::polar_back(const torch::Ten
                                                                 const torch::Tensor& coords) const {
   const int64_t d = options_.dim;
   if (d == 1) return {x - options_.delta, torch::zeros({x.size(0)}, x.options())};
-  // the forward chart around 1 - x, mirrored: parent = 1 - (1 - x + delta w) = x - delta w
-  OrthantSphereChart chart{torch::where(col(take), 1.0 - x, 0.0), options_.delta};
+  // the forward chart around 1 - x, mirrored: parent = 1 - (1 - x + delta w) = x - delta w,
+  // computed as such, with the chart's room 1 - (1 - x) given as x (measures/charts.h): a parent
+  // within 1e-14 of a lower face keeps its digits
+  OrthantSphereChart chart{torch::where(col(take), 1.0 - x, 0.0), options_.delta, torch::where(col(take), x, 1.0)};
   auto p = chart.forward(torch::where(col(take), coords.narrow(1, 0, d - 1), 0.5));
-  return {1.0 - p.x, p.log_jacobian};
+  return {x - p.offset, p.log_jacobian};
 }
 
 std::pair<torch::Tensor, torch::Tensor> BoxGeometry::step(const torch::Tensor& x, const torch::Tensor& component,
@@ -197,7 +199,7 @@ Actions BoxGeometry::backward_action(const torch::Tensor& parent, const torch::T
     // the mirrored chart around 1 - child holds the forward step's direction: its angles
     OrthantSphereChart fchart{torch::where(col(back), p64, 0.0), options_.delta};
     auto phi = fchart.angles(torch::where(col(back), uf.narrow(1, 0, d - 1), 0.5));
-    OrthantSphereChart bchart{torch::where(col(back), 1.0 - c64, 0.0), options_.delta};
+    OrthantSphereChart bchart{torch::where(col(back), 1.0 - c64, 0.0), options_.delta, torch::where(col(back), c64, 1.0)};
     auto [ub, lj_b] = bchart.coords(phi);
     u = pad_one(ub);
     lj = lj_b;
@@ -235,7 +237,8 @@ Actions BoxGeometry::forward_action(const torch::Tensor& child, const torch::Ten
       // the direction of the backward step, in the forward chart at the parent (the origin where
       // the parent is not a sphere's center, so that every row stays finite)
       auto use = first.logical_not().logical_and(OrthantSphereChart{p64, options_.delta}.feasible());
-      OrthantSphereChart bchart{torch::where(col(use), 1.0 - c64, 0.0), options_.delta};
+      OrthantSphereChart bchart{torch::where(col(use), 1.0 - c64, 0.0), options_.delta,
+                                torch::where(col(use), c64, 1.0)};
       auto phi = bchart.angles(torch::where(col(use), ub.narrow(1, 0, d - 1), 0.5));
       OrthantSphereChart fchart{torch::where(col(use), p64, 0.0), options_.delta};
       auto [us, lj_f] = fchart.coords(phi);

@@ -147,12 +147,11 @@ struct SphereStages {
   torch::Tensor log_area;      // [N]: sum_i log S_k(a_i, b_i) (-inf where a range is empty)
 };
 
-SphereStages sphere_stages(const torch::Tensor& center, double delta, const torch::Tensor& given, bool given_angles) {
-  const int64_t n = center.size(0), d = center.size(1);
-  auto h = ((1.0 - center) / delta).clamp(0.0, 1.0);                    // [N, d]
+SphereStages sphere_stages(const torch::Tensor& h, const torch::Tensor& given, bool given_angles) {
+  const int64_t n = h.size(0), d = h.size(1);
   auto tail = h.square().flip({1}).cumsum(1).flip({1}).sqrt();           // [N, d]: ||h_{i:}||
-  auto rho = torch::ones({n}, center.options());
-  auto log_area = torch::zeros({n}, center.options());
+  auto rho = torch::ones({n}, h.options());
+  auto log_area = torch::zeros({n}, h.options());
   std::vector<torch::Tensor> phis, as, bs, us;
   for (int64_t i = 0; i < d - 1; ++i) {
     const int64_t k = d - 2 - i;
@@ -224,22 +223,26 @@ torch::Tensor OrthantBallChart::inverse(const torch::Tensor& x) const {
   return torch::cat({r, orthant_equal_area(angles, /*to_angles=*/false)}, 1);
 }
 
+torch::Tensor OrthantSphereChart::reach() const {
+  return ((room.defined() ? room : 1.0 - center) / delta).clamp(0.0, 1.0);
+}
+
 std::pair<torch::Tensor, torch::Tensor> OrthantSphereChart::range() const {
   require_rows(center, -1, "OrthantSphereChart");
-  auto h = ((1.0 - center) / delta).clamp(0.0, 1.0);
+  auto h = reach();
   auto rest = h.narrow(1, 1, h.size(1) - 1).square().sum(1).sqrt();
   return stage_range(h.select(1, 0), rest, torch::ones({h.size(0)}, h.options()));
 }
 
 std::pair<torch::Tensor, torch::Tensor> OrthantSphereChart::ranges(const torch::Tensor& u) const {
   require_rows(u, center.size(1) - 1, "OrthantSphereChart::ranges");
-  auto st = sphere_stages(center, delta, u, /*given_angles=*/false);
+  auto st = sphere_stages(reach(), u, /*given_angles=*/false);
   return {st.a, st.b};
 }
 
 torch::Tensor OrthantSphereChart::feasible() const {
   require_rows(center, -1, "OrthantSphereChart");
-  auto h = ((1.0 - center) / delta).clamp(0.0, 1.0);
+  auto h = reach();
   return h.square().sum(1).gt(1.0) & h.gt(0).all(1);
 }
 
@@ -248,28 +251,28 @@ ChartPoint OrthantSphereChart::forward(const torch::Tensor& u) const {
   if (center.size(1) < 2) throw std::invalid_argument("OrthantSphereChart: dimension d >= 2 expected");
   require_rows(u, center.size(1) - 1, "OrthantSphereChart::forward");
   const int64_t d = center.size(1);
-  auto st = sphere_stages(center, delta, u, /*given_angles=*/false);
-  auto x = center + delta * unit_vector_from_angles(st.phi);
+  auto st = sphere_stages(reach(), u, /*given_angles=*/false);
+  auto offset = delta * unit_vector_from_angles(st.phi);
   // an empty range has no volume: log J = -inf there
   auto log_j = (d - 1) * std::log(delta) + st.log_area;
-  return {x, log_j};
+  return {center + offset, log_j, offset};
 }
 
 torch::Tensor OrthantSphereChart::angles(const torch::Tensor& u) const {
   require_rows(u, center.size(1) - 1, "OrthantSphereChart::angles");
-  return sphere_stages(center, delta, u, /*given_angles=*/false).phi;
+  return sphere_stages(reach(), u, /*given_angles=*/false).phi;
 }
 
 std::pair<torch::Tensor, torch::Tensor> OrthantSphereChart::coords(const torch::Tensor& phi) const {
   require_rows(phi, center.size(1) - 1, "OrthantSphereChart::coords");
-  auto st = sphere_stages(center, delta, phi, /*given_angles=*/true);
+  auto st = sphere_stages(reach(), phi, /*given_angles=*/true);
   return {st.u, (center.size(1) - 1) * std::log(delta) + st.log_area};
 }
 
 torch::Tensor OrthantSphereChart::inverse(const torch::Tensor& x) const {
   require_rows(x, center.size(1), "OrthantSphereChart::inverse");
   auto angles = angles_from_unit_vector(x - center);
-  return sphere_stages(center, delta, angles, /*given_angles=*/true).u;
+  return sphere_stages(reach(), angles, /*given_angles=*/true).u;
 }
 
 }  // namespace gfn

@@ -24,6 +24,7 @@ namespace gfn {
 struct ChartPoint {
   torch::Tensor x;             // [N, d]
   torch::Tensor log_jacobian;  // [N]
+  torch::Tensor offset;        // [N, d]: x - center, as computed before the addition (sphere charts)
 };
 
 // The box [lo, hi] (rows of lo/hi, [N, k]) as the image of [0,1]^k: x = lo + (hi - lo) u,
@@ -88,9 +89,15 @@ struct OrthantBallChart {
 // range has no volume), the only place it is not finite. A zero tail norm (rho_i = 0) is
 // guarded. Any float dtype; float64 recommended for states near the feasibility boundary, where
 // a_i and b_i nearly meet.
+// `room`, when given, is 1 - center exactly: a caller that mirrors a point x (center = 1 - x, the
+// chart of a backward step) passes x itself, since 1 - (1 - x) keeps only x's digits above 1e-16
+// and a point 1e-14 from a lower face would get its range, and its parent, wrong by a percent or
+// more (the parent landing on the face, where the first step's coordinates are then read as 0).
+// With the room given, the parent x - offset keeps x's relative precision.
 struct OrthantSphereChart {
   torch::Tensor center;  // [N, d], inside [0, 1]^d
   double delta = 0.25;   // radius, > 0
+  torch::Tensor room;    // optional [N, d]: 1 - center, exactly (see above); undefined: computed
   ChartPoint forward(const torch::Tensor& u) const;     // u [N, d-1]
   torch::Tensor inverse(const torch::Tensor& x) const;  // x [N, d] on the piece -> u [N, d-1]
   // The hyperspherical angles of the direction v at coordinates u ([N, d-1] -> [N, d-1]), and
@@ -110,6 +117,8 @@ struct OrthantSphereChart {
   std::pair<torch::Tensor, torch::Tensor> range() const;
   // The ranges [a_i, b_i] of every angle at coordinates u ([N, d-1]): [N, d-1] each.
   std::pair<torch::Tensor, torch::Tensor> ranges(const torch::Tensor& u) const;
+  // h = clamp((1 - center) / delta, 0, 1), from `room` where given: [N, d].
+  torch::Tensor reach() const;
 };
 
 }  // namespace gfn

@@ -242,3 +242,40 @@ TEST(BoundaryNumerics, KernelHeadScoresRoundTrippedDrawsInFloat64) {
 
 }  // namespace
 }  // namespace gfn
+
+namespace gfn {
+namespace {
+
+// A backward sphere step that lands 1e-17 from the lower face y = 0 (the walk a learned P_B at
+// concentration 0.1 makes towards a face, found by the importance-sampled evaluation): the parent
+// keeps its digits (it was computed as 1 - (1 - parent) before, which put it on the face), and
+// the first step's coordinates read from it are the angle of that point, not the clamped 0 at
+// which P_F's Beta density was e^369 (an evaluation read a grid mass of 1e133 from one such
+// trajectory). Reference in long double: for d = 2 the mirrored chart's arc runs over [a, b] =
+// [0, asin(y / delta)] here (h_0 = x / delta > 1), theta = u b, parent = child - delta (cos, sin).
+TEST(BoundaryNumerics, BackwardStepNearALowerFaceKeepsTheParentsDigits) {
+  BoxOptions o;
+  o.dim = 2;
+  BoxEnv env(o);
+  const double x = 0.283074, y = 2.35367e-14, u = 0.99933, delta = o.delta;
+  States child{torch::zeros({1, 0}, torch::kInt64), torch::tensor({x, y}, kF64).view({1, 2}),
+               torch::zeros({1}, torch::kBool), torch::zeros({1}, torch::kBool)};
+  Actions back{torch::zeros({1}, torch::kInt64), torch::tensor({u, 0.0}, kF64).view({1, 2})};
+  States parent = env.backward_step(child, back).next;
+  const long double theta = static_cast<long double>(u) * std::asin(static_cast<long double>(y) / delta);
+  const long double px = x - delta * std::cos(theta), py = y - delta * std::sin(theta);
+  const double got_x = parent.continuous[0][0].item<double>(), got_y = parent.continuous[0][1].item<double>();
+  EXPECT_NEAR(got_x, static_cast<double>(px), 1e-15);
+  EXPECT_GT(got_y, 0.0);
+  EXPECT_NEAR(got_y / static_cast<double>(py), 1.0, 1e-9) << got_y << " against " << static_cast<double>(py);
+  // the first step's coordinates, read from that parent as the only child of s0: the equal-area
+  // angle (2 / pi) atan2(y, x) for d = 2, to 1e-9 relative
+  States s0 = env.initial_states(1, torch::kCPU);
+  Actions to_s0{torch::ones({1}, torch::kInt64), torch::zeros({1, 2}, kF64)};
+  Actions first = env.forward_action(parent, s0, to_s0, nullptr);
+  const double angle = static_cast<double>(2.0L / M_PI * std::atan2(py, px));
+  EXPECT_NEAR(first.coords[0][1].item<double>() / angle, 1.0, 1e-9);
+}
+
+}  // namespace
+}  // namespace gfn
