@@ -165,7 +165,7 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   }
   if (phases && !trainer.tabular() && device.is_cpu()) {
     // where an iteration's time goes: sampling, scoring + loss, backward (the optimiser is the rest)
-    double t_roll = 0, t_score = 0, t_back = 0;
+    double t_roll = 0, t_score = 0, t_back = 0, t_net = 0, t_net_back = 0, rows = 0;
     auto clock = [] { return std::chrono::steady_clock::now(); };
     auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
     auto pgen = gfn::make_generator(1, torch::kCPU);
@@ -180,9 +180,29 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
       t_roll += sec(a, b);
       t_score += sec(b, d);
       t_back += sec(d, e);
+      // the policy network alone on as many rows as the iteration evaluated (every state of every
+      // trajectory, s0 and the exit's state included), in one batched pass: what the network's
+      // arithmetic costs at the least, whatever the rest of the path does
+      const int64_t n = (tr.length + 1).sum().item<int64_t>();
+      auto features = torch::randn({n, env->feature_dim()}, pgen);
+      auto f = clock();
+      {
+        torch::NoGradGuard no_grad;
+        est.policy->forward_outputs(est.policy->trunk(features));
+      }
+      auto g = clock();
+      est.policy->forward_outputs(est.policy->trunk(features)).sum().backward();
+      auto h = clock();
+      est.policy->zero_grad();
+      t_net += sec(f, g);
+      t_net_back += sec(g, h);
+      rows += static_cast<double>(n);
     }
     std::printf("  phases: rollout %.3f ms, scoring + loss %.3f ms, backward %.3f ms\n", 1e3 * t_roll / iters,
                 1e3 * t_score / iters, 1e3 * t_back / iters);
+    std::printf("  the policy network alone on the %.0f rows an iteration evaluates, one batched pass: forward %.3f "
+                "ms, forward + backward %.3f ms\n",
+                rows / iters, 1e3 * t_net / iters, 1e3 * t_net_back / iters);
   }
   std::printf("%-44s tabular=%-3s  %8.3f ms/iter  %10.0f traj/s  mean length %.2f", c.name.c_str(),
               trainer.tabular() ? "yes" : "no", 1e3 * s / iters, c.batch * iters / s, steps / (c.batch * iters));
