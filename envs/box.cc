@@ -137,24 +137,33 @@ std::pair<torch::Tensor, torch::Tensor> BoxGeometry::step(const torch::Tensor& x
   auto x64 = f64(x), u = f64(coords);
   auto first = component.eq(kFirst), move = component.eq(kMove);
   auto zero = torch::zeros({x.size(0)}, x64.options());
-  torch::Tensor p1, lj1, p2, lj2;
-  auto u1 = torch::where(col(first), u, 0.5);
   if (polar()) {
-    auto p = OrthantBallChart{torch::zeros_like(x64), options_.delta}.forward(u1);
-    p1 = p.x;
-    lj1 = p.log_jacobian;
-    std::tie(p2, lj2) = polar_move(x64, move, u);
-  } else {
-    const double m = options_.min_step;
-    p1 = u1;
-    lj1 = zero;
-    // x' = x + m + u (1 - x - m), a box of widths 1 - x - m (1 where the row does not move)
-    auto width = torch::where(col(move), 1.0 - x64 - m, 1.0);
-    p2 = x64 + m + torch::where(col(move), u, 0.5) * width;
-    lj2 = width.log().sum(1);
+    // each chart on its own rows: compact on the CPU (a rollout step is all first steps or none,
+    // so half the work was for nothing), every row in fixed shapes (no host read)
+    const auto execution = resolve_execution(Execution::kAuto, x.device());
+    RowSelection firsts(first, execution), moves(move, execution);
+    auto next = x64, log_j = zero;
+    if (!firsts.empty()) {
+      auto u1 = firsts.take_or(u, 0.5);
+      auto p = OrthantBallChart{torch::zeros_like(u1), options_.delta}.forward(u1);
+      next = firsts.put(p.x, next);
+      log_j = firsts.put(p.log_jacobian, log_j);
+    }
+    if (!moves.empty()) {
+      auto [p2, lj2] = polar_move(moves.take(x64), moves.take(move), moves.take(u));
+      next = moves.put(p2, next);
+      log_j = moves.put(lj2, log_j);
+    }
+    return {next.clamp(0.0, 1.0).to(x.scalar_type()), log_j.to(x.scalar_type())};
   }
-  auto next = torch::where(col(first), p1, torch::where(col(move), p2, x64)).clamp(0.0, 1.0);
-  auto log_j = torch::where(first, lj1, torch::where(move, lj2, zero));
+  // cartesian: the first step's point is its coordinates (log J = 0); a later one is
+  // x' = x + m + u (1 - x - m), a box of widths 1 - x - m (1 where the row does not move)
+  const double m = options_.min_step;
+  auto width = torch::where(col(move), 1.0 - x64 - m, 1.0);
+  auto p2 = x64 + m + torch::where(col(move), u, 0.5) * width;
+  auto lj2 = width.log().sum(1);
+  auto next = torch::where(col(first), u, torch::where(col(move), p2, x64)).clamp(0.0, 1.0);
+  auto log_j = torch::where(move, lj2, zero);
   return {next.to(x.scalar_type()), log_j.to(x.scalar_type())};
 }
 
