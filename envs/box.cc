@@ -120,10 +120,40 @@ std::pair<torch::Tensor, torch::Tensor> BoxGeometry::polar_move(const torch::Ten
   return {p.x, p.log_jacobian};
 }
 
+std::pair<torch::Tensor, torch::Tensor> BoxGeometry::arc_back(const torch::Tensor& x, const torch::Tensor& take,
+                                                              const torch::Tensor& coords) const {
+  const double delta = options_.delta;
+  // the mirrored chart's arc (measures/charts.h, d = 2): h = x / delta, theta over
+  // [a, b] = [arccos min(1, h_0), arcsin min(1, h_1)], theta = a + u (b - a); rows that do not
+  // move get room 1 (the full quarter circle), finite everywhere
+  auto room = torch::where(col(take), x, 1.0);
+  auto h = (room / delta).clamp(0.0, 1.0);
+  auto h0 = h.select(1, 0), h1 = h.select(1, 1);
+  auto a = torch::atan2(((1.0 - h0) * (1.0 + h0)).sqrt(), h0);
+  auto b = torch::maximum(a, torch::atan2(h1, ((1.0 - h1) * (1.0 + h1)).sqrt()));
+  auto width = b - a;
+  auto u = torch::where(take, coords.select(1, 0), 0.5);
+  auto theta = a + u * width;
+  // parent = x - delta (cos theta, sin theta), each coordinate measured from the face that bounds
+  // its end of the arc where one does (x_0 = delta cos a, x_1 = delta sin b):
+  //   x_0 - delta cos theta = 2 delta sin((a + theta) / 2) sin(u (b - a) / 2),
+  //   x_1 - delta sin theta = 2 delta cos((b + theta) / 2) sin((1 - u) (b - a) / 2),
+  // exact to rounding where the difference would cancel to 0 (a draw u = 1 - 2^-53 puts the
+  // parent ~1e-18 from the face: read as 0 there, the first step's coordinate became 0 and P_F
+  // scored it at e^264)
+  auto px = torch::where(h0 < 1.0, 2 * delta * ((a + theta) / 2).sin() * (u * width / 2).sin(),
+                         room.select(1, 0) - delta * theta.cos());
+  auto py = torch::where(h1 < 1.0, 2 * delta * ((b + theta) / 2).cos() * ((1.0 - u) * width / 2).sin(),
+                         room.select(1, 1) - delta * theta.sin());
+  auto parent = torch::where(col(take), torch::stack({px, py}, 1), x);
+  return {parent, std::log(delta) + width.log()};
+}
+
 std::pair<torch::Tensor, torch::Tensor> BoxGeometry::polar_back(const torch::Tensor& x, const torch::Tensor& take,
                                                                 const torch::Tensor& coords) const {
   const int64_t d = options_.dim;
   if (d == 1) return {x - options_.delta, torch::zeros({x.size(0)}, x.options())};
+  if (d == 2) return arc_back(x, take, coords);
   // the forward chart around 1 - x, mirrored: parent = 1 - (1 - x + delta w) = x - delta w,
   // computed as such, with the chart's room 1 - (1 - x) given as x (measures/charts.h): a parent
   // within 1e-14 of a lower face keeps its digits

@@ -166,6 +166,10 @@ class BoxGeometry {
                                                      const torch::Tensor& coords) const;
   std::pair<torch::Tensor, torch::Tensor> polar_back(const torch::Tensor& x, const torch::Tensor& take,
                                                      const torch::Tensor& coords) const;
+  // polar_back for d = 2 in closed form, each parent coordinate measured from the face bounding
+  // its end of the arc (exact next to a face, where x - delta v cancels)
+  std::pair<torch::Tensor, torch::Tensor> arc_back(const torch::Tensor& x, const torch::Tensor& take,
+                                                   const torch::Tensor& coords) const;
   bool polar() const { return options_.form == BoxForm::kPolar; }
 
   BoxOptions options_;

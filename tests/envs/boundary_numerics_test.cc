@@ -13,10 +13,13 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/math/distributions/beta.hpp>
 #include <boost/math/distributions/normal.hpp>
+#include <boost/multiprecision/cpp_bin_float.hpp>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -275,6 +278,41 @@ TEST(BoundaryNumerics, BackwardStepNearALowerFaceKeepsTheParentsDigits) {
   Actions first = env.forward_action(parent, s0, to_s0, nullptr);
   const double angle = static_cast<double>(2.0L / M_PI * std::atan2(py, px));
   EXPECT_NEAR(first.coords[0][1].item<double>() / angle, 1.0, 1e-9);
+}
+
+// The d = 2 backward arc against a 50-digit reference, at draws next to both ends of the arc
+// (u = 2^-53 and 1 - 2^-53, where a Beta of concentration 0.1 puts a visible share of its draws)
+// and in the bulk, from children whose arc is bounded by a face at one end, both or neither:
+// every parent coordinate to 1e-9 relative, however close to its face (x - delta v in double
+// cancelled them to 0 at the ends).
+TEST(BoundaryNumerics, BackwardArcMatchesFiftyDigitsAtBothEnds) {
+  using Big = boost::multiprecision::cpp_bin_float_50;
+  BoxOptions o;
+  o.dim = 2;
+  BoxEnv env(o);
+  const double delta = o.delta;
+  const std::vector<std::pair<double, double>> children = {
+      {0.034852, 0.249555}, {0.283074, 2.35367e-14}, {0.2, 0.1}, {0.4, 0.3}, {0.05, 0.6}};
+  const std::vector<double> us = {std::ldexp(1.0, -53), 1e-9, 0.3, 0.999, 1.0 - std::ldexp(1.0, -53)};
+  for (auto [x, y] : children) {
+    for (double u : us) {
+      States child{torch::zeros({1, 0}, torch::kInt64), torch::tensor({x, y}, kF64).view({1, 2}),
+                   torch::zeros({1}, torch::kBool), torch::zeros({1}, torch::kBool)};
+      if (!env.backward_mask(child)[0][0].item<bool>()) continue;
+      Actions back{torch::zeros({1}, torch::kInt64), torch::tensor({u, 0.0}, kF64).view({1, 2})};
+      auto parent = env.backward_step(child, back).next.continuous;
+      const Big d(delta);
+      const Big h0 = x < delta ? Big(x) / d : Big(1), h1 = y < delta ? Big(y) / d : Big(1);
+      const Big a = boost::multiprecision::acos(h0), b = boost::multiprecision::asin(h1);
+      const Big theta = a + Big(u) * (b - a);
+      const Big px = Big(x) - d * boost::multiprecision::cos(theta), py = Big(y) - d * boost::multiprecision::sin(theta);
+      const std::string where = fmt::format("child ({}, {}), u = {}", x, y, u);
+      for (int i = 0; i < 2; ++i) {
+        const double want = static_cast<double>(i == 0 ? px : py), got = parent[0][i].item<double>();
+        EXPECT_NEAR(got, want, 1e-9 * std::abs(want) + 1e-300) << where << ", coordinate " << i;
+      }
+    }
+  }
 }
 
 }  // namespace
