@@ -138,7 +138,7 @@ struct Commands {
   CLI::App* check = nullptr;
   CLI::App* analyse = nullptr;
   std::string config_path, out, resume, dir, sample_dir, sample_out, env_name;
-  std::vector<std::string> sets, env_sets, analyse_paths;
+  std::vector<std::string> sets, env_sets, eval_sets, analyse_paths;
   bool json = false, markdown = false;
   int64_t sample_count = 1000;
   uint64_t sample_seed = 0;
@@ -159,6 +159,10 @@ Commands::Commands(CLI::App& app) {
   eval = app.add_subcommand("eval", "exact metrics of the policy saved in a run directory");
   eval->add_option("dir", dir, "run directory written by gfn train")->required();
   eval->add_flag("--json", json, "print one JSON object");
+  eval->add_option("--set", eval_sets,
+                   "override an evaluation key for this call: eval.key=value (repeatable), e.g. "
+                   "eval.density_samples=128")
+      ->take_all();
   keys = app.add_subcommand("keys", "list every config key with its default and rule");
   keys->add_flag("--markdown", markdown, "as the README's Markdown tables");
   sample = app.add_subcommand("sample", "terminal samples of the policy saved in a run directory, with their "
@@ -191,7 +195,7 @@ int Commands::run(const Cli& cli) {
     return 0;
   }
   if (eval->parsed()) {
-    auto result = evaluate_run(dir, cli.registry);
+    auto result = evaluate_run(dir, cli.registry, eval_sets);
     std::cout << (json ? result.json() + "\n" : result.report());
     return 0;
   }

@@ -87,7 +87,11 @@ struct EvalResult {
   std::string json() const;
   std::string report() const;
 };
-EvalResult evaluate_run(const std::string& dir, const Registry& registry);
+// `eval_sets` ("eval.key=value") change the evaluation's own keys (eval.density_samples,
+// eval.is_samples, ...) for this call only; any other key is a ConfigError, since the saved model
+// was trained with the rest.
+EvalResult evaluate_run(const std::string& dir, const Registry& registry,
+                        const std::vector<std::string>& eval_sets = {});
 
 // Terminal samples of the policy saved in run directory `dir`, written to `out` (an HDF5 file in
 // the log format: the run's root attributes, /samples/{states_discrete, states_continuous,

@@ -72,12 +72,13 @@ struct SavedRun {
   int64_t iteration = 0;
 };
 
-SavedRun load_saved_run(const std::string& dir_str, const Registry& registry) {
+SavedRun load_saved_run(const std::string& dir_str, const Registry& registry,
+                        const std::vector<std::string>& sets = {}) {
   const fs::path dir = dir_str;
   if (!fs::is_directory(dir)) throw ConfigError(fmt::format("{}: not a run directory", dir_str));
   for (const char* f : {"config.toml", "model.pt"})
     if (!fs::exists(dir / f)) throw ConfigError(fmt::format("{}: no {} (not a finished or checkpointed run)", dir_str, f));
-  SavedRun s{load_config_file((dir / "config.toml").string(), {}, run_schema(registry)), Run{}, 0};
+  SavedRun s{load_config_file((dir / "config.toml").string(), sets, run_schema(registry)), Run{}, 0};
   s.run = build_run(s.config.params, registry);
   set_cpu_threads(static_cast<int>(s.run.options.threads));
   s.iteration = load_model((dir / "model.pt").string(), *s.run.estimators, s.run.components);
@@ -86,8 +87,14 @@ SavedRun load_saved_run(const std::string& dir_str, const Registry& registry) {
 
 }  // namespace
 
-EvalResult evaluate_run(const std::string& dir_str, const Registry& registry) {
-  SavedRun saved = load_saved_run(dir_str, registry);
+EvalResult evaluate_run(const std::string& dir_str, const Registry& registry,
+                        const std::vector<std::string>& eval_sets) {
+  for (const auto& set : eval_sets)
+    if (set.rfind("eval.", 0) != 0)
+      throw ConfigError(fmt::format("gfn eval --set {}: only the evaluation's keys (eval.*) can change for a saved "
+                                    "run; the model was trained with the others",
+                                    set));
+  SavedRun saved = load_saved_run(dir_str, registry, eval_sets);
   Run& run = saved.run;
   const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
   EvalResult result;

@@ -78,6 +78,22 @@ TEST_F(SampleEval, EveryEnvKind) {
   }
 }
 
+// eval --set changes the evaluation's keys for one call (more backward trajectories per grid
+// cell, say), and nothing else
+TEST_F(SampleEval, EvalSetsEvaluationKeysOnly) {
+  const fs::path run_dir = train("box", "dim = 2");
+  auto more = run("eval '" + run_dir.string() + "' --json --set eval.density_samples=16 eval.grid=4");
+  ASSERT_EQ(more.code, 0) << more.err;
+  EXPECT_TRUE(contains(more.out, "\"grid_cells\": 16")) << more.out;
+  auto env = run("eval '" + run_dir.string() + "' --set env.dim=3");
+  EXPECT_EQ(env.code, 2);
+  EXPECT_TRUE(contains(env.err, "gfn eval --set env.dim=3: only the evaluation's keys (eval.*) can change")) << env.err;
+  auto bad = run("eval '" + run_dir.string() + "' --set eval.density_samples=0");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "eval.density_samples")) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+}
+
 TEST_F(SampleEval, BadInputsAreOneLineErrors) {
   const fs::path run_dir = train("hypergrid", "ndim = 2\nheight = 4");
   auto exists = run("sample '" + run_dir.string() + "' -n 5 --out '" + (run_dir / "log.h5").string() + "'");
