@@ -20,6 +20,14 @@ torch::Tensor open_unit(const torch::Tensor& u) { return clamp_open_unit(u.to(to
 
 torch::Tensor f64(const torch::Tensor& t) { return t.to(torch::kFloat64); }
 
+// The sphere chart of a backward step from x (float64 [N, d]) on the rows of `take`: the forward
+// chart around 1 - x, mirrored, with its room 1 - (1 - x) given as x exactly (measures/charts.h);
+// other rows get the origin (room 1), where every chart is finite.
+OrthantSphereChart mirrored_chart(const torch::Tensor& x, const torch::Tensor& take, double delta) {
+  auto rows = take.unsqueeze(1);
+  return {torch::where(rows, 1.0 - x, 0.0), delta, torch::where(rows, x, 1.0)};
+}
+
 torch::Tensor col(const torch::Tensor& rows) { return rows.unsqueeze(1); }
 
 // sphere coordinates [N, d-1] padded with a zero column to the action width d
@@ -157,8 +165,7 @@ std::pair<torch::Tensor, torch::Tensor> BoxGeometry::polar_back(const torch::Ten
   // the forward chart around 1 - x, mirrored: parent = 1 - (1 - x + delta w) = x - delta w,
   // computed as such, with the chart's room 1 - (1 - x) given as x (measures/charts.h): a parent
   // within 1e-14 of a lower face keeps its digits
-  OrthantSphereChart chart{torch::where(col(take), 1.0 - x, 0.0), options_.delta, torch::where(col(take), x, 1.0)};
-  auto p = chart.forward(torch::where(col(take), coords.narrow(1, 0, d - 1), 0.5));
+  auto p = mirrored_chart(x, take, options_.delta).forward(torch::where(col(take), coords.narrow(1, 0, d - 1), 0.5));
   return {x - p.offset, p.log_jacobian};
 }
 
@@ -238,8 +245,7 @@ Actions BoxGeometry::backward_action(const torch::Tensor& parent, const torch::T
     // the mirrored chart around 1 - child holds the forward step's direction: its angles
     OrthantSphereChart fchart{torch::where(col(back), p64, 0.0), options_.delta};
     auto phi = fchart.angles(torch::where(col(back), uf.narrow(1, 0, d - 1), 0.5));
-    OrthantSphereChart bchart{torch::where(col(back), 1.0 - c64, 0.0), options_.delta, torch::where(col(back), c64, 1.0)};
-    auto [ub, lj_b] = bchart.coords(phi);
+    auto [ub, lj_b] = mirrored_chart(c64, back, options_.delta).coords(phi);
     u = pad_one(ub);
     lj = lj_b;
   }
@@ -276,9 +282,7 @@ Actions BoxGeometry::forward_action(const torch::Tensor& child, const torch::Ten
       // the direction of the backward step, in the forward chart at the parent (the origin where
       // the parent is not a sphere's center, so that every row stays finite)
       auto use = first.logical_not().logical_and(OrthantSphereChart{p64, options_.delta}.feasible());
-      OrthantSphereChart bchart{torch::where(col(use), 1.0 - c64, 0.0), options_.delta,
-                                torch::where(col(use), c64, 1.0)};
-      auto phi = bchart.angles(torch::where(col(use), ub.narrow(1, 0, d - 1), 0.5));
+      auto phi = mirrored_chart(c64, use, options_.delta).angles(torch::where(col(use), ub.narrow(1, 0, d - 1), 0.5));
       OrthantSphereChart fchart{torch::where(col(use), p64, 0.0), options_.delta};
       auto [us, lj_f] = fchart.coords(phi);
       lj2 = torch::where(use, lj_f, zero);

@@ -662,7 +662,10 @@ TEST(VonMisesMixtureTest, LogProbMatchesBoostBessel) {
     }
     VonMisesMixture q{t64(logits).view({1, 3}).expand({N, 3}), t64(mu).view({1, 3, 2}).expand({N, 3, 2}),
                       t64(kappa).view({1, 3, 2}).expand({N, 3, 2})};
-    expect_close(to_vector(q.log_prob(t64(flat_x).view({N, 2}))), want, 1e-12, "von Mises mixture log pdf");
+    auto lp = q.log_prob(t64(flat_x).view({N, 2}));
+    ASSERT_EQ(lp.sizes(), torch::IntArrayRef({N}));
+    EXPECT_TRUE(torch::isfinite(lp).all().item<bool>());
+    expect_close(to_vector(lp), want, 1e-12, "von Mises mixture log pdf");
   }
 }
 
@@ -728,7 +731,8 @@ TEST(VonMisesMixtureTest, SamplesMatchTheMixture) {
       rho[c][i] = boost::math::cyl_bessel_i(i, kappa[c]) / boost::math::cyl_bessel_i(0, kappa[c]);
   auto vm_cdf = [&](int c, double x) {
     double f = (x + M_PI) / (2 * M_PI);
-    for (int i = 1; i < 80; ++i) f += rho[c][i] * (std::sin(i * (x - mu[c])) - std::sin(i * (-M_PI - mu[c]))) / (M_PI * i);
+    for (int i = 1; i < 80; ++i)
+      f += rho[c][i] * (std::sin(i * (x - mu[c])) - std::sin(i * (-M_PI - mu[c]))) / (M_PI * i);
     return f;
   };
   auto cdf = [&](double x) { return w0 * vm_cdf(0, x) + (1 - w0) * vm_cdf(1, x); };
@@ -737,7 +741,8 @@ TEST(VonMisesMixtureTest, SamplesMatchTheMixture) {
   const double left = static_cast<double>(std::count_if(x.begin(), x.end(), [](double v) { return v < 0; })) / n;
   EXPECT_NEAR(left, w0, 5 * std::sqrt(w0 * (1 - w0) / n));
   // the 2-torus: modes at (-2, -2) and (2, 2), concentrated enough that both angles share a sign
-  VonMisesMixture q2{torch::zeros({n, 2}, torch::kFloat64), t64({-2.0, -2.0, 2.0, 2.0}).view({1, 2, 2}).expand({n, 2, 2}),
+  VonMisesMixture q2{torch::zeros({n, 2}, torch::kFloat64),
+                     t64({-2.0, -2.0, 2.0, 2.0}).view({1, 2, 2}).expand({n, 2, 2}),
                      torch::full({n, 2, 2}, 50.0, torch::kFloat64)};
   auto s2 = q2.sample(gen);
   auto same_side = (s2.select(1, 0) > 0).eq(s2.select(1, 1) > 0).to(torch::kFloat64).mean().item<double>();
