@@ -10,6 +10,7 @@
 
 #include "core/sampler.h"
 #include "io/checkpoint.h"
+#include "measures/transport.h"
 
 namespace gfn {
 
@@ -39,7 +40,12 @@ const OptionTable<EvalOptions>& EvalOptions::keys() {
                "on-policy terminal samples for the env's own metrics at each evaluation (sets: inclusion_error)",
                in(1, 1 << 24))
           .add("eval.samples", &O::samples, "terminal samples of the final policy written to /samples",
-               in(0, 1 << 24));
+               in(0, 1 << 24))
+          .add("eval.exact_samples", &O::exact_samples,
+               "K: exact target samples for the EUBO, and K of them against K model samples for the squared "
+               "2-Wasserstein distance (exact assignment, O(K^3)), at each evaluation (envs with exact samples: "
+               "diffusion; 0: off)",
+               in(0, 20000));
   return table;
 }
 
@@ -150,15 +156,31 @@ void Evaluator::add_groups() {
   if (options_.is_samples > 0 && table_ == nullptr) {  // enumerable envs have the exact metrics above
     std::vector<std::string> columns{"log_z_is", "elbo", "ess"};
     const auto exact = env_.log_partition();
-    if (exact) columns.push_back("log_z_is_error");
+    if (exact) columns.insert(columns.end(), {"log_z_is_error", "elbo_error"});
     groups_.push_back({columns, [this, columns, exact](Point& p) {
                          ImportanceEstimate e = importance_log_z(env_, estimators_, options_.is_samples, 4096,
                                                                  generator_, device_, execution_);
                          std::vector<double> values{e.log_z, e.elbo, e.ess};
-                         if (exact) values.push_back(std::fabs(e.log_z - *exact));
+                         // the diffusion papers' Delta log Z^RW and Delta log Z
+                         if (exact) values.insert(values.end(), {std::fabs(e.log_z - *exact), std::fabs(e.elbo - *exact)});
                          p.add(columns, values);
                          p.text += fmt::format("  log Z_IS {:+.4f}  ELBO {:+.4f}", e.log_z, e.elbo);
                          last_.importance = e;
+                       }});
+  }
+  if (options_.exact_samples > 0 && env_.has_exact_samples()) {
+    std::vector<std::string> columns{"eubo", "w2_squared"};
+    groups_.push_back({columns, [this, columns](Point& p) {
+                         const int64_t k = options_.exact_samples;
+                         auto target = env_.exact_samples(k, generator_, device_);
+                         const double eubo = evidence_upper_bound(env_, estimators_, target, 4096, generator_, execution_);
+                         auto model = rollout(env_, *estimators_.policy, k, SamplerOptions{}, generator_, device_,
+                                              execution_);
+                         const double w2 = squared_wasserstein2(model.terminal_continuous, target.continuous);
+                         p.add(columns, {eubo, w2});
+                         p.text += fmt::format("  EUBO {:+.4f}  W2^2 {:.4g}", eubo, w2);
+                         last_.eubo = eubo;
+                         last_.w2 = w2;
                        }});
   }
   if (grid_) {

@@ -33,6 +33,7 @@ struct EvalOptions : KeyedOptions<EvalOptions> {
   int64_t top_k = 100;              // distinct best terminal states kept (envs without continuous coordinates; 0: off)
   int64_t env_samples = 4096;       // on-policy samples for the env's own metrics
   int64_t samples = 1000;           // terminal samples of the final policy written to /samples
+  int64_t exact_samples = 2000;     // K exact target samples and K model samples for EUBO and W2^2 (envs with exact samples; 0: off)
 
   // The config keys (eval.*).
   static const OptionTable<EvalOptions>& keys();
@@ -43,6 +44,7 @@ struct EvalSummary {
   std::optional<ExactMetrics> exact;             // enumerable envs
   std::optional<double> l1;                      // the papers' L1 over the last l1_window terminal states
   std::optional<ImportanceEstimate> importance;  // log Z_IS and ELBO
+  std::optional<double> eubo, w2;                // EUBO and squared 2-Wasserstein distance (exact samples)
   std::optional<GridMetrics> grid;               // terminating density vs R/Z on the env's grid
   double tv = std::nan("");                      // exact TV (NaN where there is none)
 };

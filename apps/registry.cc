@@ -7,11 +7,14 @@
 
 #include "apps/assembly.h"
 #include "apps/evaluator.h"
+#include "components/exploration.h"
 #include "components/flow_head.h"
 #include "components/led.h"
+#include "components/replay.h"
 #include "components/tlm.h"
 #include "core/trainer.h"
 #include "envs/box.h"
+#include "envs/diffusion.h"
 #include "envs/hypergrid.h"
 #include "envs/labelled_box.h"
 #include "envs/line.h"
@@ -43,6 +46,8 @@ Registry Registry::builtin() {
       "labelled_box", "a discrete label chosen first, then box moves; reward label_ratio^label R_box(x)"));
   r.add_env(env_entry<TorusEnv, TorusOptions>(
       "torus", "two von Mises modes on the k-torus reached by a fixed number of rotations (circle pieces of dim k)"));
+  r.add_env(env_entry<DiffusionEnv, DiffusionOptions>(
+      "diffusion", "a diffusion sampler on R^d: T Euler-Maruyama steps towards a target density, Brownian-bridge P_B"));
   r.add_env(env_entry<SetsEnv, SetsOptions>(
       "sets", "subsets of exactly k of n elements with fixed energies, one element per step; R = exp(-energy)"));
   r.add_objective(objective_entry<TrajectoryBalance>("tb", "trajectory balance"));
@@ -62,6 +67,21 @@ Registry Registry::builtin() {
       "tlm", "P_B trained by trajectory likelihood maximisation, scored through an EMA target (policy.backward = tlm)"));
   r.add_component(component_entry<LedComponent, LedOptions>(
       "led", "a potential regressed on log R whose values are the local credits (objective.credit = led)"));
+  r.add_component({"explore", "extra forward noise of Gaussian steps, decaying to 0 (explore.noise > 0)",
+                   ExplorationOptions::keys().specs(), [](const ComponentSetup&) { return true; },
+                   [](const Params& p, const ComponentSetup& s) -> std::unique_ptr<TrainingComponent> {
+                     auto o = ExplorationOptions::keys().read(p);
+                     if (o.noise == 0.0) return nullptr;
+                     return std::make_unique<ExplorationComponent>(s, o);
+                   }});
+  r.add_component({"replay", "a replay buffer of terminal states trained on by backward sampling, and MALA local "
+                             "search feeding it (replay.capacity > 0)",
+                   ReplayOptions::keys().specs(), [](const ComponentSetup&) { return true; },
+                   [](const Params& p, const ComponentSetup& s) -> std::unique_ptr<TrainingComponent> {
+                     auto o = ReplayOptions::keys().read(p);
+                     if (o.capacity == 0) return nullptr;
+                     return std::make_unique<ReplayComponent>(s, o);
+                   }});
   return r;
 }
 
@@ -78,7 +98,8 @@ Components make_components(const Registry& registry, const ComponentSetup& setup
     Params given;
     for (const auto& spec : entry.params)
       if (params.has(spec.key)) given.set(spec.key, params.values().at(spec.key));
-    out.push_back(entry.make(resolve_params(entry.params, given, entry.name), setup));
+    auto made = entry.make(resolve_params(entry.params, given, entry.name), setup);
+    if (made) out.push_back(std::move(made));  // null: its own keys switch it off
   }
   return out;
 }

@@ -43,6 +43,7 @@ struct ComponentEntry {
   std::string doc;
   std::vector<ParamSpec> params;
   std::function<bool(const ComponentSetup&)> wanted;
+  // null when the component's own keys switch it off (explore.noise = 0)
   std::function<std::unique_ptr<TrainingComponent>(const Params&, const ComponentSetup&)> make;
 };
 

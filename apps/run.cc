@@ -324,6 +324,8 @@ RunSummary TrainingRun::finish() {
   s.l1 = e.l1;
   s.importance = e.importance;
   s.grid = e.grid;
+  s.eubo = e.eubo;
+  s.w2 = e.w2;
   s.log_z = run_.estimators->log_z.item<double>();
   return s;
 }

@@ -48,6 +48,7 @@ struct RunSummary {
   std::optional<double> l1;           // the papers' L1 over the last eval.l1_window terminal states
   std::optional<ImportanceEstimate> importance;  // log Z_IS and ELBO of the final policy
   std::optional<GridMetrics> grid;               // terminating density vs R/Z on the env's grid
+  std::optional<double> eubo, w2;                // EUBO and W2^2 against exact samples (diffusion)
   int stopped_by_signal = 0;   // nonzero: stop_requested's value; the run is resumable
   int64_t resumed_from = 0;    // the checkpoint's iteration of a resumed run (0: a fresh one)
 

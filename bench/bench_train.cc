@@ -1,14 +1,16 @@
 // Benchmark: milliseconds per training iteration (sampling, scoring, backward and the optimiser
 // step included) and trajectories per second, trajectory balance, one line per configuration:
-// hypergrid (discrete), box (continuous, both forms), labelled_box (hybrid) and line.
+// hypergrid (discrete), box (continuous, both forms), labelled_box (hybrid), line, torus and the
+// diffusion samplers (25gmm, manywell).
 //
 //   bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]
 //               [--phases on|off]   (time the phases of the per-step path separately)
+//               [--reuse on|off]   (train.reuse_rollout: score with the rollout's own network outputs)
 //               [--objective NAME]   (any registered objective: tb, db, subtb, fm, modified_db,
 //                                     vargrad; default tb)
 //               [--credit none|fl|led]   (local credits: forward-looking from the env, or LED's
 //                                         learned potential; default none)
-//               [--backward case|uniform|learned|tlm|maxent]   (P_B of every case; default: each
+//               [--backward case|uniform|learned|tlm|maxent|fixed]   (P_B of every case; default: each
 //                                         case's own)
 //               [--batch N]   (every case at batch N)
 //               [--env KEY=VALUE]   (an [env] key of every case selected, e.g. steps=100; repeatable)
@@ -55,6 +57,7 @@ struct Case {
   int64_t batch, hidden, layers;
   gfn::Activation activation = gfn::Activation::kRelu;
   gfn::BackwardPolicy backward = gfn::BackwardPolicy::kUniform;
+  gfn::Architecture architecture = gfn::Architecture::kMlp;  // time: embeddings of width 64
 };
 
 struct Variant {
@@ -64,6 +67,7 @@ struct Variant {
   std::string backward = "case";
   std::string device = "cpu";
   bool graph = false;
+  bool reuse = false;  // train.reuse_rollout
 };
 
 gfn::BackwardPolicy backward_policy(const std::string& name, gfn::BackwardPolicy fallback) {
@@ -71,6 +75,7 @@ gfn::BackwardPolicy backward_policy(const std::string& name, gfn::BackwardPolicy
   if (name == "learned") return gfn::BackwardPolicy::kLearned;
   if (name == "tlm") return gfn::BackwardPolicy::kTlm;
   if (name == "maxent") return gfn::BackwardPolicy::kMaxEnt;
+  if (name == "fixed") return gfn::BackwardPolicy::kFixed;
   return fallback;
 }
 
@@ -86,6 +91,7 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   eo.layers = c.layers;
   eo.activation = c.activation;
   eo.backward = backward_policy(variant.backward, c.backward);
+  eo.architecture = c.architecture;
   const auto& oentry = registry.objective(variant.objective);
   auto objective = oentry.make(gfn::resolve_params(oentry.params, gfn::Params{}, "bench objective"));
   auto gen = gfn::make_generator(0, torch::kCPU);
@@ -95,6 +101,7 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   to.cuda_graph = variant.graph;
   to.tabular = mode;
   to.execution = execution;
+  to.reuse_rollout = variant.reuse;
   to.score.credit = gfn::enum_value<gfn::Credit>(variant.credit, "--credit");
   std::unique_ptr<gfn::Estimators> owned_est;
   gfn::Components components;
@@ -188,10 +195,10 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
       auto f = clock();
       {
         torch::NoGradGuard no_grad;
-        est.policy->forward_outputs(est.policy->trunk(features));
+        est.policy->forward_outputs(est.policy->trunk(features), features);
       }
       auto g = clock();
-      est.policy->forward_outputs(est.policy->trunk(features)).sum().backward();
+      est.policy->forward_outputs(est.policy->trunk(features), features).sum().backward();
       auto h = clock();
       est.policy->zero_grad();
       t_net += sec(f, g);
@@ -222,7 +229,7 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, gfn::ParamValue>> env_sets;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
-      "                   [--phases on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n"
+      "                   [--phases on|off] [--reuse on|off] [--objective tb|db|subtb|fm|modified_db|vargrad]\n"
       "                   [--credit none|fl|led] [--backward case|uniform|learned|tlm|maxent]\n"
       "                   [--batch N]   (every case at batch N instead of its own)\n"
       "                   [--device cpu|cuda|cuda:N] [--graph on|off]   (CUDA graphs need cuda)\n"
@@ -237,6 +244,7 @@ int main(int argc, char** argv) {
         else if (k == "--tabular") tabular = v;
         else if (k == "--only") only = v;
         else if (k == "--phases") phases = std::string(v) == "on";
+        else if (k == "--reuse") variant.reuse = std::string(v) == "on";
         else if (k == "--objective") variant.objective = v;
         else if (k == "--credit") variant.credit = v;
         else if (k == "--backward") variant.backward = v;
@@ -273,7 +281,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_train: unknown objective '%s'\n%s", variant.objective.c_str(), help);
     return 2;
   }
-  const std::vector<std::string> credits{"none", "fl", "led"}, backwards{"case", "uniform", "learned", "tlm", "maxent"};
+  const std::vector<std::string> credits{"none", "fl", "led"}, backwards{"case", "uniform", "learned", "tlm", "maxent",
+                                                                                   "fixed"};
   if (std::find(credits.begin(), credits.end(), variant.credit) == credits.end() ||
       std::find(backwards.begin(), backwards.end(), variant.backward) == backwards.end()) {
     std::fprintf(stderr, "bench_train: unknown --credit '%s' or --backward '%s'\n%s", variant.credit.c_str(),
@@ -299,6 +308,12 @@ int main(int argc, char** argv) {
       {"line 5 steps batch 64 MLP 2x128", "line", {}, 64, 128, 2, Activation::kRelu, BackwardPolicy::kLearned},
       // circle pieces of dimension 2 with von Mises mixtures (configs/torus.toml)
       {"torus 2-D 2 steps batch 128 MLP 2x128", "torus", {}, 128, 128, 2, Activation::kElu},
+      // diffusion samplers at the papers' settings (configs/diffusion_*.toml): T = 100, batch 300,
+      // the time architecture 64 wide, the Brownian-bridge P_B
+      {"diffusion 25gmm T=100 batch 300 time 2x64", "diffusion", {{"target", std::string("25gmm")}, {"sigma2", 5.0}},
+       300, 64, 2, Activation::kGelu, BackwardPolicy::kFixed, gfn::Architecture::kTime},
+      {"diffusion manywell d=32 T=100 batch 300 time 2x64", "diffusion", {{"target", std::string("manywell")}}, 300,
+       64, 2, Activation::kGelu, BackwardPolicy::kFixed, gfn::Architecture::kTime},
       // issue 7's trajectory-length case (with --objective subtb: SubTB at T = 101, B = 300)
       {"line 100 steps batch 300 MLP 2x128", "line", {{"steps", int64_t{100}}}, 300, 128, 2, Activation::kRelu,
        BackwardPolicy::kLearned},

@@ -25,8 +25,8 @@ TlmComponent::TlmComponent(const ComponentSetup& setup, const TlmOptions& option
   const Env& env = setup.env;
   EstimatorOptions b = setup.estimator;
   b.backward = BackwardPolicy::kLearned;
-  online_ = PolicyNet(env.action_spec(), env.feature_dim(), b, setup.init_generator);
-  target_ = PolicyNet(env.action_spec(), env.feature_dim(), b, setup.init_generator);
+  online_ = PolicyNet(env.action_spec(), env.feature_dim(), b, setup.init_generator, policy_context(env));
+  target_ = PolicyNet(env.action_spec(), env.feature_dim(), b, setup.init_generator, policy_context(env));
   {
     // psi starts uniform (zero output layer); psi-bar starts at psi and is never trained
     torch::NoGradGuard no_grad;

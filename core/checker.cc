@@ -69,9 +69,11 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------------------------
 // the reference policy
 
-// uniform P_B unless the backward kernel has a piece on R^k (no uniform density there)
-BackwardPolicy backward_policy_for(const ActionSpec& spec) {
-  for (const auto& c : spec.backward.components)
+// the env's own P_B where it has one; else uniform unless the backward kernel has a piece on R^k
+// (no uniform density there)
+BackwardPolicy backward_policy_for(const Env& env) {
+  if (env.has_fixed_backward()) return BackwardPolicy::kFixed;
+  for (const auto& c : env.action_spec().backward.components)
     if (c.kind == ComponentKind::kPiece && c.domain == Domain::kReal) return BackwardPolicy::kLearned;
   return BackwardPolicy::kUniform;
 }
@@ -129,7 +131,7 @@ Estimators make_estimators(const Env& env, uint64_t seed, Policy kind, double re
   EstimatorOptions eo;
   eo.hidden = 32;
   eo.layers = 2;
-  eo.backward = backward_policy_for(env.action_spec());
+  eo.backward = backward_policy_for(env);
   eo.head.min_concentration = eo.backward_min_concentration = std::min(0.1, reference_concentration / 2);
   auto gen = make_generator(seed, kCpu);
   Estimators est(env, eo, gen, kCpu);
@@ -140,7 +142,8 @@ Estimators make_estimators(const Env& env, uint64_t seed, Policy kind, double re
   for (auto& p : policy.named_parameters()) {
     if (p.key() == "forward_weight" || p.key() == "backward_weight") p.value().zero_();
     if (p.key() == "forward_bias")
-      p.value().copy_(reference_bias(env.action_spec().forward, eo.head, std::log(2.0), concentration,
+      p.value().copy_(reference_bias(env.action_spec().forward, eo.head, env.has_fixed_backward() ? 0.0 : std::log(2.0),
+                                     concentration,
                                      policy.forward_head().output_size()));
     if (p.key() == "backward_bias")
       p.value().copy_(

@@ -44,7 +44,9 @@
 // 100,000 draws from 23-180 to 170-580), Gaussian log-scale log 2 for P_F and 0 for P_B (P_F
 // broader than P_B keeps the weights' variance finite), von Mises concentration ~0 (uniform on
 // the circle). P_B is uniform where the backward kernel allows it and a learned head (fixed as
-// above, Betas at concentration 1) where it has a piece on R^k. The reference policy samples the
+// above, Betas at concentration 1) where it has a piece on R^k, and the env's own where it has one
+// (Env::has_fixed_backward; P_F's Gaussians then have log-scale 0: a diffusion env's reference
+// step, for which the weights are R(x) / N(x; 0, sigma^2) whatever the path). The reference policy samples the
 // trajectories of every check and the estimate of Z. "normalisation" integrates two other
 // policies on the same trunk: the fixed one with every Beta at concentration 1 (Gauss-Legendre
 // is exact-grade for it, not for the integrable singularities of concentration 1/2), and the

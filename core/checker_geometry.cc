@@ -289,13 +289,15 @@ KernelPolicy kernel_policy(const Env& env, const Kernel& k, Estimators& est, con
                            const torch::Tensor& mask) {
   auto& policy = *est.policy;
   KernelPolicy p{name, k.forward ? &policy.forward_head() : &policy.backward_head(),
-                 !k.forward && !policy.learned_backward(), {}, {}};
+                 !k.forward && !policy.learned_backward() && !policy.fixed_backward(), {}, {}};
   if (p.uniform) {
     p.log_pi = (-mask.sum(1, /*keepdim=*/true).to(torch::kFloat64).log()).expand({-1, k.spec->size()});
     p.log_pi = p.log_pi.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
   } else {
-    auto hidden = policy.trunk(env.features(st));
-    p.out = k.forward ? policy.forward_outputs(hidden) : policy.backward_outputs(hidden);
+    auto features = env.features(st);
+    auto hidden = policy.trunk(features);
+    p.out = k.forward ? policy.forward_outputs(hidden, features)
+                      : policy.fixed_backward() ? env.fixed_backward_outputs(st) : policy.backward_outputs(hidden);
     p.log_pi = masked_log_softmax(p.head->logits(p.out), mask).to(torch::kFloat64);
   }
   return p;

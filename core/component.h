@@ -85,6 +85,9 @@ class TrainingComponent {
   // Data sources. The behaviour policy of iteration `iteration` (0-based): an exploration
   // schedule sets its epsilon or temperature.
   virtual void adjust_sampling(SamplerOptions& /*options*/, int64_t /*iteration*/) {}
+  // Whether iteration `iteration`'s batch comes from this component instead of a rollout (a replay
+  // buffer's turn): the trainer then skips the rollout and extend_batch fills the batch.
+  virtual bool replaces_rollout(int64_t /*iteration*/) const { return false; }
   // After the rollout: adds or replaces trajectories (replayed, locally searched). The trainer
   // scores every trajectory of the batch under the training policy afterwards, so off-policy data
   // is scored correctly.

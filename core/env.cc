@@ -124,4 +124,27 @@ torch::Tensor Env::intermediate_log_reward(const States&) const {
   throw std::logic_error("env '" + name() + "' defines no intermediate reward");
 }
 
+torch::Tensor Env::fixed_backward_outputs(const States&) const {
+  throw std::logic_error("env '" + name() + "' has no fixed backward kernel");
+}
+
+torch::Tensor Env::log_reward_gradient(const States& states) const {
+  c10::AutoGradMode grad(true);
+  auto x = states.continuous.detach().to(torch::kFloat64).requires_grad_(true);
+  States s{states.discrete, x, states.is_initial, states.is_sink};
+  auto lr = log_reward(s).to(torch::kFloat64).sum();
+  if (!lr.requires_grad()) return torch::zeros_like(x).detach();  // log R does not depend on x
+  auto g = torch::autograd::grad({lr}, {x}, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                 /*allow_unused=*/true)[0];
+  return g.defined() ? g.detach() : torch::zeros_like(x).detach();
+}
+
+torch::Tensor Env::in_support(const States& states) const {
+  return torch::ones({states.batch_size()}, states.is_sink.options());
+}
+
+States Env::exact_samples(int64_t, torch::Generator&, const torch::Device&) const {
+  throw std::logic_error("env '" + name() + "' has no exact samples");
+}
+
 }  // namespace gfn

@@ -106,6 +106,16 @@ struct StepResult {
   torch::Tensor log_jacobian;  // [B] float: log J of the chart at the taken coordinates (0 for atoms)
 };
 
+// What the time-conditioned policy (policy.architecture = "time", core/estimator.h) needs of a
+// time-indexed env (diffusion samplers): features() is [t, y_1, ..., y_m] with t = k / steps for
+// an integer k in [0, steps] (column 0) and the state's coordinates after it; the forward kernel
+// has one piece on R^k whose Gaussian location is the drift f(t, x) times `drift_to_chart` (the
+// chart's units per unit of drift: sqrt(dt) / sigma for a step x' = x + f dt + sigma sqrt(dt) u).
+struct TimeIndexing {
+  int64_t steps = 1;            // t takes the values k / steps, k = 0 .. steps
+  double drift_to_chart = 1.0;  // chart units per unit of drift, > 0
+};
+
 // Terminal states on a regular grid over their continuous coordinates, for evaluating a
 // terminating density against R/Z where the continuous dimension is small (core/evaluation.h).
 // The cells may come in any order (the box lists them in row-major order of their coordinates,
@@ -202,6 +212,29 @@ class Env {
   // the exact probabilities. `terminal` holds on-policy terminal states.
   virtual bool has_sample_metrics() const { return false; }
   virtual std::vector<std::pair<std::string, double>> sample_metrics(const States& /*terminal*/) const { return {}; }
+
+  // A fixed backward kernel (optional, DESIGN.md 9c): P_B given by the env rather than learned
+  // (policy.backward = "fixed"), e.g. the Brownian bridge of a diffusion sampler. The env returns
+  // what a backward head would read at each state ([B, C_b + raw] float32 laid out as KernelHead
+  // reads them, core/kernel_head.h, with one mixture component per piece: C_b component logits,
+  // then each piece's raw parameters, e.g. [loc | log-scale] of a Gaussian on R^k), computed from
+  // the state; scoring, backward sampling, evaluation and the checker use it like a learned head.
+  virtual bool has_fixed_backward() const { return false; }
+  virtual torch::Tensor fixed_backward_outputs(const States& states) const;  // [B, C_b + raw] float32
+
+  // grad log R at terminal states (optional): w.r.t. the continuous coordinates, [B, Dc] float64,
+  // for the Langevin parametrisation of a time-conditioned policy and for local search (MALA).
+  // The default differentiates log_reward by autograd on a float64 copy of the coordinates.
+  virtual bool has_log_reward_gradient() const { return false; }
+  virtual torch::Tensor log_reward_gradient(const States& states) const;
+  // Whether the continuous coordinates of terminal states lie where R is defined ([B] bool): local
+  // search rejects proposals outside (the Box's unit cube). Default: everywhere.
+  virtual torch::Tensor in_support(const States& states) const;
+  // Exact samples of terminal states from R / Z (optional): EUBO and the 2-Wasserstein distance.
+  virtual bool has_exact_samples() const { return false; }
+  virtual States exact_samples(int64_t n, torch::Generator& generator, const torch::Device& device) const;
+  // Time-indexed envs (optional): what policy.architecture = "time" reads.
+  virtual std::optional<TimeIndexing> time_indexing() const { return std::nullopt; }
 
   // Exact evaluation (optional): enumeration of every state in topological order (every
   // parent before its children), the index of a state in that order, and log Z.

@@ -13,7 +13,16 @@ namespace gfn {
 template <>
 const EnumNames<Activation>& enum_names<Activation>() {
   static const EnumNames<Activation> names{
-      {Activation::kRelu, "relu"}, {Activation::kLeakyRelu, "leaky_relu"}, {Activation::kElu, "elu"}};
+      {Activation::kRelu, "relu"},
+      {Activation::kLeakyRelu, "leaky_relu"},
+      {Activation::kElu, "elu"},
+      {Activation::kGelu, "gelu"}};
+  return names;
+}
+
+template <>
+const EnumNames<Architecture>& enum_names<Architecture>() {
+  static const EnumNames<Architecture> names{{Architecture::kMlp, "mlp"}, {Architecture::kTime, "time"}};
   return names;
 }
 
@@ -22,7 +31,8 @@ const EnumNames<BackwardPolicy>& enum_names<BackwardPolicy>() {
   static const EnumNames<BackwardPolicy> names{{BackwardPolicy::kUniform, "uniform"},
                                                {BackwardPolicy::kLearned, "learned"},
                                                {BackwardPolicy::kTlm, "tlm"},
-                                               {BackwardPolicy::kMaxEnt, "maxent"}};
+                                               {BackwardPolicy::kMaxEnt, "maxent"},
+                                               {BackwardPolicy::kFixed, "fixed"}};
   return names;
 }
 
@@ -36,18 +46,36 @@ const OptionTable<EstimatorOptions>& EstimatorOptions::keys() {
   using O = EstimatorOptions;
   static const auto table =
       OptionTable<O>()
+          .add("policy.architecture", &O::architecture,
+               "the network: an MLP on the env's features (mlp), or for time-indexed envs (diffusion) a sinusoidal "
+               "time embedding, a state embedding and a joint MLP with a zero-initialised output (time)")
           .add("policy.hidden", &O::hidden, "width of each hidden layer of the MLP trunk", in(1, 1 << 16))
           .add("policy.layers", &O::layers, "number of hidden layers of the MLP trunk", in(1, 64))
           .add("policy.activation", &O::activation, "nonlinearity of the trunk")
           .add("policy.backward", &O::backward,
                "backward policy P_B: uniform, a learned head on the trunk (trained through the loss), or tlm (its own "
                "network trained by trajectory likelihood maximisation, scored through an EMA target), or maxent "
-               "(N(s) / N(s'), envs that count paths: hypergrid, sets)")
+               "(N(s) / N(s'), envs that count paths: hypergrid, sets), or fixed (the env's own kernel: the "
+               "diffusion env's Brownian bridge)")
           .add("policy.trunk_precision", &O::trunk_precision,
                "mixed precision: the trunk's matrix products in bf16 (float32 master weights; heads, log-softmax "
                "and losses in float32, densities and chart coordinates in float64), or all in fp32")
           .add("policy.init_log_z", &O::init_log_z, "initial value of the learned log Z", in(-1e6, 1e6))
           .nest(&O::head, HeadOptions::keys())
+          .add("policy.time_harmonics", &O::time_harmonics,
+               "time architecture: frequencies of the sinusoidal time embedding (0.1 to 100)", in(1, 4096))
+          .add("policy.embedding", &O::embedding, "time architecture: width of the time and state embeddings",
+               in(1, 1 << 16))
+          .add("policy.drift_clip", &O::drift_clip, "time architecture: bound of |drift| of a forward piece on R^k",
+               above(0))
+          .add("policy.log_var_range", &O::log_var_range,
+               "time architecture: the learned log-variance correction of a forward piece on R^k lies in +-range "
+               "(0: the env's reference variance)",
+               in(0, 20))
+          .add("policy.langevin", &O::langevin,
+               "time architecture: the drift gets a learned time-dependent multiple of grad log R (the Langevin "
+               "parametrisation)")
+          .add("policy.langevin_clip", &O::langevin_clip, "bound of |grad log R| in the Langevin term", above(0))
           .add("policy.backward_min_concentration", &O::backward_min_concentration,
                "lower bound of the Beta concentrations of a learned backward kernel (learned, tlm); >= 1 keeps its "
                "density bounded, which TLM's likelihood maximisation needs on envs with Beta pieces",
@@ -105,6 +133,7 @@ torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch
       case Activation::kRelu: h = torch::relu_(h); break;
       case Activation::kLeakyRelu: h = torch::leaky_relu_(h, 0.01); break;
       case Activation::kElu: h = torch::elu(h); break;
+      case Activation::kGelu: h = torch::gelu(h); break;
     }
   }
   return cast ? h.to(master) : h;
@@ -113,24 +142,47 @@ torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch
 HeadOptions EstimatorOptions::backward_head_options() const {
   HeadOptions h = head;
   h.min_concentration = backward_min_concentration;
+  if (backward == BackwardPolicy::kFixed) h.mixture_components = h.initial_mixture_components = 1;  // Env::fixed_backward_outputs
   return h;
 }
 
+PolicyContext policy_context(const Env& env) {
+  PolicyContext c;
+  c.time = env.time_indexing();
+  if (env.has_log_reward_gradient()) {
+    const Env* e = &env;
+    c.reward_gradient = [e](const torch::Tensor& x) {
+      const int64_t n = x.size(0);
+      auto opts = x.options();
+      States s{torch::zeros({n, e->discrete_dim()}, opts.dtype(torch::kInt64)), x.to(torch::kFloat64),
+               torch::zeros({n}, opts.dtype(torch::kBool)), torch::zeros({n}, opts.dtype(torch::kBool))};
+      return e->log_reward_gradient(s);
+    };
+  }
+  return c;
+}
+
 PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const EstimatorOptions& options,
-                             torch::Generator& generator)
+                             torch::Generator& generator, PolicyContext context)
     : options_(options),
       forward_head_(spec.forward, spec.coord_dim, options.head),
-      backward_head_(spec.backward, spec.coord_dim, options.backward_head_options()) {
+      backward_head_(spec.backward, spec.coord_dim, options.backward_head_options()),
+      context_(std::move(context)) {
   options_.validate();
   const int64_t forward_outputs = forward_head_.output_size();
   const int64_t backward_outputs = backward_head_.output_size();
   if (options_.backward == BackwardPolicy::kUniform || options_.backward == BackwardPolicy::kMaxEnt)
     backward_head_.require_uniform();
-  // an MLP trunk of options_.layers hidden layers
-  std::tie(weights_, biases_) = make_mlp(*this, "trunk", in_features, options_.hidden, options_.layers,
-                                         options_.dtype, generator);
   const int64_t width = options_.hidden;
+  if (options_.architecture == Architecture::kTime) {
+    build_time_network(in_features, generator);
+  } else {
+    // an MLP trunk of options_.layers hidden layers
+    std::tie(weights_, biases_) = make_mlp(*this, "trunk", in_features, options_.hidden, options_.layers,
+                                           options_.dtype, generator);
+  }
   auto [fw, fb] = make_linear(width, forward_outputs, options_.dtype, generator);
+  if (options_.architecture == Architecture::kTime) fw.zero_(), fb.zero_();  // the env's reference step
   forward_weight_ = register_parameter("forward_weight", fw);
   forward_bias_ = register_parameter("forward_bias", fb);
   if (options_.backward == BackwardPolicy::kLearned && backward_outputs > 0) {
@@ -141,15 +193,17 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
 }
 
 torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
+  if (options_.architecture == Architecture::kTime) return time_trunk(features);
   return mlp_forward(features, weights_, biases_, options_.activation, options_.trunk_dtype());
 }
 
-torch::Tensor PolicyNetImpl::forward_outputs(const torch::Tensor& hidden) {
+torch::Tensor PolicyNetImpl::forward_outputs(const torch::Tensor& hidden, const torch::Tensor& features) {
+  if (options_.architecture == Architecture::kTime) return time_outputs(hidden, features);
   return torch::addmm(forward_bias_, hidden, forward_weight_);
 }
 
 torch::Tensor PolicyNetImpl::forward_logits(const torch::Tensor& hidden) {
-  return forward_head_.logits(forward_outputs(hidden));
+  return forward_head_.logits(torch::addmm(forward_bias_, hidden, forward_weight_));
 }
 
 torch::Tensor PolicyNetImpl::backward_outputs(const torch::Tensor& hidden) {
@@ -172,7 +226,11 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
   EstimatorOptions forward = options;
   if (options.backward == BackwardPolicy::kTlm) forward.backward = BackwardPolicy::kUniform;
   needs_backward_net_ = options.backward == BackwardPolicy::kTlm;
-  policy = PolicyNet(env.action_spec(), env.feature_dim(), forward, generator);
+  if (options.backward == BackwardPolicy::kFixed && !env.has_fixed_backward())
+    throw ConfigError(fmt::format("policy.backward = \"fixed\": env '{}' supplies no backward kernel of its own (the "
+                                  "diffusion env does): use uniform, learned or tlm",
+                                  env.name()));
+  policy = PolicyNet(env.action_spec(), env.feature_dim(), forward, generator, policy_context(env));
   policy->to(device);
   log_z = torch::full({}, options.init_log_z, torch::TensorOptions().dtype(options.dtype).device(device))
               .set_requires_grad(true);

@@ -7,6 +7,7 @@
 // puts 1 / (number of available backward components) on each.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -25,17 +26,34 @@
 
 namespace gfn {
 
-enum class Activation { kRelu, kLeakyRelu, kElu };
+enum class Activation { kRelu, kLeakyRelu, kElu, kGelu };
 template <>
-const EnumNames<Activation>& enum_names<Activation>();  // "relu", "leaky_relu", "elu"
+const EnumNames<Activation>& enum_names<Activation>();  // "relu", "leaky_relu", "elu", "gelu"
+// The policy network (policy.architecture):
+//   mlp   an MLP trunk on the env's features, linear heads on it;
+//   time  for time-indexed envs (Env::time_indexing: diffusion samplers), as in PIS and the
+//         diffusion-sampler papers: a sinusoidal embedding of t (policy.time_harmonics frequencies
+//         from 0.1 to 100, sin and cos, then a 2-layer MLP to policy.embedding), a linear
+//         embedding of the state's coordinates, and a joint MLP on both (policy.layers of
+//         policy.hidden); the output layer starts at zero, so the forward kernel starts as the
+//         env's reference step. A forward piece on R^k reads its location as a drift f(t, x),
+//         clipped at policy.drift_clip and scaled into chart units by the env, and its log-scale
+//         as a bounded correction (policy.log_var_range / 2) tanh(raw) of the reference step's
+//         (0 when the range is 0: the reference variance). With policy.langevin the drift gets
+//         a learned, time-dependent multiple (per coordinate) of grad log R, clipped at
+//         policy.langevin_clip (Zhang & Chen 2022).
+enum class Architecture { kMlp, kTime };
+template <>
+const EnumNames<Architecture>& enum_names<Architecture>();  // "mlp", "time"
 // P_B: uniform over the available backward components; a learned head on the policy trunk,
 // trained through the GFlowNet loss ("naive"); or TLM (Gritsaev et al., ICLR 2025): its own
 // network trained by trajectory likelihood maximisation, the loss scoring an EMA target of it
 // (components/tlm.h); or the max-entropy P_B N(s) / N(s') of an env that counts its paths
-// (Env::has_path_counts).
-enum class BackwardPolicy { kUniform, kLearned, kTlm, kMaxEnt };
+// (Env::has_path_counts); or the env's own fixed kernel (Env::has_fixed_backward: the Brownian
+// bridge of a diffusion sampler).
+enum class BackwardPolicy { kUniform, kLearned, kTlm, kMaxEnt, kFixed };
 template <>
-const EnumNames<BackwardPolicy>& enum_names<BackwardPolicy>();  // "uniform", "learned", "tlm", "maxent"
+const EnumNames<BackwardPolicy>& enum_names<BackwardPolicy>();  // "uniform", "learned", "tlm", "maxent", "fixed"
 // The precision of the policy trunk's matrix products: float32, or bf16 from float32 master
 // weights (mixed precision; heads, densities and losses stay float32).
 enum class Precision { kFp32, kBf16 };
@@ -61,6 +79,7 @@ torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch
                           std::optional<torch::Dtype> compute = std::nullopt);
 
 struct EstimatorOptions : KeyedOptions<EstimatorOptions> {
+  Architecture architecture = Architecture::kMlp;    // the network (above)
   int64_t hidden = 256;                              // width of every hidden layer, >= 1
   int64_t layers = 2;                                // number of hidden layers, >= 1
   Activation activation = Activation::kRelu;         // nonlinearity of the trunk
@@ -68,6 +87,13 @@ struct EstimatorOptions : KeyedOptions<EstimatorOptions> {
   Precision trunk_precision = Precision::kFp32;      // mixed precision of the trunk
   double init_log_z = 0.0;                           // initial value of log Z
   HeadOptions head;                                  // densities of continuous pieces
+  // The time architecture (policy.architecture = "time"):
+  int64_t time_harmonics = 64;   // frequencies of the sinusoidal time embedding
+  int64_t embedding = 64;        // width of the time and state embeddings
+  double drift_clip = 1e4;       // |drift| bound of a forward piece on R^k
+  double log_var_range = 4.0;    // bound of the learned log-variance correction (0: the reference variance)
+  bool langevin = false;         // drift + s(t) * grad log R
+  double langevin_clip = 1e2;    // |grad log R| bound in the Langevin term
   // The lower bound of the Beta concentrations of a learned backward kernel (learned, tlm). At 1
   // or more its density is bounded, so maximising P_B's likelihood (TLM) cannot diverge on
   // coordinates that round to the ends of [0, 1]; at head.min_concentration's 0.1 it can.
@@ -82,18 +108,30 @@ struct EstimatorOptions : KeyedOptions<EstimatorOptions> {
   std::optional<torch::Dtype> trunk_dtype() const;
 };
 
+// What a policy network needs of its env beyond the action spec: the time indexing of the time
+// architecture and grad log R of the Langevin term (from the features' state columns, [N, m]
+// float64 -> [N, m] float64). policy_context(env) fills them.
+struct PolicyContext {
+  std::optional<TimeIndexing> time;
+  std::function<torch::Tensor(const torch::Tensor&)> reward_gradient;
+};
+PolicyContext policy_context(const Env& env);
+
 // The trunk and heads, sized from the env's action specification. Parameters are initialised
 // from `generator` with PyTorch's default Linear scheme (uniform in +-1/sqrt(fan_in)), so a
 // seed fixes them. Throws ConfigError for a uniform backward policy on pieces over R^k.
 class PolicyNetImpl : public torch::nn::Module {
  public:
+  // ConfigError for the time architecture on an env without time indexing (`context`), or with
+  // Langevin on one without grad log R.
   PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const EstimatorOptions& options,
-                torch::Generator& generator);
+                torch::Generator& generator, PolicyContext context = {});
 
   // [N, F] -> [N, hidden]
   torch::Tensor trunk(const torch::Tensor& features);
-  // [N, hidden] -> [N, forward_head().output_size()]: C_f logits, then the pieces' parameters
-  torch::Tensor forward_outputs(const torch::Tensor& hidden);
+  // [N, hidden] -> [N, forward_head().output_size()]: C_f logits, then the pieces' parameters.
+  // The time architecture reads the rows' features ([N, F]) too (t, and x for the Langevin term).
+  torch::Tensor forward_outputs(const torch::Tensor& hidden, const torch::Tensor& features);
   // [N, hidden] -> [N, C_f] raw component logits
   torch::Tensor forward_logits(const torch::Tensor& hidden);
   // the backward head's outputs and logits (learned backward policy only)
@@ -104,9 +142,18 @@ class PolicyNetImpl : public torch::nn::Module {
   const KernelHead& backward_head() const { return backward_head_; }
   bool learned_backward() const { return backward_weight_.defined(); }
   bool max_entropy_backward() const { return options_.backward == BackwardPolicy::kMaxEnt; }
+  bool fixed_backward() const { return options_.backward == BackwardPolicy::kFixed; }
+  // While frozen (a rollout: no gradients, the parameters unchanged), the time architecture
+  // computes its per-time tables once instead of at every call. FrozenPolicy sets and clears it.
+  void set_frozen(bool frozen);
   const EstimatorOptions& options() const { return options_; }
 
  private:
+  // the time architecture's pieces
+  void build_time_network(int64_t in_features, torch::Generator& generator);
+  torch::Tensor time_trunk(const torch::Tensor& features);
+  torch::Tensor time_outputs(const torch::Tensor& hidden, const torch::Tensor& features);
+
   EstimatorOptions options_;
   KernelHead forward_head_;
   KernelHead backward_head_;
@@ -114,8 +161,28 @@ class PolicyNetImpl : public torch::nn::Module {
   std::vector<torch::Tensor> biases_;   // [out]
   torch::Tensor forward_weight_, forward_bias_;    // [hidden, C_f], [C_f]
   torch::Tensor backward_weight_, backward_bias_;  // [hidden, C_b], [C_b] (learned P_B)
+  // the time architecture: its time embedding (2 layers), state embedding, and the Langevin
+  // scale s(t) (2 layers on its own time embedding)
+  PolicyContext context_;
+  std::vector<torch::Tensor> time_w_, time_b_, lgv_w_, lgv_b_;
+  torch::Tensor state_w_, state_b_;
+  bool frozen_ = false;
+  torch::Tensor frozen_per_time_, frozen_state_map_, frozen_langevin_;  // the tables while frozen
+  torch::Tensor time_features_;  // [steps + 1, 2 harmonics]: sin and cos of k / steps at each frequency (a buffer)
 };
 TORCH_MODULE(PolicyNet);
+
+// Freezes a policy for the scope of a rollout (PolicyNetImpl::set_frozen).
+class FrozenPolicy {
+ public:
+  explicit FrozenPolicy(PolicyNetImpl& policy) : policy_(policy) { policy_.set_frozen(true); }
+  ~FrozenPolicy() { policy_.set_frozen(false); }
+  FrozenPolicy(const FrozenPolicy&) = delete;
+  FrozenPolicy& operator=(const FrozenPolicy&) = delete;
+
+ private:
+  PolicyNetImpl& policy_;
+};
 
 // The policy network at the states of a batch's steps, as scoring evaluates them ([N] rows: the
 // valid steps time-major in compact execution, all T*B in fixed shapes): what an on-policy

@@ -104,15 +104,19 @@ ExactMetrics exact_metrics(const StateTable& table, Estimators& estimators) {
 }
 
 ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
-                                    torch::Generator& generator, const torch::Device& device, Execution execution) {
+                                    torch::Generator& generator, const torch::Device& device, Execution execution,
+                                    States* terminal) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
+  std::vector<States> ends;
   for (int64_t done = 0; done < samples; done += batch) {
     auto tr = rollout(env, *estimators.policy, std::min(batch, samples - done), SamplerOptions{}, generator, device,
                       execution);
     auto in = score_trajectories(env, estimators, tr, ScoreOptions{}, execution);
     parts.push_back((in.log_reward + (in.log_pb - in.log_pf).sum(0)).to(torch::kCPU, torch::kFloat64));
+    if (terminal != nullptr) ends.push_back(tr.terminal_states());
   }
+  if (terminal != nullptr) *terminal = States::cat(ends);
   auto log_w = torch::cat(parts);
   const double n = static_cast<double>(log_w.numel());
   const double m = log_w.max().item<double>();
@@ -125,6 +129,20 @@ ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int6
   e.elbo = log_w.mean().item<double>();
   e.ess = std::pow(w.sum().item<double>(), 2) / w.square().sum().item<double>();
   return e;
+}
+
+double evidence_upper_bound(const Env& env, Estimators& estimators, const States& terminal, int64_t batch,
+                            torch::Generator& generator, Execution execution) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = terminal.batch_size();
+  double sum = 0.0;
+  for (int64_t start = 0; start < n; start += batch) {
+    const int64_t m = std::min(batch, n - start);
+    auto tr = backward_rollout(env, estimators.backward_policy(), terminal.narrow(start, m), generator, execution);
+    auto in = score_trajectories(env, estimators, tr, ScoreOptions{}, execution);
+    sum += (in.log_reward + (in.log_pb - in.log_pf).sum(0)).to(torch::kFloat64).sum().item<double>();
+  }
+  return sum / static_cast<double>(n);
 }
 
 torch::Tensor terminating_log_density(const Env& env, Estimators& estimators, const States& terminal,

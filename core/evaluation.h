@@ -58,10 +58,19 @@ struct ImportanceEstimate {
   double ess = 0;            // effective sample size (sum w)^2 / sum w^2
   int64_t samples = 0;
 };
-// Samples `samples` on-policy trajectories in batches of `batch` and scores them.
+// Samples `samples` on-policy trajectories in batches of `batch` and scores them; `terminal`, when
+// given, receives their terminal states x ([samples] rows).
 ImportanceEstimate importance_log_z(const Env& env, Estimators& estimators, int64_t samples, int64_t batch,
                                     torch::Generator& generator, const torch::Device& device,
-                                    Execution execution = Execution::kAuto);
+                                    Execution execution = Execution::kAuto, States* terminal = nullptr);
+
+// The evidence upper bound from exact samples of the target, x ~ R/Z (Env::exact_samples), each
+// walked back to s0 through P_B:
+//     EUBO = E_{x ~ R/Z, tau ~ P_B(.|x)}[log R(x) + log P_B(tau|x) - log P_F(tau)] >= log Z,
+// with equality iff P_F(tau) R(x) P_B... = Z (the sampler is exact). `terminal` [N] rows, scored
+// in batches of `batch`.
+double evidence_upper_bound(const Env& env, Estimators& estimators, const States& terminal, int64_t batch,
+                            torch::Generator& generator, Execution execution = Execution::kAuto);
 
 // The terminating density of P_F at the states `terminal` ([N] rows, w.r.t. the reference
 // measure nu), estimated without a kernel density estimate (no bandwidth) by importance

@@ -89,8 +89,8 @@ torch::Tensor KernelHead::piece_log_density(const Piece& piece, const torch::Ten
 }
 
 torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
-                                       double temperature, bool fixed_shapes) const {
-  if (temperature == 1.0)
+                                       double temperature, double noise, bool fixed_shapes) const {
+  if (temperature == 1.0 && (noise == 0.0 || piece.domain != Domain::kReal))
     return with_density(piece.domain, piece.dim, piece.mixtures, options_, raw, fixed_shapes,
                         [&](const auto& q) { return q.sample(generator).detach(); });
   // tempered draws for exploration
@@ -101,7 +101,10 @@ torch::Tensor KernelHead::piece_sample(const Piece& piece, const torch::Tensor& 
       auto temper = [t](const torch::Tensor& c) { return ((c - 1.0) / t + 1.0).clamp_min(0.01); };
       return BetaMixture{q.logits / t, temper(q.alpha), temper(q.beta)}.sample(generator).detach();
     } else if constexpr (std::is_same_v<Q, DiagonalGaussian>) {
-      return DiagonalGaussian{q.loc, q.log_scale + 0.5 * std::log(t)}.sample(generator).detach();
+      // scale^2 T + noise^2, in log space
+      auto log_var = 2.0 * q.log_scale + std::log(t);
+      if (noise > 0.0) log_var = torch::logaddexp(log_var, torch::full_like(log_var, 2.0 * std::log(noise)));
+      return DiagonalGaussian{q.loc, 0.5 * log_var}.sample(generator).detach();
     } else {
       return VonMisesMixture{q.logits / t, q.loc, q.concentration / t, q.fixed_rounds}.sample(generator).detach();
     }
@@ -122,18 +125,22 @@ torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Ten
   for (const auto& piece : pieces_) {
     // each piece's density on its own rows (fixed shapes: on every row, the others' coordinates
     // replaced by an interior point so that their values and gradients stay finite), in float64
-    // at float64 coordinates: a coordinate within 1e-30 of a face keeps its digits
+    // at float64 coordinates: a coordinate within 1e-30 of a face keeps its digits. Gaussians on
+    // R^k have no face: they compute in the network's dtype (a diffusion sampler scores 30,000
+    // 32-dimensional steps per iteration; float64 there tripled the scoring time, RESULTS.md)
     RowSelection rows(component.eq(piece.component), execution);
     if (rows.empty()) continue;
-    auto u = rows.take_or(coords.narrow(1, 0, piece.dim), interior_point(piece.domain)).to(torch::kFloat64);
-    auto raw = rows.take(out).narrow(1, piece.offset, piece.raw_size).to(torch::kFloat64);
+    const auto dtype = piece.domain == Domain::kReal ? out.scalar_type() : torch::kFloat64;
+    auto u = rows.take_or(coords.narrow(1, 0, piece.dim), interior_point(piece.domain)).to(dtype);
+    auto raw = rows.take(out).narrow(1, piece.offset, piece.raw_size).to(dtype);
     total = rows.put(piece_log_density(piece, raw, u).to(out.scalar_type()), total);
   }
   return total;
 }
 
 torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::Tensor& component,
-                                        torch::Generator& generator, Execution execution, double temperature) const {
+                                        torch::Generator& generator, Execution execution, double temperature,
+                                        double noise) const {
   execution = resolve_execution(execution, out.device());
   auto coords = torch::zeros({out.size(0), coord_dim_}, out.options().dtype(torch::kFloat64));
   for (const auto& piece : pieces_) {
@@ -142,7 +149,7 @@ torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::T
     RowSelection rows(component.eq(piece.component), execution);
     if (rows.empty()) continue;
     auto raw = rows.take(out).narrow(1, piece.offset, piece.raw_size).to(torch::kFloat64);
-    auto u = piece_sample(piece, raw, generator, temperature, rows.fixed());
+    auto u = piece_sample(piece, raw, generator, temperature, noise, rows.fixed());
     auto padded = piece.dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - piece.dim});
     coords = rows.put(padded, coords);
   }
@@ -178,7 +185,7 @@ void KernelHead::require_uniform() const {
   for (const auto& piece : pieces_)
     if (piece.domain == Domain::kReal)
       throw ConfigError(fmt::format("policy.backward = \"uniform\": piece '{}' lives on R^{}, which has no uniform "
-                                    "density; use \"learned\"",
+                                    "density; use \"learned\" (or \"fixed\" where the env supplies P_B)",
                                     spec_.components[piece.component].name, piece.dim));
 }
 

@@ -52,8 +52,11 @@ class KernelHead {
   // Mises mixtures with logits / T and concentrations / T, Beta mixtures with logits / T and
   // concentrations (c - 1) / T + 1 (floored at 0.01): q^(1/T) for a single Beta or von Mises,
   // near it for mixtures.
+  // `noise` > 0 widens Gaussian pieces: their scale becomes sqrt(scale^2 T + noise^2) (exploration
+  // of diffusion samplers).
   torch::Tensor sample_coords(const torch::Tensor& out, const torch::Tensor& component, torch::Generator& generator,
-                              Execution execution = Execution::kAuto, double temperature = 1.0) const;
+                              Execution execution = Execution::kAuto, double temperature = 1.0,
+                              double noise = 0.0) const;
   // Draws chart coordinates uniformly on each row's piece domain (zeros for atoms): [N, Da]
   // float64, inside the open cube. Throws ConfigError if a piece lives on R^k.
   torch::Tensor sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const;
@@ -63,7 +66,8 @@ class KernelHead {
   // Throws ConfigError if a piece lives on R^k, where no uniform density exists.
   void require_uniform() const;
 
- private:
+  // Where each piece's raw parameters sit in an output row, in component order (a Gaussian on
+  // R^k reads [loc (k) | log-scale (k)] from `offset`).
   struct Piece {
     int64_t component;   // index in the kernel
     Domain domain;
@@ -72,10 +76,13 @@ class KernelHead {
     int64_t raw_size;
     int64_t mixtures;    // Beta mixture components (cube and interval domains)
   };
+  const std::vector<Piece>& pieces() const { return pieces_; }
+
+ private:
   // log q of one piece for every row at coordinates u [N, dim]
   torch::Tensor piece_log_density(const Piece& piece, const torch::Tensor& raw, const torch::Tensor& u) const;
   torch::Tensor piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
-                             double temperature, bool fixed_shapes) const;
+                             double temperature, double noise, bool fixed_shapes) const;
 
   KernelSpec spec_;
   int64_t coord_dim_;

@@ -108,6 +108,7 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
                      torch::Generator& generator, const torch::Device& device, Execution execution,
                      PolicyPass* keep) {
   torch::NoGradGuard no_grad;
+  FrozenPolicy frozen(policy);  // the parameters do not change during a rollout
   execution = resolve_execution(execution, device);
   const int64_t steps = env.max_length() + 1;
   const auto& spec = env.action_spec();
@@ -122,8 +123,7 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
   States s = env.initial_states(batch, device);
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
   auto no_coords = torch::zeros({batch, spec.coord_dim}, f32.dtype(torch::kFloat64));
-  auto zeros_b = torch::zeros({batch}, f32);
-  auto zeros_comp = torch::zeros({batch}, i64);
+  auto zeros_b = torch::zeros({batch}, f32), zeros_comp = torch::zeros({batch}, i64);
   auto zeros_score = torch::zeros({batch, spec.forward.size()}, f32);
   RolloutSteps r;
   r.add_state(s);
@@ -146,17 +146,17 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
       auto hidden = policy.trunk(features);
       kept_features.push_back(features);
       kept_hidden.push_back(hidden);
-      kept_out.push_back(policy.forward_outputs(hidden));
+      kept_out.push_back(policy.forward_outputs(hidden, features));
       out = kept_out.back().detach();
     } else {
-      out = policy.forward_outputs(policy.trunk(features));
+      out = policy.forward_outputs(policy.trunk(features), features);
     }
     auto draw = draw_components(head.logits(out), env.forward_mask(cur), rows, rows.take(gumbel[t]), exit, options);
     // chart coordinates for the rows that chose a continuous piece
     auto coords = rows.take(no_coords);
     torch::Tensor lq;
     if (head.has_pieces()) {
-      coords = head.sample_coords(out, draw.component, generator, execution, options.temperature);
+      coords = head.sample_coords(out, draw.component, generator, execution, options.temperature, options.noise);
       lq = options.record_log_pf ? head.log_density(out, draw.component, coords, execution)
                                  : torch::zeros({rows.size()}, f32);
     }
@@ -257,8 +257,8 @@ Actions backward_draw(const Env& env, PolicyNetImpl& policy, const States& s, co
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(s.is_sink.device());
   const double neg_inf = -std::numeric_limits<double>::infinity();
   auto mask = env.backward_mask(s).logical_or(at_root.unsqueeze(1));
-  if (policy.learned_backward()) {
-    auto out = policy.backward_outputs(policy.trunk(env.features(s)));
+  if (policy.learned_backward() || policy.fixed_backward()) {
+    auto out = policy.fixed_backward() ? env.fixed_backward_outputs(s) : policy.backward_outputs(policy.trunk(env.features(s)));
     auto comp = (torch::where(mask, head.logits(out), neg_inf) + gumbel).argmax(1);
     return {comp, head.has_pieces() ? head.sample_coords(out, comp, generator, execution)
                                     : torch::zeros({batch, spec.coord_dim}, f32.dtype(torch::kFloat64))};

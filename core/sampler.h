@@ -23,10 +23,14 @@ struct SamplerOptions : KeyedOptions<SamplerOptions> {
   // step); the trainer, which rescores every step anyway, copies its scores there instead when
   // sampling on-policy. Not a config key.
   bool record_log_pf = true;
+  // Extra standard deviation of Gaussian pieces, added in quadrature (chart units): off-policy
+  // exploration of diffusion samplers, set by the exploration schedule (components/exploration.h).
+  // Not a config key.
+  double noise = 0.0;
 
   // The config keys (train.epsilon, train.temperature).
   static const OptionTable<SamplerOptions>& keys();
-  bool on_policy() const { return epsilon == 0.0 && temperature == 1.0; }
+  bool on_policy() const { return epsilon == 0.0 && temperature == 1.0 && noise == 0.0; }
 };
 
 // The behaviour distribution over components: softmax(logits / temperature) over `mask`, mixed

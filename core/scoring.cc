@@ -144,8 +144,9 @@ torch::Tensor backward_log_probs(const Env& env, PolicyNetImpl& bpolicy, const S
   auto bmask = r.rows.open_unkept(env.backward_mask(r.states).logical_or(root.unsqueeze(1)));
   auto bcomp = bwd.component.clamp_min(0);
   torch::Tensor lpb;
-  if (bpolicy.learned_backward()) {
-    auto bout = bpolicy.backward_outputs(hidden.defined() ? hidden : bpolicy.trunk(features));
+  if (bpolicy.learned_backward() || bpolicy.fixed_backward()) {
+    auto bout = bpolicy.fixed_backward() ? env.fixed_backward_outputs(r.states).to(dtype)
+                                         : bpolicy.backward_outputs(hidden.defined() ? hidden : bpolicy.trunk(features));
     lpb = masked_log_softmax(bhead.logits(bout), bmask).gather(1, bcomp.unsqueeze(1)).squeeze(1);
     if (bhead.has_pieces()) lpb = lpb + bhead.log_density(bout, bwd.component, bwd.coords, r.execution);
   } else if (bpolicy.max_entropy_backward()) {
@@ -183,7 +184,7 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
               kept ? pass->out.size(0) : 0, " rows, the trajectories ", r.rows.size());
   auto features = kept ? pass->features : env.features(r.states);
   auto hidden = kept ? pass->hidden : policy.trunk(features);
-  auto fout = kept ? pass->out : policy.forward_outputs(hidden);
+  auto fout = kept ? pass->out : policy.forward_outputs(hidden, features);
   auto logits = fhead.logits(fout);
   auto fmask = r.rows.open_unkept(env.forward_mask(r.states));
   auto lpf_rows = masked_log_softmax(logits, fmask);

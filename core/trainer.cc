@@ -205,6 +205,8 @@ TrainingBatch Trainer::sample(const SamplerOptions& sampler, TablePass& pass, Po
   TrainingBatch batch;
   batch.iteration = iteration_;
   const int64_t B = options_.batch_size;
+  for (auto* c : components_)
+    if (c->replaces_rollout(iteration_)) return batch;  // its extend_batch supplies the trajectories
   if (tabular_) {
     // the policy on every state, once: sampling reads it detached, the loss with its graph
     pass = evaluate_table_forward(*table_, *estimators_.policy);
@@ -244,6 +246,7 @@ IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   const TrainingContext ctx = context();
   const auto sampled = batch.trajectories.mask;
   for (auto* c : components_) c->extend_batch(batch, ctx);
+  TORCH_CHECK(batch.trajectories.mask.defined(), "Trainer: a component replaced the rollout but supplied no batch");
   if (!batch.trajectories.mask.is_same(sampled)) kept = PolicyPass{};  // other data joined: rescore all
   for (auto* c : components_) c->before_scoring(batch, ctx);
   LossInputs inputs = score(batch, pass, kept, sampler);

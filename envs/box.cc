@@ -384,4 +384,13 @@ std::optional<TerminalGrid> BoxEnv::terminal_grid(int64_t points, const torch::D
 
 torch::Tensor BoxEnv::log_reward(const States& states) const { return geometry_.log_reward(states.continuous); }
 
+torch::Tensor BoxEnv::log_reward_gradient(const States& states) const {
+  return torch::zeros_like(states.continuous, torch::kFloat64);
+}
+
+torch::Tensor BoxEnv::in_support(const States& states) const {
+  const auto& x = states.continuous;
+  return x.ge(0.0).logical_and(x.le(1.0)).all(1);
+}
+
 }  // namespace gfn

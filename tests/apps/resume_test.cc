@@ -198,6 +198,88 @@ every = 0
   EXPECT_EQ(r.resumed.grid->jsd, r.straight.grid->jsd);
 }
 
+// the Box with a replay buffer and local search: the buffer, its order and the MALA step size
+// carried over (a buffer batch and a search fall on both sides of the stop)
+TEST_F(Resume, BoxWithReplayAndLocalSearchIsIdentical) {
+  const auto r = straight_and_resumed(R"(
+[env]
+kind = "box"
+dim = 2
+[policy]
+hidden = 16
+[train]
+iterations = 24
+batch_size = 8
+[replay]
+capacity = 50
+prioritization = "rank"
+[local_search]
+every = 6
+steps = 8
+burn_in = 2
+[eval]
+every = 12
+is_samples = 32
+grid = 0
+samples = 4
+[log]
+every = 2
+[checkpoint]
+every = 0
+)",
+                                      9);
+  EXPECT_EQ(r.resumed.resumed_from, 9);
+  ASSERT_TRUE(r.resumed.importance.has_value());
+  EXPECT_EQ(r.resumed.importance->log_z, r.straight.importance->log_z);
+}
+
+// the diffusion env with exploration, replay and local search, evaluated with EUBO and W2
+TEST_F(Resume, DiffusionWithExplorationAndReplayIsIdentical) {
+  const auto r = straight_and_resumed(R"(
+[env]
+kind = "diffusion"
+target = "9gmm"
+steps = 5
+sigma2 = 4.0
+[policy]
+architecture = "time"
+hidden = 16
+embedding = 8
+time_harmonics = 4
+activation = "gelu"
+backward = "fixed"
+langevin = true
+[train]
+iterations = 16
+batch_size = 8
+execution = "fixed"
+[explore]
+noise = 0.3
+decay = 10
+[replay]
+capacity = 64
+[local_search]
+every = 4
+steps = 6
+burn_in = 2
+[eval]
+every = 8
+is_samples = 32
+exact_samples = 16
+grid = 8
+density_samples = 2
+samples = 4
+[log]
+every = 2
+[checkpoint]
+every = 0
+)",
+                                      7);
+  ASSERT_TRUE(r.resumed.eubo && r.straight.eubo && r.resumed.w2);
+  EXPECT_EQ(*r.resumed.eubo, *r.straight.eubo);
+  EXPECT_EQ(*r.resumed.w2, *r.straight.w2);
+}
+
 // sets: top-K states carried over
 TEST_F(Resume, SetsWithTopKIsIdentical) {
   const auto r = straight_and_resumed(R"(

@@ -163,6 +163,28 @@ TEST_P(ContinuousLearning, TorusTwoModesNeedAVonMisesMixture) {
   EXPECT_GT(single.grid->jsd, 0.15);
 }
 
+// The diffusion sampler on 25GMM (configs/diffusion_25gmm.toml: sigma^2 = 5, the fixed
+// Brownian bridge, the time architecture 64 wide) with the Langevin parametrisation, at the
+// suite's budget: T = 25 steps, batch 200, 500 iterations (the paper: T = 100, batch 300, 10,000
+// iterations). Measured over seeds 0-2 on the 2-core AMD EPYC (2026-12-03): Delta log Z^RW =
+// |log Z_IS - log Z| 0.057, 0.128, 0.236 from K = 2,000 trajectories, Delta log Z = |ELBO - log Z|
+// 1.349, 1.311, 1.285, W2^2 against 500 exact samples 21.1, 15.8, 17.8, EUBO 1.89, 1.54, 1.67;
+// the untrained sampler (the reference process) reads 0.92, 6.2, 45-48 and 8.0-8.4. Without the
+// Langevin term TB at this budget drops modes (seed 2 at 1,000 iterations with exploration:
+// Delta log Z^RW 2.29, EUBO 28).
+TEST_P(ContinuousLearning, Diffusion25GmmLangevin) {
+  auto s = train_config("configs/diffusion_25gmm.toml",
+                        {"env.steps=25", "train.batch_size=200", "train.iterations=500", "policy.langevin=true",
+                         "eval.grid=0", "eval.exact_samples=500"},
+                        GetParam());
+  ASSERT_TRUE(s.importance && s.eubo && s.w2);
+  EXPECT_LT(log_z_is_error(s, 0.0), 0.4);
+  EXPECT_LT(std::fabs(s.importance->elbo), 1.8);
+  EXPECT_LT(*s.w2, 30.0);
+  EXPECT_LT(*s.eubo, 3.0);
+  EXPECT_GT(*s.eubo, s.importance->elbo);  // EUBO >= log Z >= ELBO in expectation
+}
+
 INSTANTIATE_TEST_SUITE_P(Seeds, ContinuousLearning, ::testing::Values(0, 1, 2));
 
 // Detailed balance (flow head) on the Box 2-D and the labelled box, same budgets as above, one
