@@ -87,4 +87,9 @@ expect keys.out '^env.kind = "hypergrid" .*"ring"' '^# \[env\] for env.kind = "r
 cmd analyse analyse runs/ring
 [[ $rc -eq 0 ]] || { cat analyse.err >&2; fail "analyse exited with $rc"; }
 expect analyse.out 'ring'
+# the diffusion sampler of the example's own density: a short training run
+cmd diffusion train "$source/examples/custom_env/ring_diffusion.toml" --out runs/ring_diffusion \
+  --set env.steps=10 --set train.iterations=20 --set eval.every=0 --set eval.grid=20 --set eval.is_samples=200
+[[ $rc -eq 0 ]] || { cat diffusion.err >&2; fail "train ring_diffusion exited with $rc"; }
+expect diffusion.out '^run runs/ring_diffusion: 20 iterations' '^  importance-sampled log Z ' '^  terminating density on 400'
 echo "custom_env: installed, built, checked, trained, resumed, evaluated, sampled and analysed"
