@@ -85,21 +85,30 @@ torch::Tensor SubTrajectoryBalance::pairwise_loss(const LossInputs& in) const {
 }
 
 torch::Tensor SubTrajectoryBalance::loss(const LossInputs& inputs) const {
-  // lambda > 1 needs each trajectory's own scale lambda^-L_b against overflow: the pairs
-  if (options_.weighting == SubTbWeighting::kGeometric && options_.lambda > 1.0) return pairwise_loss(inputs);
+  const int64_t T = inputs.log_pf.size(0);
+  // lambda > 1: the weights lambda^(j-i-T) span lambda^-T .. 1, which float64 holds without
+  // underflow while T log lambda < 700 (T = 100 steps at lambda = 2: 2^-100); beyond, each
+  // trajectory needs its own scale lambda^-L_b: the pairs
+  const bool growing = options_.weighting == SubTbWeighting::kGeometric && options_.lambda > 1.0;
+  if (growing && static_cast<double>(T) * std::log(options_.lambda) >= 700.0) return pairwise_loss(inputs);
   const LossInputs in = with_local_credit(inputs);
-  const int64_t T = in.log_pf.size(0);
+  const auto dtype = in.log_pf.scalar_type();
   auto a = potentials(in);  // [T+1, B]
   auto t = torch::arange(T + 1, in.length.options()).unsqueeze(1);
   if (options_.weighting == SubTbWeighting::kTb)  // the one pair (0, L): TB
     return (a[0] - a.gather(0, in.length.unsqueeze(0)).squeeze(0)).square().mean();
   // the pair weights as one symmetric [T+1, T+1] matrix G with zero diagonal, shared by the
-  // batch: w_ij = G_ij for i < j <= L_b. lambda^(|i-j|-1) keeps the largest weight at 1.
-  auto dtype = in.log_pf.scalar_type();
-  auto gap = (t - t.t()).abs().to(dtype);  // |i - j|
+  // batch: w_ij = G_ij for i < j <= L_b. lambda^(|i-j|-1) keeps the largest weight at 1 for
+  // lambda < 1; lambda^(|i-j|-T), in float64, for lambda > 1 (the per-trajectory normalisation
+  // cancels the common scale).
+  const auto calc = growing ? torch::kFloat64 : dtype;
+  if (growing) a = a.to(calc);
+  auto gap = (t - t.t()).abs().to(calc);  // |i - j|
   torch::Tensor g;
   switch (options_.weighting) {
-    case SubTbWeighting::kGeometric: g = ((gap - 1) * std::log(options_.lambda)).exp(); break;
+    case SubTbWeighting::kGeometric:
+      g = ((gap - (growing ? static_cast<double>(T) : 1.0)) * std::log(options_.lambda)).exp();
+      break;
     case SubTbWeighting::kEqual: g = torch::ones_like(gap); break;
     case SubTbWeighting::kDb: g = gap.eq(1).to(dtype); break;
     case SubTbWeighting::kTb: break;
@@ -108,13 +117,13 @@ torch::Tensor SubTrajectoryBalance::loss(const LossInputs& inputs) const {
   // sum_{i<j} w_ij (a_i - a_j)^2 = sum_i a_i^2 m_i (G m)_i - (a m)^T G (a m), with m_t = [t <= L_b]:
   // two small GEMMs instead of [T+1, T+1, B] pairs. Each trajectory's a is first centred on its
   // mean (the differences do not change) so that float32 does not cancel large potentials.
-  auto m = t.le(in.length.unsqueeze(0)).to(dtype);  // [T+1, B]
+  auto m = t.le(in.length.unsqueeze(0)).to(calc);  // [T+1, B]
   auto count = m.sum(0, /*keepdim=*/true);
   auto centred = (a - ((a * m).sum(0, /*keepdim=*/true) / count).detach()) * m;
   auto gm = torch::mm(g, m);
   auto numerator = (centred.square() * gm).sum(0) - (centred * torch::mm(g, centred)).sum(0);
   auto denominator = 0.5 * (m * gm).sum(0);
-  return (numerator / denominator).mean();
+  return (numerator / denominator).mean().to(dtype);
 }
 
 torch::Tensor SubTrajectoryBalance::log_z_estimate(const LossInputs& in) const {

@@ -97,10 +97,14 @@ TEST(SubTbTest, MatchesExplicitLoopsOverPairs) {
 // The quadratic form (two GEMMs) equals the explicit pairs in value and gradient, for every
 // weighting and both choices of phi_0; in float32, potentials offset by 1000 (a balanced batch
 // has a_t constant, so a naive quadratic form would cancel) still agree with the float64 pairs.
+// lambda = 2 (the diffusion papers' FL-SubTB) takes the quadratic form in float64 too.
 TEST(SubTbTest, QuadraticFormMatchesPairs) {
   for (auto w : {SubTbWeighting::kGeometric, SubTbWeighting::kEqual, SubTbWeighting::kTb, SubTbWeighting::kDb}) {
-    for (bool s0_log_z : {false, true}) {
-      auto obj = subtb(w, 0.8, s0_log_z);
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool s0_log_z = variant % 2 == 1;
+      const double lambda = variant < 2 ? 0.8 : 2.0;
+      if (lambda > 1.0 && w != SubTbWeighting::kGeometric) continue;
+      auto obj = subtb(w, lambda, s0_log_z);
       auto in = random_inputs(30, 20, 11);
       in.log_flow.requires_grad_(true);
       in.log_pf.requires_grad_(true);
