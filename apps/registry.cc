@@ -13,6 +13,7 @@
 #include "components/replay.h"
 #include "components/tlm.h"
 #include "core/trainer.h"
+#include "envs/bayesnet.h"
 #include "envs/box.h"
 #include "envs/diffusion.h"
 #include "envs/hypergrid.h"
@@ -48,6 +49,9 @@ Registry Registry::builtin() {
       "torus", "two von Mises modes on the k-torus reached by a fixed number of rotations (circle pieces of dim k)"));
   r.add_env(env_entry<DiffusionEnv, DiffusionOptions>(
       "diffusion", "a diffusion sampler on R^d: T Euler-Maruyama steps towards a target density, Brownian-bridge P_B"));
+  r.add_env(env_entry<BayesNetEnv, BayesNetOptions>(
+      "bayesnet", "a linear-Gaussian Bayesian network: a DAG and its edge weights, added one edge at a time; exact "
+                  "posterior for d <= 5"));
   r.add_env(env_entry<SetsEnv, SetsOptions>(
       "sets", "subsets of exactly k of n elements with fixed energies, one element per step; R = exp(-energy)"));
   r.add_objective(objective_entry<TrajectoryBalance>("tb", "trajectory balance"));
