@@ -320,6 +320,9 @@ int main(int argc, char** argv) {
       {"hypergrid 4-D H=20 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{20}}}, 16, 256,
        2},
       {"sets 60 of 80 batch 16 MLP 2x256", "sets", {{"universe", int64_t{80}}, {"size", int64_t{60}}}, 16, 256, 2},
+      // Bayesian networks with their weights (configs/bayesnet_d*.toml; --objective modified_db as shipped)
+      {"bayesnet d=5 n=100 batch 64 MLP 2x256", "bayesnet", {{"variables", int64_t{5}}}, 64, 256, 2},
+      {"bayesnet d=20 n=100 batch 64 MLP 2x256", "bayesnet", {{"variables", int64_t{20}}}, 64, 256, 2},
       // issue 7's GPU targets, timed on the CPU too
       {"hypergrid 4-D H=16 batch 512 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{16}}}, 512,
        256, 2},
