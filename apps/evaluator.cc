@@ -102,6 +102,7 @@ struct Evaluator::Point {
   std::vector<std::pair<std::string, double>> row;
   std::string text;
   std::vector<double> cell_probability;  // the policy's distribution on the 2-D grid's cells
+  std::vector<torch::Tensor> matrices;   // the env's sample matrices ([rows, cols] float64 CPU each)
   void add(const std::vector<std::string>& columns, const std::vector<double>& values) {
     for (size_t i = 0; i < columns.size(); ++i) row.emplace_back(columns[i], values[i]);
   }
@@ -201,14 +202,17 @@ void Evaluator::add_groups() {
                          p.text += fmt::format("  top-{} mean R {:.4g}", top_->size(), top_->mean_reward());
                        }});
   }
+  if (env_.has_sample_metrics()) matrix_specs_ = env_.sample_matrix_specs();
   if (env_.has_sample_metrics())
     groups_.push_back({{}, [this](Point& p) {
                          auto sampled = rollout(env_, *estimators_.policy, options_.env_samples, SamplerOptions{},
                                                 generator_, device_, execution_);
-                         for (const auto& [name, value] : env_.sample_metrics(sampled.terminal_states())) {
+                         const States terminal = sampled.terminal_states();
+                         for (const auto& [name, value] : env_.sample_metrics(terminal)) {
                            p.row.emplace_back(name, value);
                            p.text += fmt::format("  {} {:.3e}", name, value);
                          }
+                         if (!matrix_specs_.empty()) p.matrices = env_.sample_matrices(terminal);
                        }});
 }
 
@@ -216,6 +220,15 @@ void Evaluator::declare(Hdf5Log& log) {
   std::vector<std::string> columns;
   for (const auto& g : groups_) columns.insert(columns.end(), g.columns.begin(), g.columns.end());
   log.declare_columns("eval", columns);
+  if (!matrix_specs_.empty()) log.declare("matrices", "iteration", LogDType::kInt64, {});
+  for (const auto& m : matrix_specs_) {
+    const std::vector<int64_t> shape{m.rows, m.cols};
+    if (m.exact.defined()) {
+      auto exact = m.exact.to(torch::kCPU, torch::kFloat64).contiguous();
+      log.write_fixed("matrices", m.name + "_exact", LogDType::kFloat64, shape, exact.data_ptr<double>());
+    }
+    log.declare("matrices", m.name, LogDType::kFloat64, shape);
+  }
   if (!grid2d_) return;
   const auto shape = grid2d_->shape();
   log.write_fixed("grid", "x", LogDType::kFloat64, {shape[0]}, grid2d_->xs.data());
@@ -241,6 +254,14 @@ std::string Evaluator::evaluate(Hdf5Log& log, int64_t iteration, int64_t traject
   p.add(groups_.front().columns, {static_cast<double>(iteration), static_cast<double>(trajectories), wall_s, log_z});
   for (size_t i = 1; i < groups_.size(); ++i) groups_[i].compute(p);
   log.append_row("eval", p.row);
+  if (!p.matrices.empty()) {
+    log.append("matrices", "iteration", LogDType::kInt64, {}, &iteration, 1);
+    for (size_t k = 0; k < matrix_specs_.size(); ++k) {
+      auto m = p.matrices[k].to(torch::kCPU, torch::kFloat64).contiguous();
+      log.append("matrices", matrix_specs_[k].name, LogDType::kFloat64, {matrix_specs_[k].rows, matrix_specs_[k].cols},
+                 m.data_ptr<double>(), 1);
+    }
+  }
   if (grid2d_ && !p.cell_probability.empty()) {
     log.append("grid", "iteration", LogDType::kInt64, {}, &iteration, 1);
     log.append("grid", "terminating", LogDType::kFloat64, grid2d_->shape(), p.cell_probability.data(), 1);

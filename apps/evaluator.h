@@ -96,6 +96,7 @@ class Evaluator {
   std::optional<EmpiricalL1> l1_;
   std::optional<TopK> top_;
   std::vector<double> target_;            // pi = R/Z on the table's states
+  std::vector<SampleMatrixSpec> matrix_specs_;  // the env's sample matrices (/matrices)
   EvalSummary last_;
 };
 

@@ -127,6 +127,13 @@ struct TerminalGrid {
   torch::Tensor log_cell_volume;  // [N] float64: log of each cell's reference measure
 };
 
+// A matrix an env computes from terminal samples at every evaluation (Env::sample_matrix_specs).
+struct SampleMatrixSpec {
+  std::string name;                  // the dataset /matrices/<name>
+  int64_t rows = 0, cols = 0;
+  torch::Tensor exact;               // [rows, cols] float64 CPU: the exact value, or undefined
+};
+
 // backward_action/forward_action of envs whose atoms are undone by the component of the same
 // index (+d / -d): `action` itself, with log J = 0 ([B] float) written to `log_jacobian` if asked.
 Actions same_index_action(const Actions& action, torch::Tensor* log_jacobian);
@@ -212,6 +219,14 @@ class Env {
   // the exact probabilities. `terminal` holds on-policy terminal states.
   virtual bool has_sample_metrics() const { return false; }
   virtual std::vector<std::pair<std::string, double>> sample_metrics(const States& /*terminal*/) const { return {}; }
+
+  // Matrices of terminal samples' statistics (optional): computed at every evaluation from the
+  // same on-policy samples as sample_metrics, logged as /matrices/<name> ([E, rows, cols], one
+  // per evaluation) beside the exact value /matrices/<name>_exact where the env knows it, and
+  // drawn by `gfn analyse --plot` side by side (the Bayesian-network env's edge marginals).
+  // sample_matrices returns one [rows, cols] float64 CPU tensor per spec, in the specs' order.
+  virtual std::vector<SampleMatrixSpec> sample_matrix_specs() const { return {}; }
+  virtual std::vector<torch::Tensor> sample_matrices(const States& /*terminal*/) const { return {}; }
 
   // A fixed backward kernel (optional, DESIGN.md 9c): P_B given by the env rather than learned
   // (policy.backward = "fixed"), e.g. the Brownian bridge of a diffusion sampler. The env returns

@@ -1,6 +1,7 @@
 #include "core/kernel_head.h"
 
 #include <cmath>
+#include <map>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -57,6 +58,20 @@ KernelHead::KernelHead(const KernelSpec& spec, int64_t coord_dim, const HeadOpti
     }
     pieces_.push_back({c, comp.domain, comp.dim, output_size_, raw, mixtures});
     output_size_ += raw;
+  }
+  // Gaussian pieces of one dimension, two or more: one group each
+  grouped_.assign(pieces_.size(), false);
+  std::map<int64_t, std::vector<size_t>> real_by_dim;
+  for (size_t k = 0; k < pieces_.size(); ++k)
+    if (pieces_[k].domain == Domain::kReal) real_by_dim[pieces_[k].dim].push_back(k);
+  for (const auto& [dim, members] : real_by_dim) {
+    if (members.size() < 2) continue;
+    std::vector<int64_t> offset(spec_.size(), -1);
+    for (size_t k : members) {
+      offset[pieces_[k].component] = pieces_[k].offset;
+      grouped_[k] = true;
+    }
+    gaussian_groups_.push_back({pieces_[members.front()], torch::tensor(offset, torch::kInt64)});
   }
 }
 
@@ -122,7 +137,19 @@ torch::Tensor KernelHead::log_density(const torch::Tensor& out, const torch::Ten
                                       const torch::Tensor& coords, Execution execution) const {
   execution = resolve_execution(execution, out.device());
   auto total = torch::zeros({out.size(0)}, out.options());
-  for (const auto& piece : pieces_) {
+  for (const auto& g : gaussian_groups_) {
+    // a group of Gaussians: every member's rows at once, in the network's dtype
+    auto offsets = group_offsets(g, component);
+    RowSelection rows(offsets.ge(0), execution);
+    if (rows.empty()) continue;
+    const int64_t dim = g.representative.dim;
+    auto u = rows.take_or(coords.narrow(1, 0, dim), 0.0).to(out.scalar_type());
+    auto raw = group_raw(g, rows.take(out), rows.take(offsets));
+    total = rows.put(piece_log_density(g.representative, raw, u), total);
+  }
+  for (size_t k = 0; k < pieces_.size(); ++k) {
+    if (grouped_[k]) continue;
+    const Piece& piece = pieces_[k];
     // each piece's density on its own rows (fixed shapes: on every row, the others' coordinates
     // replaced by an interior point so that their values and gradients stay finite), in float64
     // at float64 coordinates: a coordinate within 1e-30 of a face keeps its digits. Gaussians on
@@ -143,7 +170,18 @@ torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::T
                                         double noise) const {
   execution = resolve_execution(execution, out.device());
   auto coords = torch::zeros({out.size(0), coord_dim_}, out.options().dtype(torch::kFloat64));
-  for (const auto& piece : pieces_) {
+  for (const auto& g : gaussian_groups_) {
+    auto offsets = group_offsets(g, component);
+    RowSelection rows(offsets.ge(0), execution);
+    if (rows.empty()) continue;
+    auto raw = group_raw(g, rows.take(out), rows.take(offsets)).to(torch::kFloat64);
+    auto u = piece_sample(g.representative, raw, generator, temperature, noise, rows.fixed());
+    const int64_t dim = g.representative.dim;
+    coords = rows.put(dim == coord_dim_ ? u : torch::constant_pad_nd(u, {0, coord_dim_ - dim}), coords);
+  }
+  for (size_t k = 0; k < pieces_.size(); ++k) {
+    if (grouped_[k]) continue;
+    const Piece& piece = pieces_[k];
     // float64 draws: a Beta of concentration 0.1 puts 1e-4 of its mass below float32's smallest
     // normal and 1e-31 below float64's
     RowSelection rows(component.eq(piece.component), execution);
@@ -154,6 +192,18 @@ torch::Tensor KernelHead::sample_coords(const torch::Tensor& out, const torch::T
     coords = rows.put(padded, coords);
   }
   return coords;
+}
+
+torch::Tensor KernelHead::group_offsets(const GaussianGroup& g, const torch::Tensor& component) const {
+  auto table = g.offset.on(component.device());
+  return torch::where(component.ge(0), table.index_select(0, component.clamp_min(0)), torch::full_like(component, -1));
+}
+
+torch::Tensor KernelHead::group_raw(const GaussianGroup& g, const torch::Tensor& out,
+                                    const torch::Tensor& offsets) const {
+  // columns offset .. offset + 2k of each row: [loc (k) | log-scale (k)]
+  auto columns = offsets.clamp_min(0).unsqueeze(1) + torch::arange(g.representative.raw_size, offsets.options());
+  return out.gather(1, columns);
 }
 
 torch::Tensor KernelHead::sample_uniform_coords(const torch::Tensor& component, torch::Generator& generator) const {

@@ -84,10 +84,24 @@ class KernelHead {
   torch::Tensor piece_sample(const Piece& piece, const torch::Tensor& raw, torch::Generator& generator,
                              double temperature, double noise, bool fixed_shapes) const;
 
+  // Gaussian pieces on R^k sharing the dimension k, two or more of them (one per candidate edge
+  // of the Bayesian-network env): scored and drawn in one pass, each row's parameters gathered
+  // from its own piece's columns, rather than in a pass per piece (380 passes at d = 20).
+  struct GaussianGroup {
+    Piece representative;   // a member: domain and dim
+    DeviceConstant offset;  // [C] int64: the first raw column of component c's piece, -1 outside the group
+  };
+  // [N, raw] float: each row's piece parameters within group `g` (rows of other components: any)
+  torch::Tensor group_raw(const GaussianGroup& g, const torch::Tensor& out, const torch::Tensor& offsets) const;
+  // [N] int64: each row's offset in group `g`, -1 outside it
+  torch::Tensor group_offsets(const GaussianGroup& g, const torch::Tensor& component) const;
+
   KernelSpec spec_;
   int64_t coord_dim_;
   HeadOptions options_;
   std::vector<Piece> pieces_;
+  std::vector<bool> grouped_;  // [pieces] the piece belongs to a GaussianGroup
+  std::vector<GaussianGroup> gaussian_groups_;
   int64_t output_size_ = 0;
 };
 

@@ -34,6 +34,10 @@ const OptionTable<BayesNetOptions>& BayesNetOptions::keys() {
                "prior over DAGs: uniform, or edges (rho^|E| (1 - rho)^(d(d-1) - |E|), unnormalised)",
                {"uniform", "edges"})
           .add("edge_probability", &O::edge_probability, "rho of graph_prior = \"edges\"", above(0).below(1))
+          .add("edge_order", &O::edge_order,
+               "free: any edge may be added next (uniform P_B over the edges); fixed: edges in one order (by "
+               "child, then parent), one trajectory per graph",
+               {"free", "fixed"})
           .add("exact_max", &O::exact_max, "evaluate against the exact posterior (every DAG enumerated) for d <= this",
                in(0, 5));
   return table;
@@ -126,6 +130,11 @@ BayesNetEnv::BayesNetEnv(const BayesNetOptions& options) : options_(options) {
   edge_cell_ = torch::tensor(cells, torch::kInt64);
   edge_parent_ = torch::tensor(parent, torch::kInt64);
   edge_child_ = torch::tensor(child, torch::kInt64);
+  // the fixed order: by child, then parent
+  std::vector<int64_t> rank(cells.size());
+  for (size_t e = 0; e < cells.size(); ++e) rank[e] = child[e] * (d_ - 1) + (parent[e] < child[e] ? parent[e] : parent[e] - 1);
+  edge_rank_ = torch::tensor(rank, torch::kInt64);
+  fixed_order_ = options_.edge_order == "fixed";
 
   if (d_ <= options_.exact_max) {
     LinearGaussianModel model;
@@ -167,23 +176,34 @@ torch::Tensor addable_cells(const torch::Tensor& adjacency, const torch::Tensor&
 
 }  // namespace
 
+torch::Tensor BayesNetEnv::last_rank(const torch::Tensor& adjacency) const {
+  auto present = adjacency.index_select(1, edge_cell_.on(adjacency.device()));
+  return (present * (edge_rank_.on(adjacency.device()) + 1).unsqueeze(0)).amax(1) - 1;
+}
+
+torch::Tensor BayesNetEnv::addable_edges(const torch::Tensor& adjacency) const {
+  auto edges = addable_cells(adjacency, reachability(adjacency), d_).index_select(1, edge_cell_.on(adjacency.device()));
+  if (!fixed_order_) return edges;
+  return edges & edge_rank_.on(adjacency.device()).unsqueeze(0).gt(last_rank(adjacency).unsqueeze(1));
+}
+
 torch::Tensor BayesNetEnv::features(const States& states) const {
   const auto& a = states.discrete;
-  auto addable = addable_cells(a, reachability(a), d_);
   return torch::cat({a.to(torch::kFloat32), (states.continuous / weight_scale_).to(torch::kFloat32),
-                     addable.to(torch::kFloat32)},
+                     addable_edges(a).to(torch::kFloat32)},
                     1);
 }
 
 torch::Tensor BayesNetEnv::forward_mask(const States& states) const {
-  const auto& a = states.discrete;
-  auto cells = edge_cell_.on(a.device());
-  auto edges = addable_cells(a, reachability(a), d_).index_select(1, cells);
-  return torch::cat({edges, torch::ones({a.size(0), 1}, edges.options())}, 1);
+  auto edges = addable_edges(states.discrete);
+  return torch::cat({edges, torch::ones({edges.size(0), 1}, edges.options())}, 1);
 }
 
 torch::Tensor BayesNetEnv::backward_mask(const States& states) const {
-  return states.discrete.index_select(1, edge_cell_.on(states.discrete.device())).eq(1);
+  const auto& a = states.discrete;
+  auto present = a.index_select(1, edge_cell_.on(a.device())).eq(1);
+  if (!fixed_order_) return present;
+  return present & edge_rank_.on(a.device()).unsqueeze(0).eq(last_rank(a).unsqueeze(1));
 }
 
 void BayesNetEnv::chart(const torch::Tensor& weights, const torch::Tensor& component, torch::Tensor* location,
@@ -265,6 +285,14 @@ std::optional<double> BayesNetEnv::log_partition() const {
 
 torch::Tensor BayesNetEnv::edge_frequencies(const States& terminal) const {
   return terminal.discrete.to(torch::kCPU, torch::kFloat64).mean(0).view({d_, d_});
+}
+
+std::vector<SampleMatrixSpec> BayesNetEnv::sample_matrix_specs() const {
+  return {{"edge_marginals", d_, d_, exact_edge_marginals()}};
+}
+
+std::vector<torch::Tensor> BayesNetEnv::sample_matrices(const States& terminal) const {
+  return {edge_frequencies(terminal)};
 }
 
 torch::Tensor BayesNetEnv::exact_edge_marginals() const {

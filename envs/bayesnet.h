@@ -24,6 +24,11 @@
 //                    through the transitive closure, Deleu et al. 2022).
 //            E       "exit": atom, at every state (every DAG with weights is a terminal state).
 //   backward e < E   "-i->j": atom, the edge i -> j removed with its weight; iff i -> j is present.
+// With edge_order = "fixed" the edges of a graph are added in one order, by child then parent
+// (rank j (d - 1) + i'): a forward edge is available only after the last one present, and the
+// backward kernel removes only that last edge. Every graph then has one trajectory and P_B is 1:
+// the sampler need not learn to cover the |E|! orders of the free form, which the uniform P_B
+// weighs equally (and which its importance-sampled log Z misses when it does not: RESULTS).
 //
 // Reference measures and why the kernel pair is consistent. States are the disjoint union over
 // DAGs G of R^{|E(G)|} (the weights of G's edges); nu = sum_G Lebesgue on R^{|E(G)|} (counting
@@ -61,6 +66,7 @@ struct BayesNetOptions : KeyedOptions<BayesNetOptions> {
   double weight_variance = 1.0;   // prior variance of each edge weight, > 0
   std::string graph_prior = "uniform";  // "uniform" over DAGs, or "edges": p(G) ~ rho^|E| (1 - rho)^(E - |E|)
   double edge_probability = 0.5;  // rho of the "edges" prior, in (0, 1)
+  std::string edge_order = "free";  // "free" or "fixed" (see the header comment)
   int64_t exact_max = 5;          // exact evaluation by enumeration for d <= exact_max (<= 5)
 
   // The config keys (under [env]).
@@ -77,11 +83,11 @@ class BayesNetEnv final : public Env {
   int64_t max_length() const override { return d_ * (d_ - 1) / 2; }
   int64_t discrete_dim() const override { return d_ * d_; }
   int64_t continuous_dim() const override { return d_ * d_; }
-  // A, W / s and the addable edges, each d*d
-  int64_t feature_dim() const override { return 3 * d_ * d_; }
+  // A and W / s (each d*d), the addable edges (E)
+  int64_t feature_dim() const override { return 2 * d_ * d_ + d_ * (d_ - 1); }
 
   States initial_states(int64_t batch, const torch::Device& device) const override;
-  torch::Tensor features(const States& states) const override;       // [B, 3 d^2] float32
+  torch::Tensor features(const States& states) const override;       // [B, 2 d^2 + E] float32
   torch::Tensor forward_mask(const States& states) const override;    // [B, E + 1]
   torch::Tensor backward_mask(const States& states) const override;   // [B, E]
   StepResult step(const States& states, const Actions& actions) const override;
@@ -100,6 +106,9 @@ class BayesNetEnv final : public Env {
   bool has_sample_metrics() const override { return true; }
   std::vector<std::pair<std::string, double>> sample_metrics(const States& terminal) const override;
   std::optional<double> log_partition() const override;
+  // "edge_marginals" [d, d]: P(i -> j) among the samples, beside the exact ones for d <= exact_max.
+  std::vector<SampleMatrixSpec> sample_matrix_specs() const override;
+  std::vector<torch::Tensor> sample_matrices(const States& terminal) const override;
 
   const BayesNetOptions& options() const { return options_; }
   int64_t variables() const { return d_; }
@@ -121,6 +130,10 @@ class BayesNetEnv final : public Env {
   // The chart of forward piece e = i -> j at each row's weights ([B, d*d] float64): w =
   // location + scale u, the Gaussian conditional of w_ij given the other weights into j in the
   // graph with the edge ([B] float64 each).
+  // [B] int64: the largest rank among each state's edges (-1 for the empty graph)
+  torch::Tensor last_rank(const torch::Tensor& adjacency) const;
+  // [B, E] bool: the edges that may be added (absent, no cycle, and after the last in the fixed order)
+  torch::Tensor addable_edges(const torch::Tensor& adjacency) const;
   void chart(const torch::Tensor& weights, const torch::Tensor& component, torch::Tensor* location,
              torch::Tensor* scale) const;
 
@@ -133,6 +146,8 @@ class BayesNetEnv final : public Env {
   DeviceConstant edge_cell_;    // [E] int64: i * d + j of candidate edge e
   DeviceConstant edge_parent_;  // [E] int64: i
   DeviceConstant edge_child_;   // [E] int64: j
+  DeviceConstant edge_rank_;    // [E] int64: e's place in the fixed order, j (d - 1) + (i < j ? i : i - 1)
+  bool fixed_order_ = false;
   DeviceConstant gram_device_;  // [d, d] float64
   std::unique_ptr<DagPosterior> exact_;
   ActionSpec spec_;

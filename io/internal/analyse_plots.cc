@@ -6,6 +6,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <utility>
@@ -297,9 +298,23 @@ std::vector<Heatmap> grid_maps(const PlotContent& c) {
   return maps;
 }
 
+// A sample matrix (/matrices/<name>) as heatmaps: its last evaluation beside the exact value,
+// cell (i, j) at x = i, y = j.
+std::vector<Heatmap> matrix_maps(const MatrixContent& m) {
+  std::vector<double> rows(m.rows), cols(m.cols);
+  std::iota(rows.begin(), rows.end(), 0.0);
+  std::iota(cols.begin(), cols.end(), 0.0);
+  std::string title = m.name + " of the samples";
+  if (m.iteration >= 0) title += fmt::format(" at iteration {}", m.iteration);
+  std::vector<Heatmap> maps{{title, rows, cols, m.last}};
+  if (!m.exact.empty()) maps.push_back({m.name + ", exact", rows, cols, m.exact});
+  return maps;
+}
+
 // Writes the heatmaps of one run side by side, on one colour scale.
 fs::path write_grid_plot(const fs::path& dir, const std::string& stem, const std::string& label,
-                         const std::vector<Heatmap>& maps) {
+                         const std::vector<Heatmap>& maps, const std::string& xlabel = "x1",
+                         const std::string& ylabel = "x2") {
   const fs::path dat = dir / (stem + ".dat");
   Buffer b;
   double top = 0;
@@ -320,12 +335,12 @@ fs::path write_grid_plot(const fs::path& dir, const std::string& stem, const std
   const int n = static_cast<int>(maps.size());
   std::string script = gp_header(dir / (stem + ".png"), 560 * n, 520);
   script += fmt::format(
-      "unset grid\nset size ratio -1\nset xlabel 'x1'\nset ylabel 'x2'\nset cblabel 'probability'\n"
+      "unset grid\nset size ratio -1\nset xlabel {}\nset ylabel {}\nset cblabel 'probability'\n"
       "unset colorbox\n"
       "set cbrange [0:{}]\nset autoscale fix\n"
       "set palette defined (0 '#440154', 1 '#3b528b', 2 '#21918c', 3 '#5ec962', 4 '#fde725')\n"
       "set multiplot layout 1,{} title {}\n",
-      top > 0 ? top : 1.0, n, gp(label));
+      gp(xlabel), gp(ylabel), top > 0 ? top : 1.0, n, gp(label));
   // one colour scale for both: its bar beside the last panel
   for (size_t k = 0; k < maps.size(); ++k)
     script += fmt::format("set title {}\n{}plot {} index {} using 1:2:3 with image notitle\n", gp(maps[k].title),
@@ -392,6 +407,9 @@ void write_run_plots(const fs::path& dir, const std::vector<RunData>& runs, std:
     if (!maps.empty()) scripts.push_back(write_grid_plot(dir, stems[i] + "_grid", runs[i].summary.label, maps));
     if (c.sample_dim == 1)
       scripts.push_back(write_samples_plot(dir, stems[i] + "_samples", runs[i].summary.label, c));
+    for (const MatrixContent& m : c.matrices)
+      scripts.push_back(write_grid_plot(dir, stems[i] + "_" + m.name, runs[i].summary.label, matrix_maps(m), "row i",
+                                        "column j"));
   }
 }
 

@@ -7,6 +7,8 @@
 //                   (grid/terminating); without one, a 2-D histogram of terminal samples with 2
 //                   coordinates (/samples/states_continuous, else states_discrete, [M, 2])
 //   <label>_samples a histogram of terminal samples with 1 coordinate ([M, 1])
+//   <label>_<name>  /matrices/<name>: a sample matrix at the last evaluation beside
+//                   /matrices/<name>_exact (Env::sample_matrix_specs; the edge marginals)
 //   log_reward.png  /samples/log_reward of every run that has it
 // Internal to the library: not installed.
 #pragma once

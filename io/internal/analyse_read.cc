@@ -117,6 +117,35 @@ std::string config_name(const std::string& text) {
   }
 }
 
+// /matrices: each sample matrix's last evaluation and its exact value, where logged.
+void read_matrices(const LogFile& f, PlotContent& c) {
+  const auto& log = f.log();
+  if (!log.has("matrices/iteration")) return;
+  const std::vector<double> iteration = f.doubles("matrices/iteration");
+  for (const std::string& name : log.list("matrices")) {
+    if (name == "iteration" || (name.size() > 6 && name.compare(name.size() - 6, 6, "_exact") == 0)) continue;
+    std::vector<int64_t> dims;
+    std::vector<double> values = f.doubles("matrices/" + name, &dims);
+    if (dims.size() != 3) f.fail(fmt::format("matrices/{} has {} dimensions, expected 3 [E, rows, cols]", name, dims.size()));
+    if (dims[0] == 0) continue;
+    MatrixContent m;
+    m.name = name;
+    m.rows = dims[1];
+    m.cols = dims[2];
+    const auto per_row = static_cast<std::ptrdiff_t>(m.rows * m.cols);
+    m.last.assign(values.end() - per_row, values.end());
+    if (iteration.size() == static_cast<size_t>(dims[0])) m.iteration = static_cast<int64_t>(iteration.back());
+    if (log.has("matrices/" + name + "_exact")) {
+      std::vector<int64_t> exact_dims;
+      m.exact = f.doubles("matrices/" + name + "_exact", &exact_dims);
+      if (exact_dims != std::vector<int64_t>{m.rows, m.cols})
+        f.fail(fmt::format("matrices/{}_exact has shape [{}], expected [{}, {}]", name, fmt::join(exact_dims, ", "),
+                           m.rows, m.cols));
+    }
+    c.matrices.push_back(std::move(m));
+  }
+}
+
 // /grid: the axes, R on the grid and the last terminating distribution, each where logged.
 void read_grid(const LogFile& f, PlotContent& c) {
   const Hdf5LogReader& log = f.log();
@@ -192,6 +221,7 @@ RunData load_run(const std::string& input, bool with_plots) {
     if (with_plots) {
       read_grid(f, run.plot_content);
       read_samples(f, run.plot_content);
+      read_matrices(f, run.plot_content);
     }
     return run;
   } catch (const LogError&) {

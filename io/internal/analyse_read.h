@@ -33,6 +33,16 @@ struct Table {
   const std::vector<double>* x() const;
 };
 
+// A sample matrix of the log (/matrices/<name>, Env::sample_matrix_specs): its last evaluation
+// beside the exact value where logged.
+struct MatrixContent {
+  std::string name;
+  int64_t rows = 0, cols = 0;
+  std::vector<double> last;    // [rows * cols] row-major, the last evaluation
+  std::vector<double> exact;   // [rows * cols] /matrices/<name>_exact, or empty
+  int64_t iteration = -1;      // /matrices/iteration of `last`; -1 when unknown
+};
+
 // What a log holds for the plots of its own (read only for --plot); each part empty when the
 // log lacks it. Which plots these make is decided by content alone (analyse_plots.h).
 struct PlotContent {
@@ -43,6 +53,7 @@ struct PlotContent {
   std::vector<double> sample_states;     // [M * sample_dim] terminal samples, row-major
   int64_t sample_dim = 0;                // 1 or 2 (columns of sample_states); 0: no such samples
   bool samples_discrete = false;         // they are /samples/states_discrete (integer cells)
+  std::vector<MatrixContent> matrices;   // /matrices
 };
 
 // Everything read from one log.

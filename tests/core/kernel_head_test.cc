@@ -2,7 +2,9 @@
 // their domains, finite gradients whatever other rows' coordinates hold, uniform densities.
 #include "core/kernel_head.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -99,6 +101,44 @@ TEST(KernelHeadTest, SampleInDomainAndFiniteGradients) {
 
 // uniform densities: 0 on cubes and atoms, -log 2pi on the circle, -2 log 2pi on the torus; none
 // on R^k
+// Gaussian pieces of one dimension (one per candidate edge in the Bayesian-network env) are
+// scored and drawn as a group: each row's density is its own piece's N(loc, e^log_scale) read from
+// that piece's columns, in both executions; draws land where the piece's parameters say
+TEST(KernelHeadTest, GaussianPiecesOfOneDimensionAsAGroup) {
+  KernelSpec k;
+  for (int c = 0; c < 4; ++c) k.components.push_back({"w" + std::to_string(c), ComponentKind::kPiece, 1, Domain::kReal});
+  k.components.push_back({"cube", ComponentKind::kPiece, 1, Domain::kUnitCube});
+  k.components.push_back({"exit", ComponentKind::kAtom, 0, Domain::kNone});
+  k.exit = 5;
+  KernelHead head(k, 1, HeadOptions{});
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(3);
+  auto out = torch::randn({64, head.output_size()}, gen, torch::kFloat64);
+  auto component = torch::randint(0, 6, {64}, gen, torch::kInt64);
+  auto coords = torch::rand({64, 1}, gen, torch::kFloat64);
+  for (Execution e : {Execution::kCompact, Execution::kFixedShape}) {
+    auto got = head.log_density(out, component, coords, e);
+    for (int64_t b = 0; b < 64; ++b) {
+      const int64_t c = component[b].item<int64_t>();
+      if (c >= 4) continue;
+      const auto& piece = head.pieces()[c];
+      const double loc = out[b][piece.offset].item<double>();
+      const double log_scale = std::clamp(out[b][piece.offset + 1].item<double>(), -7.0, 3.0);
+      const double z = (coords[b][0].item<double>() - loc) / std::exp(log_scale);
+      EXPECT_NEAR(got[b].item<double>(), -0.5 * z * z - log_scale - 0.5 * std::log(2 * M_PI), 1e-10) << "row " << b;
+    }
+  }
+  // draws: a piece with scale e^-7 lands at its location
+  auto sharp = out.clone();
+  for (const auto& piece : head.pieces())
+    if (piece.domain == Domain::kReal) sharp.select(1, piece.offset + 1).fill_(-7.0);
+  auto drawn = head.sample_coords(sharp, component, gen);
+  for (int64_t b = 0; b < 64; ++b) {
+    const int64_t c = component[b].item<int64_t>();
+    if (c >= 4) continue;
+    EXPECT_NEAR(drawn[b][0].item<double>(), sharp[b][head.pieces()[c].offset].item<double>(), 0.01) << "row " << b;
+  }
+}
+
 TEST(KernelHeadTest, UniformDensities) {
   KernelSpec k;
   k.components = {{"a", ComponentKind::kAtom, 0, Domain::kNone},

@@ -74,7 +74,7 @@ TEST(BayesNetTest, SpecNamesEveryCandidateEdge) {
   ASSERT_EQ(spec.backward.size(), 12);
   EXPECT_EQ(spec.backward.components[3].name, "-1->0");
   EXPECT_EQ(env.max_length(), 6);
-  EXPECT_EQ(env.feature_dim(), 48);
+  EXPECT_EQ(env.feature_dim(), 44);
 }
 
 TEST(BayesNetTest, AcyclicityMaskMatchesBruteForce) {
@@ -100,6 +100,41 @@ TEST(BayesNetTest, AcyclicityMaskMatchesBruteForce) {
       }
     }
   }
+}
+
+// edge_order = "fixed": edges only after the last present one in the order (child, then parent),
+// one backward atom (that last edge), so every graph has exactly one trajectory
+TEST(BayesNetTest, FixedOrderGivesOneTrajectoryPerGraph) {
+  BayesNetOptions o = small(4, 10);
+  o.edge_order = "fixed";
+  const BayesNetEnv env(o);
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(5);
+  for (int64_t steps : {1, 2, 4}) {
+    States s = random_states(env, 64, steps, gen);
+    auto fwd = env.forward_mask(s), bwd = env.backward_mask(s);
+    for (int64_t b = 0; b < 64; ++b) {
+      // ranks of the present edges: e = i * 3 + j' -> rank j * 3 + i'
+      int64_t last = -1;
+      std::vector<int64_t> rank(12);
+      for (int64_t e = 0; e < 12; ++e) {
+        const int64_t i = e / 3, jp = e % 3, j = jp < i ? jp : jp + 1;
+        rank[e] = j * 3 + (i < j ? i : i - 1);
+        if (s.discrete[b][i * 4 + j].item<int64_t>()) last = std::max(last, rank[e]);
+      }
+      EXPECT_EQ(bwd[b].sum().item<int64_t>(), last >= 0 ? 1 : 0);
+      for (int64_t e = 0; e < 12; ++e) {
+        if (bwd[b][e].item<bool>()) EXPECT_EQ(rank[e], last);
+        if (fwd[b][e].item<bool>()) EXPECT_GT(rank[e], last);
+      }
+    }
+  }
+  CheckOptions c;
+  c.is_samples = 20000;
+  o.variables = 3;
+  o.samples = 3;
+  o.noise_variance = 4.0;
+  const auto report = check_env(BayesNetEnv(o), c);
+  EXPECT_TRUE(report.passed()) << report.text();
 }
 
 TEST(BayesNetTest, StepsAndTheirInverses) {
