@@ -202,8 +202,8 @@ void Evaluator::add_groups() {
                          p.text += fmt::format("  top-{} mean R {:.4g}", top_->size(), top_->mean_reward());
                        }});
   }
-  if (env_.has_sample_metrics()) matrix_specs_ = env_.sample_matrix_specs();
-  if (env_.has_sample_metrics())
+  if (env_.has_sample_metrics()) {
+    matrix_specs_ = env_.sample_matrix_specs();
     groups_.push_back({{}, [this](Point& p) {
                          auto sampled = rollout(env_, *estimators_.policy, options_.env_samples, SamplerOptions{},
                                                 generator_, device_, execution_);
@@ -214,6 +214,7 @@ void Evaluator::add_groups() {
                          }
                          if (!matrix_specs_.empty()) p.matrices = env_.sample_matrices(terminal);
                        }});
+  }
 }
 
 void Evaluator::declare(Hdf5Log& log) {

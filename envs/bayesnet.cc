@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/evaluation.h"
 #include "io/data_matrix.h"
 #include "measures/dag_posterior.h"
 
@@ -65,17 +66,6 @@ void generate(const BayesNetOptions& o, torch::Tensor* weights, torch::Tensor* x
   auto eps = torch::randn({o.samples, d}, gen, f64) * std::sqrt(o.noise_variance);
   auto inv = torch::linalg_inv(torch::eye(d, f64) - *weights);
   *x = eps.matmul(inv);
-}
-
-// JSD in nats between two distributions over the same index set
-double jsd(const std::vector<double>& p, const std::vector<double>& q) {
-  double out = 0.0;
-  for (size_t k = 0; k < p.size(); ++k) {
-    const double m = 0.5 * (p[k] + q[k]);
-    if (p[k] > 0) out += 0.5 * p[k] * std::log(p[k] / m);
-    if (q[k] > 0) out += 0.5 * q[k] * std::log(q[k] / m);
-  }
-  return out;
 }
 
 // area under the ROC curve of scores against binary labels (ties count one half)
@@ -324,7 +314,7 @@ std::vector<std::pair<std::string, double>> BayesNetEnv::sample_metrics(const St
       if (graph_of[b] >= 0) sampled[graph_of[b]] += 1.0 / static_cast<double>(n);
     }
     for (int64_t k = 0; k < graphs; ++k) exact[k] = std::exp(exact_->log_posterior(k));
-    out.emplace_back("graph_jsd", jsd(sampled, exact));
+    out.emplace_back("graph_jsd", jensen_shannon(sampled, exact));
     auto err = (freq - exact_edge_marginals()).abs().masked_select(off_diagonal);
     out.emplace_back("edge_marginal_error", err.mean().item<double>());
     out.emplace_back("edge_marginal_max_error", err.max().item<double>());
