@@ -11,6 +11,7 @@
 #include "components/flow_head.h"
 #include "components/led.h"
 #include "components/replay.h"
+#include "components/target_sampler.h"
 #include "components/tlm.h"
 #include "core/trainer.h"
 #include "envs/bayesnet.h"
@@ -25,6 +26,7 @@
 #include "io/run_log.h"
 #include "losses/db.h"
 #include "losses/fm.h"
+#include "losses/hvi.h"
 #include "losses/modified_db.h"
 #include "losses/subtb.h"
 #include "losses/tb.h"
@@ -64,6 +66,18 @@ Registry Registry::builtin() {
       "modified_db", "modified detailed balance: F(s) = R(s) / P_F(exit | s), envs where every state may exit"));
   r.add_objective(objective_entry<VarGrad>(
       "vargrad", "log-partition variance (VarGrad): TB with log Z the batch mean, none learned"));
+  for (auto [kind, doc] : {std::pair{HviKind::kReverseKl, "reverse KL D_KL(P_F || P_B), score-function gradients with a "
+                                                          "baseline (hierarchical variational inference)"},
+                           std::pair{HviKind::kForwardKl, "forward KL D_KL(P_B || P_F), on exact target samples or "
+                                                          "importance-weighted batches of P_F"},
+                           std::pair{HviKind::kWakeSleep, "wake-sleep: P_F by forward KL, a learned P_B by reverse KL"},
+                           std::pair{HviKind::kReverseWakeSleep,
+                                     "reverse wake-sleep: P_F by reverse KL, a learned P_B by forward KL"}}) {
+    r.add_objective({HierarchicalVariational::kind_name(kind), doc, HviOptions::keys().specs(),
+                     [kind = kind](const Params& p) {
+                       return std::make_unique<HierarchicalVariational>(kind, HviOptions::keys().read(p));
+                     }});
+  }
   // components, in the order that draws their parameters
   r.add_component(component_entry<FlowHeadComponent, FlowOptions>(
       "flow", "the flow head log F(s) of objectives that read flows (db, subtb)"));
@@ -85,6 +99,11 @@ Registry Registry::builtin() {
                      auto o = ReplayOptions::keys().read(p);
                      if (o.capacity == 0) return nullptr;
                      return std::make_unique<ReplayComponent>(s, o);
+                   }});
+  r.add_component({"target", "exact target samples walked back through P_B, the batches of objective.samples = target",
+                   {}, &TargetSamplerComponent::wanted,
+                   [](const Params&, const ComponentSetup& s) -> std::unique_ptr<TrainingComponent> {
+                     return std::make_unique<TargetSamplerComponent>(s);
                    }});
   return r;
 }

@@ -26,6 +26,11 @@ struct Requirements {
                                // losses/credit.h)
   int64_t min_batch_size = 1;  // the smallest batch the loss is defined on (train.batch_size is
                                // checked against it)
+  bool on_policy = false;      // the batches must come from the distribution the loss assumes (P_F
+                               // itself, or the target): no exploration (train.epsilon,
+                               // train.temperature, explore.noise), no replay
+  bool target_batches = false;  // every batch is drawn from the target: x ~ R / Z exactly, then
+                                // tau ~ P_B(. | x) (components/target_sampler.h; enumerable envs)
 };
 
 class Objective {

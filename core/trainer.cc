@@ -77,7 +77,9 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
   if (has_state_table(env_)) table_.emplace(env_, device_);
   switch (options_.tabular) {
-    case TabularMode::kAuto: tabular_ = table_.has_value() && tabular_worthwhile(env_, options_.batch_size); break;
+    case TabularMode::kAuto:  // batches drawn backward from the target are scored generically
+      tabular_ = table_.has_value() && tabular_worthwhile(env_, options_.batch_size) && !requirements_.target_batches;
+      break;
     case TabularMode::kOn:
       if (!table_.has_value())
         throw ConfigError(fmt::format("train.tabular = \"on\": env '{}' does not enumerate a small enough state space",
@@ -125,6 +127,29 @@ void Trainer::check_requirements(const Requirements& r) const {
     throw ConfigError("objective.credit = \"led\": no component adds learned credits (LED's: components/led.h)");
   if (r.flow && !estimators_.flow)
     throw ConfigError(fmt::format("{} reads log F(s): the estimators need a flow head", kind));
+  if (r.on_policy) {
+    const std::string from = r.target_batches ? "the target (x ~ R/Z, then P_B)" : "P_F itself";
+    const std::string hint = "(tb, db, subtb and vargrad train off-policy)";
+    if (!options_.sampler.on_policy())
+      throw ConfigError(fmt::format("train.epsilon = {}, train.temperature = {}: {} estimates its gradients from "
+                                    "batches drawn from {}, which exploration would bias: set train.epsilon = 0 and "
+                                    "train.temperature = 1 {}",
+                                    options_.sampler.epsilon, options_.sampler.temperature, kind, from, hint));
+    for (auto* c : components_) {
+      SamplerOptions probe = options_.sampler;
+      c->adjust_sampling(probe, 0);
+      const bool replaces = c->name() != "target" && (c->replaces_rollout(0) || c->replaces_rollout(1));
+      if (!probe.on_policy() || replaces)
+        throw ConfigError(fmt::format("{} estimates its gradients from batches drawn from {}: the '{}' component "
+                                      "changes them (turn off {}) {}",
+                                      kind, from, c->name(), c->name() == "replay" ? "replay.capacity" : "explore.noise",
+                                      hint));
+    }
+  }
+  if (r.target_batches && options_.tabular == TabularMode::kOn)
+    throw ConfigError(fmt::format("train.tabular = \"on\": {} trains on backward trajectories from target samples, "
+                                  "which tabular training does not draw (set train.tabular = \"off\" or \"auto\")",
+                                  kind));
 }
 
 double Trainer::current_lr() const { return optimizer_->groups().front().lr; }
