@@ -121,6 +121,8 @@ Evaluator::Evaluator(const Env& env, Estimators& estimators, const StateTable* t
   // continuous envs with a terminal grid: the terminating density against R/Z on it
   if (options_.grid > 0 && !env_.enumerable()) grid_ = env_.terminal_grid(options_.grid, device_);
   if (options_.top_k > 0 && env_.continuous_dim() == 0) top_.emplace(options_.top_k);
+  if (env_.num_modes() > 0) modes_found_.assign(env_.num_modes(), 0);
+  test_set_ = env_.test_set(device_);
   if (table_ != nullptr) {
     target_ = target_distribution(*table_);
     l1_.emplace(table_->size(), options_.l1_window);
@@ -202,6 +204,32 @@ void Evaluator::add_groups() {
                          p.text += fmt::format("  top-{} mean R {:.4g}", top_->size(), top_->mean_reward());
                        }});
   }
+  add_env_groups();
+}
+
+// the env's own measures: modes found, the test set's rank correlation, its sample metrics
+void Evaluator::add_env_groups() {
+  if (!modes_found_.empty()) {
+    groups_.push_back({{"modes_found"}, [this](Point& p) {
+                         int64_t found = 0;
+                         for (auto f : modes_found_) found += f;
+                         p.add({"modes_found"}, {static_cast<double>(found)});
+                         p.text += fmt::format("  modes {}/{}", found, modes_found_.size());
+                       }});
+  }
+  if (test_set_) {  // log p_T(x) through P_B (one trajectory suffices on a tree), against log R(x)
+    groups_.push_back({{"test_spearman"}, [this](Point& p) {
+                         auto log_pt = terminating_log_density(env_, estimators_, *test_set_,
+                                                               options_.density_samples, 4096, generator_, execution_);
+                         auto log_r = env_.log_reward(*test_set_).to(torch::kCPU, torch::kFloat64).contiguous();
+                         log_pt = log_pt.contiguous();
+                         const double rho = spearman(
+                             std::vector<double>(log_pt.data_ptr<double>(), log_pt.data_ptr<double>() + log_pt.numel()),
+                             std::vector<double>(log_r.data_ptr<double>(), log_r.data_ptr<double>() + log_r.numel()));
+                         p.add({"test_spearman"}, {rho});
+                         p.text += fmt::format("  Spearman {:.3f}", rho);
+                       }});
+  }
   if (env_.has_sample_metrics()) {
     matrix_specs_ = env_.sample_matrix_specs();
     groups_.push_back({{}, [this](Point& p) {
@@ -242,6 +270,12 @@ void Evaluator::declare(Hdf5Log& log) {
 void Evaluator::observe(const IterationResult& r) {
   if (l1_) l1_->add(r.terminal_index);
   if (top_) top_->add(r.trajectories.terminal_discrete, r.trajectories.log_reward);
+  if (!modes_found_.empty()) {
+    auto index = env_.mode_index(r.trajectories.terminal_states()).to(torch::kCPU).contiguous();
+    const int64_t* m = index.data_ptr<int64_t>();
+    for (int64_t i = 0; i < index.numel(); ++i)
+      if (m[i] >= 0) modes_found_[m[i]] = 1;
+  }
 }
 
 bool Evaluator::due(int64_t iteration, bool last) const {
@@ -273,6 +307,8 @@ std::string Evaluator::evaluate(Hdf5Log& log, int64_t iteration, int64_t traject
 void Evaluator::write_state(torch::serialize::OutputArchive& a) {
   a.write("eval.generator", generator_.get_state(), /*is_buffer=*/true);
   if (l1_) a.write("eval.l1_states", l1_->state(), true);
+  if (!modes_found_.empty())
+    a.write("eval.modes_found", torch::tensor(std::vector<int64_t>(modes_found_.begin(), modes_found_.end())), true);
   if (top_) {
     auto [x, r] = top_->state();
     a.write("eval.top_k.states", x, true);
@@ -283,6 +319,13 @@ void Evaluator::write_state(torch::serialize::OutputArchive& a) {
 void Evaluator::read_state(CheckpointReader& checkpoint) {
   generator_.set_state(checkpoint.read("eval.generator"));
   if (l1_) l1_->restore(checkpoint.read("eval.l1_states"));
+  if (!modes_found_.empty()) {
+    auto found = checkpoint.read("eval.modes_found").to(torch::kCPU, torch::kInt64).contiguous();
+    if (found.numel() != static_cast<int64_t>(modes_found_.size()))
+      throw ConfigError(fmt::format("checkpoint: eval.modes_found has {} entries, the env {} modes", found.numel(),
+                                    modes_found_.size()));
+    for (int64_t i = 0; i < found.numel(); ++i) modes_found_[i] = found.data_ptr<int64_t>()[i] != 0;
+  }
   if (top_) {
     auto x = checkpoint.read("eval.top_k.states");
     top_->restore(x, checkpoint.read("eval.top_k.log_reward"));

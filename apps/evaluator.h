@@ -82,6 +82,7 @@ class Evaluator {
     std::function<void(Point&)> compute;
   };
   void add_groups();
+  void add_env_groups();
 
   const Env& env_;
   Estimators& estimators_;
@@ -97,6 +98,8 @@ class Evaluator {
   std::optional<TopK> top_;
   std::vector<double> target_;            // pi = R/Z on the table's states
   std::vector<SampleMatrixSpec> matrix_specs_;  // the env's sample matrices (/matrices)
+  std::vector<uint8_t> modes_found_;      // envs with modes: which were reached in training
+  std::optional<States> test_set_;        // envs with a test set
   EvalSummary last_;
 };
 

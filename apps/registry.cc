@@ -15,6 +15,7 @@
 #include "components/tlm.h"
 #include "core/trainer.h"
 #include "envs/bayesnet.h"
+#include "envs/bitseq.h"
 #include "envs/box.h"
 #include "envs/diffusion.h"
 #include "envs/hypergrid.h"
@@ -54,6 +55,9 @@ Registry Registry::builtin() {
   r.add_env(env_entry<BayesNetEnv, BayesNetOptions>(
       "bayesnet", "a linear-Gaussian Bayesian network: a DAG and its edge weights, added one edge at a time; exact "
                   "posterior for d <= 5"));
+  r.add_env(env_entry<BitSeqEnv, BitSeqOptions>(
+      "bitseq", "binary strings of n bits built from k-bit words, appended or placed in any slot; reward by the "
+                "distance to a set of modes (the TB paper's bit sequences)"));
   r.add_env(env_entry<SetsEnv, SetsOptions>(
       "sets", "subsets of exactly k of n elements with fixed energies, one element per step; R = exp(-energy)"));
   r.add_objective(objective_entry<TrajectoryBalance>("tb", "trajectory balance"));

@@ -323,6 +323,10 @@ int main(int argc, char** argv) {
       // Bayesian networks with their weights (configs/bayesnet_d*.toml; --objective modified_db as shipped)
       {"bayesnet d=5 n=100 batch 64 MLP 2x256", "bayesnet", {{"variables", int64_t{5}}}, 64, 256, 2},
       {"bayesnet d=20 n=100 batch 64 MLP 2x256", "bayesnet", {{"variables", int64_t{20}}}, 64, 256, 2},
+      // bit sequences (configs/bitseq.toml): n = 120, k = 4, append; MLP against the transformer
+      {"bitseq n=120 k=4 append batch 16 MLP 2x256", "bitseq", {}, 16, 256, 2},
+      {"bitseq n=120 k=4 append batch 16 transformer 2x64", "bitseq", {}, 16, 64, 2, Activation::kRelu,
+       BackwardPolicy::kUniform, gfn::Architecture::kTransformer},
       // issue 7's GPU targets, timed on the CPU too
       {"hypergrid 4-D H=16 batch 512 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{16}}}, 512,
        256, 2},

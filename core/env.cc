@@ -104,6 +104,10 @@ torch::Tensor max_entropy_backward_log_probs(const Env& env, const States& state
   return log_pb.masked_fill(moves.available.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
+torch::Tensor Env::mode_index(const States& terminal) const {
+  return torch::full({terminal.batch_size()}, -1, terminal.discrete.options().dtype(torch::kInt64));
+}
+
 int64_t Env::num_states() const {
   throw std::logic_error("env '" + name() + "' does not enumerate its states");
 }

@@ -127,6 +127,14 @@ struct TerminalGrid {
   torch::Tensor log_cell_volume;  // [N] float64: log of each cell's reference measure
 };
 
+// Features that are a sequence of tokens (Env::token_layout): features() is `length` one-hot
+// blocks of `vocabulary` entries each, position-major ([B, length * vocabulary]); what
+// policy.architecture = "transformer" reads.
+struct TokenLayout {
+  int64_t length = 0;
+  int64_t vocabulary = 0;
+};
+
 // A matrix an env computes from terminal samples at every evaluation (Env::sample_matrix_specs).
 struct SampleMatrixSpec {
   std::string name;                  // the dataset /matrices/<name>
@@ -219,6 +227,17 @@ class Env {
   // the exact probabilities. `terminal` holds on-policy terminal states.
   virtual bool has_sample_metrics() const { return false; }
   virtual std::vector<std::pair<std::string, double>> sample_metrics(const States& /*terminal*/) const { return {}; }
+
+  // Modes (optional): how many the env defines, and the mode each terminal state counts as
+  // finding ([B] int64, -1: none). Evaluations log modes_found: the distinct modes among every
+  // terminal state trained on so far.
+  virtual int64_t num_modes() const { return 0; }
+  virtual torch::Tensor mode_index(const States& terminal) const;
+  // A fixed test set of terminal states (optional): evaluations log the Spearman correlation
+  // between log p_T(x) (estimated through P_B, exact on a tree) and log R(x) on it.
+  virtual std::optional<States> test_set(const torch::Device& /*device*/) const { return std::nullopt; }
+  // Token features (optional): what policy.architecture = "transformer" reads.
+  virtual std::optional<TokenLayout> token_layout() const { return std::nullopt; }
 
   // Matrices of terminal samples' statistics (optional): computed at every evaluation from the
   // same on-policy samples as sample_metrics, logged as /matrices/<name> ([E, rows, cols], one

@@ -22,7 +22,8 @@ const EnumNames<Activation>& enum_names<Activation>() {
 
 template <>
 const EnumNames<Architecture>& enum_names<Architecture>() {
-  static const EnumNames<Architecture> names{{Architecture::kMlp, "mlp"}, {Architecture::kTime, "time"}};
+  static const EnumNames<Architecture> names{
+      {Architecture::kMlp, "mlp"}, {Architecture::kTime, "time"}, {Architecture::kTransformer, "transformer"}};
   return names;
 }
 
@@ -48,9 +49,12 @@ const OptionTable<EstimatorOptions>& EstimatorOptions::keys() {
       OptionTable<O>()
           .add("policy.architecture", &O::architecture,
                "the network: an MLP on the env's features (mlp), or for time-indexed envs (diffusion) a sinusoidal "
-               "time embedding, a state embedding and a joint MLP with a zero-initialised output (time)")
+               "time embedding, a state embedding and a joint MLP with a zero-initialised output (time), or for envs "
+               "whose features are tokens (bitseq) a pre-LN transformer encoder, mean-pooled (transformer)")
           .add("policy.hidden", &O::hidden, "width of each hidden layer of the MLP trunk", in(1, 1 << 16))
-          .add("policy.layers", &O::layers, "number of hidden layers of the MLP trunk", in(1, 64))
+          .add("policy.layers", &O::layers, "number of hidden layers of the MLP trunk (transformer: encoder layers)",
+               in(1, 64))
+          .add("policy.heads", &O::heads, "transformer: attention heads (a divisor of policy.hidden)", in(1, 64))
           .add("policy.activation", &O::activation, "nonlinearity of the trunk")
           .add("policy.backward", &O::backward,
                "backward policy P_B: uniform, a learned head on the trunk (trained through the loss), or tlm (its own "
@@ -81,6 +85,10 @@ const OptionTable<EstimatorOptions>& EstimatorOptions::keys() {
                "density bounded, which TLM's likelihood maximisation needs on envs with Beta pieces",
                above(0).at_most(1e6))
           .rule([](const O& o) {
+            if (o.architecture == Architecture::kTransformer && o.hidden % o.heads != 0)
+              return fmt::format("policy.heads = {}: expected a divisor of policy.hidden = {}", o.heads, o.hidden);
+            if (o.architecture == Architecture::kTransformer && o.trunk_precision != Precision::kFp32)
+              return std::string("policy.trunk_precision = \"bf16\": the transformer computes in float32 only");
             return o.backward_min_concentration < o.head.max_concentration
                        ? std::string()
                        : fmt::format("policy.backward_min_concentration = {}: expected a float in (0, "
@@ -149,6 +157,7 @@ HeadOptions EstimatorOptions::backward_head_options() const {
 PolicyContext policy_context(const Env& env) {
   PolicyContext c;
   c.time = env.time_indexing();
+  c.tokens = env.token_layout();
   if (env.has_log_reward_gradient()) {
     const Env* e = &env;
     c.reward_gradient = [e](const torch::Tensor& x) {
@@ -176,6 +185,12 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
   const int64_t width = options_.hidden;
   if (options_.architecture == Architecture::kTime) {
     build_time_network(in_features, generator);
+  } else if (options_.architecture == Architecture::kTransformer) {
+    if (!context_.tokens || context_.tokens->length * context_.tokens->vocabulary != in_features)
+      throw ConfigError("policy.architecture = \"transformer\": the env's features are not a sequence of tokens "
+                        "(Env::token_layout; the bitseq env's are): use mlp");
+    transformer_ = make_transformer(*this, context_.tokens->length, context_.tokens->vocabulary, options_.hidden,
+                                    options_.layers, options_.heads, options_.dtype, generator);
   } else {
     // an MLP trunk of options_.layers hidden layers
     std::tie(weights_, biases_) = make_mlp(*this, "trunk", in_features, options_.hidden, options_.layers,
@@ -194,6 +209,7 @@ PolicyNetImpl::PolicyNetImpl(const ActionSpec& spec, int64_t in_features, const 
 
 torch::Tensor PolicyNetImpl::trunk(const torch::Tensor& features) {
   if (options_.architecture == Architecture::kTime) return time_trunk(features);
+  if (options_.architecture == Architecture::kTransformer) return transformer_forward(features, transformer_);
   return mlp_forward(features, weights_, biases_, options_.activation, options_.trunk_dtype());
 }
 

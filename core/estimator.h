@@ -22,6 +22,7 @@
 #include "core/env.h"
 #include "core/kernel_head.h"
 #include "core/options.h"
+#include "core/transformer.h"
 #include "measures/categorical.h"
 
 namespace gfn {
@@ -41,10 +42,13 @@ const EnumNames<Activation>& enum_names<Activation>();  // "relu", "leaky_relu",
 //         as a bounded correction (policy.log_var_range / 2) tanh(raw) of the reference step's
 //         (0 when the range is 0: the reference variance). With policy.langevin the drift gets
 //         a learned, time-dependent multiple (per coordinate) of grad log R, clipped at
-//         policy.langevin_clip (Zhang & Chen 2022).
-enum class Architecture { kMlp, kTime };
+//         policy.langevin_clip (Zhang & Chen 2022);
+//   transformer  for envs whose features are a token sequence (Env::token_layout: the bit
+//         sequences): a pre-LN encoder of policy.layers layers of width policy.hidden with
+//         policy.heads heads over the tokens, mean-pooled (core/transformer.h); linear heads on it.
+enum class Architecture { kMlp, kTime, kTransformer };
 template <>
-const EnumNames<Architecture>& enum_names<Architecture>();  // "mlp", "time"
+const EnumNames<Architecture>& enum_names<Architecture>();  // "mlp", "time", "transformer"
 // P_B: uniform over the available backward components; a learned head on the policy trunk,
 // trained through the GFlowNet loss ("naive"); or TLM (Gritsaev et al., ICLR 2025): its own
 // network trained by trajectory likelihood maximisation, the loss scoring an EMA target of it
@@ -81,7 +85,8 @@ torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch
 struct EstimatorOptions : KeyedOptions<EstimatorOptions> {
   Architecture architecture = Architecture::kMlp;    // the network (above)
   int64_t hidden = 256;                              // width of every hidden layer, >= 1
-  int64_t layers = 2;                                // number of hidden layers, >= 1
+  int64_t layers = 2;                                // number of hidden layers (transformer: encoder layers), >= 1
+  int64_t heads = 4;                                 // transformer: attention heads (divides hidden)
   Activation activation = Activation::kRelu;         // nonlinearity of the trunk
   BackwardPolicy backward = BackwardPolicy::kUniform;  // P_B
   Precision trunk_precision = Precision::kFp32;      // mixed precision of the trunk
@@ -113,6 +118,7 @@ struct EstimatorOptions : KeyedOptions<EstimatorOptions> {
 // float64 -> [N, m] float64). policy_context(env) fills them.
 struct PolicyContext {
   std::optional<TimeIndexing> time;
+  std::optional<TokenLayout> tokens;  // the transformer's input
   std::function<torch::Tensor(const torch::Tensor&)> reward_gradient;
 };
 PolicyContext policy_context(const Env& env);
@@ -157,6 +163,7 @@ class PolicyNetImpl : public torch::nn::Module {
   EstimatorOptions options_;
   KernelHead forward_head_;
   KernelHead backward_head_;
+  TransformerWeights transformer_;      // policy.architecture = "transformer"
   std::vector<torch::Tensor> weights_;  // [in, out] per hidden layer (transposed w.r.t. nn::Linear)
   std::vector<torch::Tensor> biases_;   // [out]
   torch::Tensor forward_weight_, forward_bias_;    // [hidden, C_f], [C_f]

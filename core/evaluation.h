@@ -34,6 +34,9 @@ std::vector<double> target_distribution(const StateTable& table, double* log_z =
 double total_variation(const std::vector<double>& p, const std::vector<double>& q);
 double jensen_shannon(const std::vector<double>& p, const std::vector<double>& q);
 double kl_divergence(const std::vector<double>& p, const std::vector<double>& q);  // KL(p||q)
+// Spearman's rank correlation of two samples of equal size >= 2 (ties share their mean rank; NaN
+// when either is constant).
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
 
 struct ExactMetrics {
   double tv = 0, jsd = 0, kl = 0;  // distances of p to pi (kl = KL(pi||p))
