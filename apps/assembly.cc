@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/condition.h"
 #include "core/seeds.h"
 
 namespace gfn {
@@ -29,6 +30,11 @@ Run build_run(const Params& p, const Registry& registry) {
   run.device = torch::Device(run.device_name);
   const KindOptions kinds = KindOptions::keys(registry).read(p);
   run.env = registry.make_env(kinds.env, p.section("env"));
+  const ConditionOptions condition = ConditionOptions::keys().read(p);
+  if (condition.enabled()) {  // a conditional GFlowNet: the env's states carry c (core/condition.h)
+    ConditionSpec spec = parse_condition(condition, *run.env);
+    run.env = std::make_unique<ConditionedEnv>(std::shared_ptr<const Env>(std::move(run.env)), std::move(spec));
+  }
   run.objective = registry.objective(kinds.objective).make(p.section("objective"));
   run.estimator_options = EstimatorOptions::keys().read(p);
   run.trainer_options = TrainerOptions::keys().read(p);
@@ -37,6 +43,19 @@ Run build_run(const Params& p, const Registry& registry) {
   auto init = make_generator(stream_seed(run.options.seed, SeedStream::kInitialisation), torch::kCPU);
   run.estimators = std::make_unique<Estimators>(*run.env, run.estimator_options, init, run.device);
   const Requirements requirements = run.objective->requirements();
+  if (condition.enabled()) {
+    // log Z(c) is a network the loss trains; objectives that estimate log Z from a batch would
+    // mix the batch's conditions
+    if (!requirements.log_z)
+      throw ConfigError(fmt::format("condition.parameters = \"{}\": a conditional GFlowNet learns log Z(c) as a "
+                                    "network, which objective.kind = \"{}\" does not train (use tb, subtb with "
+                                    "objective.s0 = \"log_z\", or an HVI objective with objective.baseline = "
+                                    "\"log_z\")",
+                                    condition.parameters, run.objective->name()));
+    run.estimators->log_z_net = LogZNet(run.env->condition_dim(), condition.hidden, condition.layers,
+                                        run.estimator_options.activation, run.estimator_options.dtype, init);
+    run.estimators->log_z_net->to(run.device);
+  }
   const ComponentSetup setup{*run.env,          *run.estimators, run.estimator_options, run.trainer_options,
                              requirements,      init,            run.device};
   run.components = make_components(registry, setup, p);

@@ -137,7 +137,7 @@ struct Commands {
   CLI::App* sample = nullptr;
   CLI::App* check = nullptr;
   CLI::App* analyse = nullptr;
-  std::string config_path, out, resume, dir, sample_dir, sample_out, env_name;
+  std::string config_path, out, resume, dir, sample_dir, sample_out, env_name, eval_condition, sample_condition;
   std::vector<std::string> sets, env_sets, eval_sets, analyse_paths;
   bool json = false, markdown = false;
   int64_t sample_count = 1000;
@@ -163,6 +163,8 @@ Commands::Commands(CLI::App& app) {
                    "override an evaluation key for this call: eval.key=value (repeatable), e.g. "
                    "eval.density_samples=128")
       ->take_all();
+  eval->add_option("--condition", eval_condition,
+                   "a conditional run: the condition to evaluate at, its parameters comma-separated (e.g. 1.5)");
   keys = app.add_subcommand("keys", "list every config key with its default and rule");
   keys->add_flag("--markdown", markdown, "as the README's Markdown tables");
   sample = app.add_subcommand("sample", "terminal samples of the policy saved in a run directory, with their "
@@ -171,6 +173,9 @@ Commands::Commands(CLI::App& app) {
   sample->add_option("-n", sample_count, "number of samples (default 1000)");
   sample->add_option("--out", sample_out, "output file (default DIR/samples.h5, DIR/samples-2.h5, ... if taken)");
   sample->add_option("--seed", sample_seed, "seed of the draws (default 0)");
+  sample->add_option("--condition", sample_condition,
+                     "a conditional run: the condition to sample at, its parameters comma-separated (e.g. 1.5; "
+                     "default: a condition drawn per sample)");
   check = app.add_subcommand("check-env", "check an environment's invariants (inverse, Jacobians, "
                                           "normalisation, log Z, termination)");
   check->add_option("name", env_name, "environment kind (see 'gfn keys')")->required();
@@ -191,11 +196,11 @@ Commands::Commands(CLI::App& app) {
 int Commands::run(const Cli& cli) {
   if (train->parsed()) return cmd_train(cli, config_path, sets, out, resume);
   if (sample->parsed()) {
-    std::cout << sample_run(sample_dir, sample_count, sample_out, sample_seed, cli.registry).report();
+    std::cout << sample_run(sample_dir, sample_count, sample_out, sample_seed, cli.registry, sample_condition).report();
     return 0;
   }
   if (eval->parsed()) {
-    auto result = evaluate_run(dir, cli.registry, eval_sets);
+    auto result = evaluate_run(dir, cli.registry, eval_sets, eval_condition);
     std::cout << (json ? result.json() + "\n" : result.report());
     return 0;
   }

@@ -97,6 +97,19 @@ Evaluator::Grid2d::Grid2d(torch::Tensor coords, torch::Tensor log_r, torch::Tens
   }
 }
 
+struct Evaluator::AtCondition {
+  std::unique_ptr<ConditionedEnv> env;  // the env at the condition
+  std::optional<StateTable> table;      // its states (enumerable envs)
+  // The estimators at the condition: log Z(c) as the scalar log Z of an unconditional model.
+  Estimators estimators(const Estimators& model, const torch::Device& device) const {
+    torch::NoGradGuard no_grad;
+    Estimators at = model;
+    at.log_z = model.log_z_at(*env, env->initial_states(1, device)).detach().reshape({}).clone();
+    at.log_z_net = nullptr;
+    return at;
+  }
+};
+
 struct Evaluator::Point {
   int64_t iteration = 0;
   std::vector<std::pair<std::string, double>> row;
@@ -118,6 +131,15 @@ Evaluator::Evaluator(const Env& env, Estimators& estimators, const StateTable* t
       execution_(resolve_execution(execution, device)),
       generator_(make_generator(seed, device)) {
   options_.validate();
+  if (env_.condition_dim() > 0) {
+    conditional_ = dynamic_cast<const ConditionedEnv*>(&env_);
+    if (conditional_ == nullptr) throw std::logic_error("Evaluator: a conditional env that is not a ConditionedEnv");
+    for (const auto& c : conditional_->spec().eval) {
+      AtCondition at{conditional_->at(c), std::nullopt};
+      if (has_state_table(*at.env)) at.table.emplace(*at.env, device_);
+      conditions_.push_back(std::move(at));
+    }
+  }
   // continuous envs with a terminal grid: the terminating density against R/Z on it
   if (options_.grid > 0 && !env_.enumerable()) grid_ = env_.terminal_grid(options_.grid, device_);
   if (options_.top_k > 0 && env_.continuous_dim() == 0) top_.emplace(options_.top_k);
@@ -156,6 +178,7 @@ void Evaluator::add_groups() {
                          last_.exact = std::move(m);
                        }});
   }
+  if (conditional_ != nullptr) return add_condition_groups();  // every metric is per condition
   if (options_.is_samples > 0 && table_ == nullptr) {  // enumerable envs have the exact metrics above
     std::vector<std::string> columns{"log_z_is", "elbo", "ess"};
     const auto exact = env_.log_partition();
@@ -207,6 +230,56 @@ void Evaluator::add_groups() {
   add_env_groups();
 }
 
+// A conditional env's metrics at each condition c_i of condition.eval (columns suffixed _c<i>, the
+// conditions in /conditions/values): exact TV, JSD and log Z(c) against the enumerated R(.; c)
+// where the env enumerates, else log Z_IS and the ELBO beside the learned log Z(c); then the
+// mean TV and the largest |log Z(c) - log Z| over the conditions, and the modes found.
+void Evaluator::add_condition_groups() {
+  std::vector<std::string> columns;
+  const bool exact = conditions_.front().table.has_value();
+  if (exact) columns = {"tv", "log_z_error"};
+  for (size_t i = 0; i < conditions_.size(); ++i) {
+    const std::string c = fmt::format("_c{}", i);
+    if (exact) {
+      for (const char* n : {"tv", "jsd", "log_z", "log_z_exact", "log_z_error"}) columns.push_back(n + c);
+    } else if (options_.is_samples > 0) {
+      for (const char* n : {"log_z", "log_z_is", "elbo"}) columns.push_back(n + c);
+      if (conditions_[i].env->log_partition()) columns.push_back("log_z_is_error" + c);
+    }
+  }
+  if (columns.empty()) return add_env_groups();
+  groups_.push_back({columns, [this, columns, exact](Point& p) {
+                       std::vector<double> values;
+                       double tv_sum = 0.0, log_z_worst = 0.0;
+                       for (size_t i = 0; i < conditions_.size(); ++i) {
+                         const auto& at = conditions_[i];
+                         Estimators e = at.estimators(estimators_, device_);
+                         if (exact) {
+                           ExactMetrics m = exact_metrics(*at.table, e);
+                           values.insert(values.end(), {m.tv, m.jsd, m.log_z, m.log_z_exact, m.log_z_error});
+                           tv_sum += m.tv;
+                           log_z_worst = std::max(log_z_worst, m.log_z_error);
+                           p.text += fmt::format("  c{} TV {:.2e}", i, m.tv);
+                         } else if (options_.is_samples > 0) {
+                           ImportanceEstimate is = importance_log_z(*at.env, e, options_.is_samples, 4096, generator_,
+                                                                    device_, execution_);
+                           const double log_z = e.log_z.item<double>();
+                           values.insert(values.end(), {log_z, is.log_z, is.elbo});
+                           if (auto z = at.env->log_partition()) values.push_back(std::fabs(is.log_z - *z));
+                           p.text += fmt::format("  c{} log Z {:+.3f} (IS {:+.3f})", i, log_z, is.log_z);
+                         }
+                       }
+                       if (exact) {
+                         const double tv = tv_sum / static_cast<double>(conditions_.size());
+                         values.insert(values.begin(), {tv, log_z_worst});
+                         last_.tv = tv;
+                         p.text = fmt::format("  mean TV {:.3e}  max |dlogZ(c)| {:.2e}", tv, log_z_worst) + p.text;
+                       }
+                       p.add(columns, values);
+                     }});
+  add_env_groups();
+}
+
 // the env's own measures: modes found, the test set's rank correlation, its sample metrics
 void Evaluator::add_env_groups() {
   if (!modes_found_.empty()) {
@@ -249,6 +322,13 @@ void Evaluator::declare(Hdf5Log& log) {
   std::vector<std::string> columns;
   for (const auto& g : groups_) columns.insert(columns.end(), g.columns.begin(), g.columns.end());
   log.declare_columns("eval", columns);
+  if (conditional_ != nullptr) {  // the conditions of the _c<i> columns, [n, P]
+    std::vector<double> values;
+    for (const auto& c : conditional_->spec().eval) values.insert(values.end(), c.begin(), c.end());
+    log.write_fixed("conditions", "values", LogDType::kFloat64,
+                    {static_cast<int64_t>(conditional_->spec().eval.size()), conditional_->condition_dim()},
+                    values.data());
+  }
   if (!matrix_specs_.empty()) log.declare("matrices", "iteration", LogDType::kInt64, {});
   for (const auto& m : matrix_specs_) {
     const std::vector<int64_t> shape{m.rows, m.cols};

@@ -13,6 +13,7 @@
 #include <torch/types.h>
 
 #include "core/archive.h"
+#include "core/condition.h"
 #include "core/estimator.h"
 #include "core/evaluation.h"
 #include "core/options.h"
@@ -83,6 +84,7 @@ class Evaluator {
   };
   void add_groups();
   void add_env_groups();
+  void add_condition_groups();
 
   const Env& env_;
   Estimators& estimators_;
@@ -100,6 +102,11 @@ class Evaluator {
   std::vector<SampleMatrixSpec> matrix_specs_;  // the env's sample matrices (/matrices)
   std::vector<uint8_t> modes_found_;      // envs with modes: which were reached in training
   std::optional<States> test_set_;        // envs with a test set
+  // a conditional env (core/condition.h): the env at each of condition.eval's conditions, with
+  // its state tables where it enumerates
+  struct AtCondition;
+  const ConditionedEnv* conditional_ = nullptr;
+  std::vector<AtCondition> conditions_;
   EvalSummary last_;
 };
 

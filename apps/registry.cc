@@ -13,6 +13,7 @@
 #include "components/replay.h"
 #include "components/target_sampler.h"
 #include "components/tlm.h"
+#include "core/condition.h"
 #include "core/trainer.h"
 #include "envs/bayesnet.h"
 #include "envs/bitseq.h"
@@ -205,6 +206,7 @@ ConfigSchema run_schema(const Registry& registry) {
   add(RunOptions::keys().specs());
   for (const auto& c : registry.components()) add(c.params);
   add(EvalOptions::keys().specs());
+  add(ConditionOptions::keys().specs());
   add(LogOptions::keys().specs());
   add(CheckpointOptions::keys().specs());
   for (const auto& n : registry.env_names()) s.env_kinds[n] = registry.env(n).params;

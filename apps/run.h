@@ -91,8 +91,10 @@ struct EvalResult {
 // `eval_sets` ("eval.key=value") change the evaluation's own keys (eval.density_samples,
 // eval.is_samples, ...) for this call only; any other key is a ConfigError, since the saved model
 // was trained with the rest.
+// A conditional run is evaluated at `condition` (its parameters comma-separated: "1.5"), which it
+// needs; an unconditional one refuses a condition (ConfigError naming --condition).
 EvalResult evaluate_run(const std::string& dir, const Registry& registry,
-                        const std::vector<std::string>& eval_sets = {});
+                        const std::vector<std::string>& eval_sets = {}, const std::string& condition = "");
 
 // Terminal samples of the policy saved in run directory `dir`, written to `out` (an HDF5 file in
 // the log format: the run's root attributes, /samples/{states_discrete, states_continuous,
@@ -108,8 +110,10 @@ struct SampleResult {
   std::string report() const;
 };
 // Throws ConfigError for a bad directory, model, count or an `out` that exists (never
-// overwritten); `out` empty: DIR/samples.h5, or DIR/samples-2.h5, ... when taken.
+// overwritten); `out` empty: DIR/samples.h5, or DIR/samples-2.h5, ... when taken. A conditional
+// run samples at `condition` ("1.5"; its condition columns in states_continuous), or, when it is
+// empty, at a condition drawn per sample from the trained distribution.
 SampleResult sample_run(const std::string& dir, int64_t count, const std::string& out, uint64_t seed,
-                        const Registry& registry);
+                        const Registry& registry, const std::string& condition = "");
 
 }  // namespace gfn

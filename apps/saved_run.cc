@@ -6,10 +6,12 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "apps/assembly.h"
 #include "apps/evaluator.h"
+#include "core/condition.h"
 #include "core/sampler.h"
 #include "core/seeds.h"
 #include "core/tabular.h"
@@ -67,35 +69,59 @@ namespace {
 
 // The run saved in `dir`: its config, built, with the estimators of DIR/model.pt.
 struct SavedRun {
+  std::unique_ptr<Env> trained_env;  // a conditional run's env, when `run` holds it at one condition
   RunConfig config;
   Run run;
   int64_t iteration = 0;
 };
 
 SavedRun load_saved_run(const std::string& dir_str, const Registry& registry,
-                        const std::vector<std::string>& sets = {}) {
+                        const std::vector<std::string>& sets = {}, const std::string& condition = "",
+                        bool needs_condition = false) {
   const fs::path dir = dir_str;
   if (!fs::is_directory(dir)) throw ConfigError(fmt::format("{}: not a run directory", dir_str));
   for (const char* f : {"config.toml", "model.pt"})
     if (!fs::exists(dir / f)) throw ConfigError(fmt::format("{}: no {} (not a finished or checkpointed run)", dir_str, f));
-  SavedRun s{load_config_file((dir / "config.toml").string(), sets, run_schema(registry)), Run{}, 0};
+  SavedRun s{nullptr, load_config_file((dir / "config.toml").string(), sets, run_schema(registry)), Run{}, 0};
   s.run = build_run(s.config.params, registry);
   set_cpu_threads(static_cast<int>(s.run.options.threads));
   s.iteration = load_model((dir / "model.pt").string(), *s.run.estimators, s.run.components);
+  // a conditional run at one condition: the env at it (log Z(c) read through its states)
+  const auto* conditional = dynamic_cast<const ConditionedEnv*>(s.run.env.get());
+  if (!condition.empty()) {
+    if (conditional == nullptr)
+      throw ConfigError(fmt::format("--condition {}: {} is not a conditional run (its config has no "
+                                    "condition.parameters)",
+                                    condition, dir_str));
+    auto at = conditional->at(conditional->spec().parse(condition, "--condition"));
+    s.trained_env = std::move(s.run.env);  // the components hold references to it
+    s.run.env = std::move(at);
+  } else if (conditional != nullptr && needs_condition) {
+    throw ConfigError(fmt::format("{}: a conditional run (condition.parameters = \"{}\"): name the condition to "
+                                  "evaluate with --condition (e.g. --condition {})",
+                                  dir_str, fmt::join(conditional->spec().names, ", "),
+                                  fmt::join(conditional->spec().eval.front(), ",")));
+  }
   return s;
 }
 
 }  // namespace
 
 EvalResult evaluate_run(const std::string& dir_str, const Registry& registry,
-                        const std::vector<std::string>& eval_sets) {
+                        const std::vector<std::string>& eval_sets, const std::string& condition) {
   for (const auto& set : eval_sets)
     if (set.rfind("eval.", 0) != 0)
       throw ConfigError(fmt::format("gfn eval --set {}: only the evaluation's keys (eval.*) can change for a saved "
                                     "run; the model was trained with the others",
                                     set));
-  SavedRun saved = load_saved_run(dir_str, registry, eval_sets);
+  SavedRun saved = load_saved_run(dir_str, registry, eval_sets, condition, /*needs_condition=*/true);
   Run& run = saved.run;
+  // at a condition, log Z(c) is the model's log Z
+  if (run.env->condition_dim() > 0) {
+    torch::NoGradGuard no_grad;
+    run.estimators->log_z = run.estimators->log_z_at(*run.env, run.env->initial_states(1, run.device)).detach().reshape({}).clone();
+    run.estimators->log_z_net = nullptr;
+  }
   const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
   EvalResult result;
   result.env = run.env->name();
@@ -122,7 +148,7 @@ std::string SampleResult::report() const {
 }
 
 SampleResult sample_run(const std::string& dir_str, int64_t count, const std::string& out, uint64_t seed,
-                        const Registry& registry) {
+                        const Registry& registry, const std::string& condition) {
   if (count < 1) throw ConfigError(fmt::format("-n {}: expected a number of samples >= 1", count));
   const fs::path dir = dir_str;
   std::string path = out;
@@ -132,7 +158,7 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
   } else if (fs::exists(path)) {
     throw ConfigError(fmt::format("--out {}: already exists (samples never overwrite a file)", path));
   }
-  SavedRun saved = load_saved_run(dir_str, registry);
+  SavedRun saved = load_saved_run(dir_str, registry, {}, condition);
   Run& run = saved.run;
   const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
   auto log = Hdf5Log::create(path, log_attributes(saved.config, run));

@@ -40,6 +40,7 @@
 
 #include "apps/run.h"
 #include "bench/bench_flags.h"
+#include "core/condition.h"
 #include "core/estimator.h"
 #include "core/sampler.h"
 #include "core/scoring.h"
@@ -58,6 +59,7 @@ struct Case {
   gfn::Activation activation = gfn::Activation::kRelu;
   gfn::BackwardPolicy backward = gfn::BackwardPolicy::kUniform;
   gfn::Architecture architecture = gfn::Architecture::kMlp;  // time: embeddings of width 64
+  bool conditional = false;  // a conditional GFlowNet over beta in [0.5, 2] (core/condition.h), log Z(c) 2x64
 };
 
 struct Variant {
@@ -85,7 +87,13 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   const auto& entry = registry.env(c.env);
   gfn::Params given;
   for (const auto& [k, v] : c.params) given.set(k, v);
-  auto env = registry.make_env(c.env, gfn::resolve_params(entry.params, given, "bench " + c.name));
+  std::unique_ptr<gfn::Env> env = registry.make_env(c.env, gfn::resolve_params(entry.params, given, "bench " + c.name));
+  if (c.conditional) {
+    gfn::ConditionOptions co;
+    co.parameters = "beta", co.low = "0.5", co.high = "2", co.eval = "1";
+    auto spec = gfn::parse_condition(co, *env);
+    env = std::make_unique<gfn::ConditionedEnv>(std::shared_ptr<const gfn::Env>(std::move(env)), std::move(spec));
+  }
   gfn::EstimatorOptions eo;
   eo.hidden = c.hidden;
   eo.layers = c.layers;
@@ -108,6 +116,10 @@ void run_case(const Case& c, const Variant& variant, int64_t iters, int64_t warm
   std::unique_ptr<gfn::Trainer> owned;
   try {
     owned_est = std::make_unique<gfn::Estimators>(*env, eo, gen, device);
+    if (c.conditional) {
+      owned_est->log_z_net = gfn::LogZNet(1, 64, 2, eo.activation, torch::kFloat32, gen);
+      owned_est->log_z_net->to(device);
+    }
     const gfn::Requirements requirements = objective->requirements();
     components = gfn::make_components(registry, {*env, *owned_est, eo, to, requirements, gen, device});
     owned = std::make_unique<gfn::Trainer>(*env, *owned_est, *objective, to, 0, device,
@@ -299,6 +311,11 @@ int main(int argc, char** argv) {
   std::vector<Case> cases = {
       {"hypergrid 2-D H=8 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{2}}, {"height", int64_t{8}}}, 16, 256, 2},
       {"hypergrid 4-D H=8 batch 16 MLP 2x256", "hypergrid", {{"ndim", int64_t{4}}, {"height", int64_t{8}}}, 16, 256, 2},
+      // a conditional GFlowNet over beta in [0.5, 2] (configs/hypergrid_conditional.toml; run it
+      // and the case above with --tabular off to compare like with like)
+      {"hypergrid 2-D H=8 batch 16 MLP 2x256 conditional on beta", "hypergrid",
+       {{"ndim", int64_t{2}}, {"height", int64_t{8}}}, 16, 256, 2, Activation::kRelu, BackwardPolicy::kUniform,
+       gfn::Architecture::kMlp, true},
       {"box 2-D polar d=0.25 batch 128 MLP 4x128", "box", {{"dim", int64_t{2}}, {"delta", 0.25}}, 128, 128, 4,
        Activation::kElu},
       {"box 2-D cartesian batch 128 MLP 4x128", "box", {{"dim", int64_t{2}}, {"form", std::string("cartesian")}}, 128,

@@ -128,6 +128,14 @@ torch::Tensor Env::intermediate_log_reward(const States&) const {
   throw std::logic_error("env '" + name() + "' defines no intermediate reward");
 }
 
+torch::Tensor Env::log_reward_given(const States&, const std::vector<std::string>&, const torch::Tensor&) const {
+  throw std::logic_error("env '" + name() + "' has no reward parameters");
+}
+
+torch::Tensor Env::condition_features(const States&) const {
+  throw std::logic_error("env '" + name() + "' is not conditional");
+}
+
 torch::Tensor Env::fixed_backward_outputs(const States&) const {
   throw std::logic_error("env '" + name() + "' has no fixed backward kernel");
 }

@@ -267,6 +267,21 @@ class Env {
   // Exact samples of terminal states from R / Z (optional): EUBO and the 2-Wasserstein distance.
   virtual bool has_exact_samples() const { return false; }
   virtual States exact_samples(int64_t n, torch::Generator& generator, const torch::Device& device) const;
+  // Reward parameters a conditional GFlowNet may set per trajectory (optional, core/condition.h),
+  // besides the exponent beta that every env takes: their names (hypergrid: "r0", "r1", "r2"),
+  // and log R(x) with the named ones set per row (`values` [B, names.size()] float64) and the
+  // others as configured, [B] float. The default throws std::logic_error.
+  virtual std::vector<std::string> reward_parameters() const { return {}; }
+  virtual torch::Tensor log_reward_given(const States& states, const std::vector<std::string>& names,
+                                         const torch::Tensor& values) const;
+  // Conditional envs (core/condition.h): the width P of the condition vector c (0: none), each
+  // state's c as the log Z(c) network reads it ([B, P] float32), and the initial states of a
+  // rollout: initial_states, with a condition drawn for each row from `generator`.
+  virtual int64_t condition_dim() const { return 0; }
+  virtual torch::Tensor condition_features(const States& states) const;
+  virtual States draw_initial_states(int64_t batch, torch::Generator& /*generator*/, const torch::Device& device) const {
+    return initial_states(batch, device);
+  }
   // Time-indexed envs (optional): what policy.architecture = "time" reads.
   virtual std::optional<TimeIndexing> time_indexing() const { return std::nullopt; }
 

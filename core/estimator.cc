@@ -252,6 +252,24 @@ Estimators::Estimators(const Env& env, const EstimatorOptions& options, torch::G
               .set_requires_grad(true);
 }
 
+LogZNetImpl::LogZNetImpl(int64_t conditions, int64_t hidden, int64_t layers, Activation activation, torch::Dtype dtype,
+                         torch::Generator& generator)
+    : activation_(activation) {
+  std::tie(weights_, biases_) = make_mlp(*this, "layer", conditions, hidden, layers, dtype, generator);
+  out_weight_ = register_parameter("out_weight", torch::zeros({hidden, 1}, dtype));
+  out_bias_ = register_parameter("out_bias", torch::zeros({1}, dtype));
+}
+
+torch::Tensor LogZNetImpl::forward(const torch::Tensor& condition) {
+  auto h = mlp_forward(condition.to(out_weight_.scalar_type()), weights_, biases_, activation_);
+  return torch::addmm(out_bias_, h, out_weight_).squeeze(1);
+}
+
+torch::Tensor Estimators::log_z_at(const Env& env, const States& states) const {
+  if (!log_z_net) return log_z;
+  return log_z + log_z_net.ptr()->forward(env.condition_features(states).to(log_z.device())).to(log_z.scalar_type());
+}
+
 PolicyNetImpl& Estimators::backward_policy() const {
   if (backward) return *backward.ptr();
   if (needs_backward_net_)
@@ -263,6 +281,7 @@ PolicyNetImpl& Estimators::backward_policy() const {
 void Estimators::write(torch::serialize::OutputArchive& archive) const {
   policy->save(archive);
   archive.write("log_z", log_z, /*is_buffer=*/false);
+  if (log_z_net) write_module(archive, "log_z_net.", *log_z_net);
 }
 
 void save_archive(torch::serialize::OutputArchive& archive, const std::string& path) {
@@ -299,6 +318,7 @@ void Estimators::read(torch::serialize::InputArchive& archive, const std::string
   read_module(archive, source, "", *policy);
   torch::NoGradGuard no_grad;
   log_z.copy_(read_archive_entry(archive, source, "log_z", log_z, false));
+  if (log_z_net) read_module(archive, source, "log_z_net.", *log_z_net);
 }
 
 }  // namespace gfn

@@ -211,6 +211,22 @@ class StateFlow {
   virtual torch::Tensor log_flow(const torch::Tensor& hidden, const torch::Tensor& features) = 0;
 };
 
+// log Z(c) of a conditional GFlowNet (core/condition.h) less the scalar log Z: an MLP of the
+// condition features ([B, P] float32 -> [B]) whose output layer starts at zero, so that log Z(c)
+// = log Z + g(c) starts at policy.init_log_z for every c.
+class LogZNetImpl : public torch::nn::Module {
+ public:
+  LogZNetImpl(int64_t conditions, int64_t hidden, int64_t layers, Activation activation, torch::Dtype dtype,
+              torch::Generator& generator);
+  torch::Tensor forward(const torch::Tensor& condition);
+
+ private:
+  Activation activation_;
+  std::vector<torch::Tensor> weights_, biases_;
+  torch::Tensor out_weight_, out_bias_;
+};
+TORCH_MODULE(LogZNet);
+
 // What the loss and the evaluation score with: the policy (P_F, and P_B where it is the policy's
 // own head or uniform or max-entropy), log Z, and what components set beside them: P_B's own
 // network (TLM's target) and a flow head. Components own those modules and their training
@@ -220,6 +236,7 @@ struct Estimators {
   torch::Tensor log_z;                 // [] parameter
   PolicyNet backward{nullptr};         // P_B's own network (its backward head), when set
   std::shared_ptr<StateFlow> flow;     // log F(s), when set
+  LogZNet log_z_net{nullptr};          // conditional GFlowNets: log Z(c) = log_z + log_z_net(c)
 
   // The policy and log Z for `env`, initialised from `generator`. ConfigError for a backward
   // policy the env cannot have (maxent without path counts, uniform over pieces on R^k).
@@ -228,6 +245,9 @@ struct Estimators {
   // The net whose backward kernel is P_B: `backward` when set, else the policy. std::logic_error
   // for a TLM policy whose network is not set (its component was not created).
   PolicyNetImpl& backward_policy() const;
+  // log Z of the trajectories through `states` (any of their states: they share the condition):
+  // log_z ([]) for an unconditional model, log Z(c) ([B]) with a log Z(c) network.
+  torch::Tensor log_z_at(const Env& env, const States& states) const;
   // The policy's parameters (Adam at train.lr).
   std::vector<torch::Tensor> policy_parameters() const { return policy->parameters(); }
   // The policy module and log Z in a LibTorch archive (model.pt and checkpoints hold them beside

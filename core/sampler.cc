@@ -120,7 +120,7 @@ Trajectories rollout(const Env& env, PolicyNetImpl& policy, int64_t batch, const
 
   const auto& head = policy.forward_head();
   const auto i64 = f32.dtype(torch::kInt64);
-  States s = env.initial_states(batch, device);
+  States s = env.draw_initial_states(batch, generator, device);  // a conditional env draws c here
   auto done = torch::zeros({batch}, f32.dtype(torch::kBool));
   auto no_coords = torch::zeros({batch, spec.coord_dim}, f32.dtype(torch::kFloat64));
   auto zeros_b = torch::zeros({batch}, f32), zeros_comp = torch::zeros({batch}, i64);

@@ -204,7 +204,7 @@ LossInputs score_trajectories(const Env& env, Estimators& estimators, const Traj
   if (estimators.flow)
     in.log_flow = torch::cat({r.by_step(estimators.flow->log_flow(hidden, features)), torch::zeros({1, r.B}, lpf.options())});
   in.log_reward = clip_log_reward(traj.log_reward.to(dtype), options.log_reward_clip);
-  in.log_z = estimators.log_z;
+  in.log_z = estimators.log_z_at(env, traj.terminal_states());  // [] or, conditional, log Z(c) [B]
   in.mask = traj.mask;
   in.length = traj.length;
   auto root = r.states.is_initial;

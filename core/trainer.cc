@@ -70,6 +70,9 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   // one Adam over the parameters the GFlowNet loss trains, a group per learning rate
   std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
   if (requirements_.log_z) groups.push_back({{estimators_.log_z}, options_.lr_logz});
+  // a conditional model's log Z(c) network: the scalar above carries its offset, the network's
+  // weights learn at the policy's rate
+  if (requirements_.log_z && estimators_.log_z_net) groups.push_back({estimators_.log_z_net->parameters(), options_.lr});
   for (auto* c : components_)
     for (auto& g : c->loss_groups()) groups.push_back(std::move(g));
   optimizer_ = std::make_unique<FusedAdam>(std::move(groups));

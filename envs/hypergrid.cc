@@ -110,10 +110,21 @@ Actions HypergridEnv::forward_action(const States& /*child*/, const States& /*pa
 }
 
 torch::Tensor HypergridEnv::log_reward(const States& states) const {
+  return log_reward_given(states, {}, torch::Tensor());
+}
+
+torch::Tensor HypergridEnv::log_reward_given(const States& states, const std::vector<std::string>& names,
+                                             const torch::Tensor& values) const {
   auto a = (states.discrete.to(torch::kFloat64) / static_cast<double>(options_.height - 1) - 0.5).abs();
   auto outer = a.gt(0.25).all(1).to(torch::kFloat64);
   auto ring = (a.gt(0.3) & a.lt(0.4)).all(1).to(torch::kFloat64);
-  auto r = options_.r0 + options_.r1 * outer + options_.r2 * ring;
+  // each of R0, R1, R2: the row's value where named, else the configured one
+  auto coefficient = [&](const char* key, double configured) -> torch::Tensor {
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == key) return values.select(1, static_cast<int64_t>(i)).to(torch::kFloat64);
+    return torch::full({}, configured, outer.options());
+  };
+  auto r = coefficient("r0", options_.r0) + coefficient("r1", options_.r1) * outer + coefficient("r2", options_.r2) * ring;
   return r.log().to(torch::kFloat32);
 }
 

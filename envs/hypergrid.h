@@ -51,6 +51,10 @@ class HypergridEnv final : public Env {
   Actions forward_action(const States& child, const States& parent, const Actions& backward,
                          torch::Tensor* log_jacobian = nullptr) const override;
   torch::Tensor log_reward(const States& states) const override;
+  // R0, R1 and R2 may be set per trajectory by a conditional GFlowNet (condition.parameters).
+  std::vector<std::string> reward_parameters() const override { return {"r0", "r1", "r2"}; }
+  torch::Tensor log_reward_given(const States& states, const std::vector<std::string>& names,
+                                 const torch::Tensor& values) const override;
   // Every state may exit, so R itself is the intermediate reward of forward-looking credits.
   bool every_state_terminal() const override { return true; }
   bool has_intermediate_reward() const override { return true; }

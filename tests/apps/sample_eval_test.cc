@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -92,6 +93,45 @@ TEST_F(SampleEval, EvalSetsEvaluationKeysOnly) {
   EXPECT_EQ(bad.code, 2);
   EXPECT_TRUE(contains(bad.err, "eval.density_samples")) << bad.err;
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+}
+
+// A conditional run: its log has one set of exact columns per condition of condition.eval;
+// eval and sample take --condition (inside the trained range) and write the condition with the
+// states; an unconditional run refuses one.
+TEST_F(SampleEval, ConditionalRunsTakeACondition) {
+  const fs::path run_dir = train("hypergrid", "ndim = 2\nheight = 4\n[condition]\nparameters = \"beta\"\n"
+                                              "low = \"0.5\"\nhigh = \"2\"\neval = \"0.5; 2\"");
+  Hdf5LogReader log((run_dir / "log.h5").string());
+  EXPECT_EQ(log.read_double("conditions/values"), (std::vector<double>{0.5, 2.0}));
+  for (const char* column : {"eval/tv", "eval/tv_c0", "eval/tv_c1", "eval/log_z_c1", "eval/log_z_exact_c1"})
+    EXPECT_EQ(log.shape(column), (std::vector<int64_t>{1})) << column;
+  // the exact log Z(beta) of the 4x4 grid: 4 corners of R = 0.6 and 12 cells of 0.1, to the beta
+  EXPECT_NEAR(log.read_double("eval/log_z_exact_c0")[0], std::log(4 * std::sqrt(0.6) + 12 * std::sqrt(0.1)), 1e-6);
+  EXPECT_NEAR(log.read_double("eval/log_z_exact_c1")[0], std::log(4 * 0.36 + 12 * 0.01), 1e-6);
+
+  auto e = run("eval '" + run_dir.string() + "' --json --condition 2");
+  ASSERT_EQ(e.code, 0) << e.err;
+  char exact[64];
+  std::snprintf(exact, sizeof exact, "\"log_z_exact\": %.10g", log.read_double("eval/log_z_exact_c1")[0]);
+  EXPECT_TRUE(contains(e.out, exact)) << e.out;
+  auto s = run("sample '" + run_dir.string() + "' -n 20 --condition 1.5");
+  ASSERT_EQ(s.code, 0) << s.err;
+  Hdf5LogReader samples((run_dir / "samples.h5").string());
+  EXPECT_EQ(samples.read_double("samples/states_continuous"), std::vector<double>(20, 1.5));
+  for (double lp : samples.read_double("samples/log_terminating_prob")) EXPECT_LE(lp, 1e-12);
+
+  auto none = run("eval '" + run_dir.string() + "'");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_TRUE(contains(none.err, "a conditional run (condition.parameters = \"beta\"): name the condition to "
+                                 "evaluate with --condition (e.g. --condition 0.5)"))
+      << none.err;
+  auto outside = run("sample '" + run_dir.string() + "' --condition 3");
+  EXPECT_EQ(outside.code, 2);
+  EXPECT_TRUE(contains(outside.err, "beta = 3 lies outside the trained range [0.5, 2]")) << outside.err;
+  const fs::path plain = train("sets", "universe = 4\nsize = 2");
+  auto refused = run("sample '" + plain.string() + "' --condition 1");
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_TRUE(contains(refused.err, "is not a conditional run")) << refused.err;
 }
 
 TEST_F(SampleEval, BadInputsAreOneLineErrors) {

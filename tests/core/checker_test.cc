@@ -13,6 +13,7 @@
 
 #include "apps/run.h"
 #include "core/checker.h"
+#include "core/condition.h"
 #include "io/config.h"
 #include "envs/hypergrid.h"
 #include "envs/line.h"
@@ -553,6 +554,15 @@ TEST(CheckerTest, EveryShippedConfigPasses) {
     auto report = check_env(*env, options);
     EXPECT_TRUE(report.passed()) << entry.path() << "\n" << report.text();
     ++checked;
+    // a conditional config: the env at each condition it evaluates
+    const ConditionOptions condition = ConditionOptions::keys().read(config.params);
+    if (!condition.enabled()) continue;
+    const ConditionSpec condition_spec = parse_condition(condition, *env);
+    ConditionedEnv conditioned(std::shared_ptr<const Env>(std::move(env)), condition_spec);
+    for (const auto& c : condition_spec.eval) {
+      auto at = check_env(*conditioned.at(c), options);
+      EXPECT_TRUE(at.passed()) << entry.path() << " at condition " << c.front() << "\n" << at.text();
+    }
   }
   EXPECT_GE(checked, 5);
 }
