@@ -19,6 +19,11 @@ const OptionTable<RunOptions>& RunOptions::keys() {
           .resumable()
           .add("threads", &O::threads, "intra-op CPU threads (1 is fastest for small networks on 2 cores)",
                in(1, 1024))
+          .resumable()
+          .add("distributed.timeout", &O::distributed_timeout,
+               "multi-process runs (WORLD_SIZE > 1): seconds to wait for the rendezvous and for every "
+               "all-reduce (rank 0's evaluations must fit in it) before a rank gives up on its peers",
+               in(1, 86400))
           .resumable();
   return table;
 }

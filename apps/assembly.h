@@ -27,6 +27,7 @@ struct RunOptions : KeyedOptions<RunOptions> {
   std::string device = "cpu";   // "cpu", "cuda", "cuda:N" or "auto"
   int64_t threads = 1;          // intra-op CPU threads
   int64_t iterations = 5000;    // train.iterations
+  double distributed_timeout = 300;  // seconds: a multi-process run's rendezvous and collectives
 
   // The config keys (name, seed, device, threads, train.iterations; threads and
   // train.iterations may change on resume).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 
 #include <filesystem>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "apps/assembly.h"
+#include "apps/launch.h"
 #include "apps/run.h"
 #include "core/checker.h"
 #include "io/analyse.h"
@@ -72,6 +74,7 @@ int cmd_train(const Cli& cli, const std::string& config_path, const std::vector<
   auto config = resume.empty() ? load_config_file(config_path, sets, run_schema(cli.registry))
                                : resume_config(resume, sets, cli.registry);
   TrainOptions options;
+  options.distributed = distributed_from_environment();  // the torchrun variables: checked before any work
   options.resume = !resume.empty();
   options.out_dir = !resume.empty() ? resume
                     : out.empty()   ? default_out_dir(RunOptions::keys().read(config.params).name)
@@ -82,8 +85,37 @@ int cmd_train(const Cli& cli, const std::string& config_path, const std::vector<
   install_stop_handlers();
   auto summary = train(config, options, cli.registry);
   if (summary.stopped_by_signal != 0) return 128 + summary.stopped_by_signal;
-  std::cout << summary.report();
+  if (summary.rank == 0) std::cout << summary.report();  // rank 0 reports for every rank
   return 0;
+}
+
+// `gfn launch -n N`: the config checked here (a bad one fails once, before any process starts),
+// the run directory chosen once for every rank, then N ranks of `gfn train`.
+int cmd_launch(const Cli& cli, int64_t processes, const std::string& config_path, const std::vector<std::string>& sets,
+               const std::string& out, const std::string& resume) {
+  if (resume.empty() == config_path.empty())
+    throw ConfigError(cli.program + " launch: give a CONFIG file or --resume DIR (exactly one)");
+  if (!resume.empty() && !out.empty())
+    throw ConfigError("--out: a resumed run stays in its directory (--resume " + resume + ")");
+  if (std::getenv("WORLD_SIZE") != nullptr)
+    throw ConfigError(fmt::format("{} launch: WORLD_SIZE is already set ({}): under torchrun, run {} train", cli.program,
+                                  std::getenv("WORLD_SIZE"), cli.program));
+  auto config = resume.empty() ? load_config_file(config_path, sets, run_schema(cli.registry))
+                               : resume_config(resume, sets, cli.registry);
+  std::vector<std::string> args{"train"};
+  if (resume.empty()) {
+    args.push_back(config_path);
+    args.push_back("--out");
+    args.push_back(out.empty() ? default_out_dir(RunOptions::keys().read(config.params).name) : out);
+  } else {
+    args.push_back("--resume");
+    args.push_back(resume);
+  }
+  for (const auto& s : sets) args.insert(args.end(), {"--set", s});
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("gfn launch: cannot find this program (/proc/self/exe): " + ec.message());
+  return gfn::launch(processes, self.string(), args);
 }
 
 // The env NAME with its [env] keys from `sets` ("env.key=value"), validated by the run schema as
@@ -137,6 +169,8 @@ struct Commands {
   CLI::App* sample = nullptr;
   CLI::App* check = nullptr;
   CLI::App* analyse = nullptr;
+  CLI::App* launch = nullptr;
+  int64_t launch_processes = 0;
   std::string config_path, out, resume, dir, sample_dir, sample_out, env_name, eval_condition, sample_condition;
   std::vector<std::string> sets, env_sets, eval_sets, analyse_paths;
   bool json = false, markdown = false;
@@ -156,6 +190,12 @@ Commands::Commands(CLI::App& app) {
   train->add_option("--set", sets, "override a config key: key=value (repeatable)")->take_all();
   train->add_option("--out", out, "run directory (default runs/<name>, suffixed -2, -3, ... if taken)");
   train->add_option("--resume", resume, "continue the run in this directory from its checkpoint");
+  launch = app.add_subcommand("launch", "train on N local processes (data-parallel, as torchrun would start them)");
+  launch->add_option("-n", launch_processes, "number of processes")->required();
+  launch->add_option("config", config_path, "TOML config file");
+  launch->add_option("--set", sets, "override a config key: key=value (repeatable)")->take_all();
+  launch->add_option("--out", out, "run directory (default runs/<name>, suffixed -2, -3, ... if taken)");
+  launch->add_option("--resume", resume, "continue the run in this directory from its checkpoint");
   eval = app.add_subcommand("eval", "exact metrics of the policy saved in a run directory");
   eval->add_option("dir", dir, "run directory written by gfn train")->required();
   eval->add_flag("--json", json, "print one JSON object");
@@ -195,6 +235,7 @@ Commands::Commands(CLI::App& app) {
 
 int Commands::run(const Cli& cli) {
   if (train->parsed()) return cmd_train(cli, config_path, sets, out, resume);
+  if (launch->parsed()) return cmd_launch(cli, launch_processes, config_path, sets, out, resume);
   if (sample->parsed()) {
     std::cout << sample_run(sample_dir, sample_count, sample_out, sample_seed, cli.registry, sample_condition).report();
     return 0;

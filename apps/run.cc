@@ -14,6 +14,7 @@
 #include "apps/assembly.h"
 #include "apps/evaluator.h"
 #include "apps/progress.h"
+#include "core/distributed.h"
 #include "core/sampler.h"
 #include "core/seeds.h"
 #include "core/threads.h"
@@ -32,6 +33,9 @@ std::string RunSummary::report() const {
       "evaluations and checkpoints {:.1f} s)\n",
       out_dir, iterations, trajectories, wall_s, ms_per_iteration(), train_ms_per_iteration, eval_s);
   s += fmt::format("  final loss {:.5g}, log Z {:.5f}\n", final_loss, log_z);
+  if (world_size > 1)
+    s += fmt::format("  {} processes; gradient all-reduce {:.3f} ms/iteration ({:.1f}% of training)\n", world_size,
+                     allreduce_ms, train_ms_per_iteration > 0 ? 100.0 * allreduce_ms / train_ms_per_iteration : 0.0);
   if (exact) {
     s += fmt::format("  exact: TV {:.3e}  JSD {:.3e}  KL(pi||p) {:.3e}  |log Z - log Z_hat| {:.3e} (log Z {:.5f})\n",
                      exact->tv, exact->jsd, exact->kl, exact->log_z_error, exact->log_z_exact);
@@ -77,13 +81,72 @@ void check_resumable(const fs::path& dir, const RunConfig& config, const std::st
   }
 }
 
+// ConfigError unless the checkpoint was written by a run of `world_size` processes (a checkpoint
+// without the entry: one).
+void check_world_size(CheckpointReader& checkpoint, const fs::path& dir, int64_t world_size) {
+  torch::Tensor entry;
+  const int64_t saved = checkpoint.archive().try_read("run.world_size", entry, /*is_buffer=*/true)
+                            ? entry.item<int64_t>()
+                            : 1;
+  if (saved != world_size)
+    throw ConfigError(fmt::format("--resume {}: the run was trained by {} process{} (WORLD_SIZE), this resume has {}; "
+                                  "the per-rank batch and sampling streams would change: resume with WORLD_SIZE={}",
+                                  dir.string(), saved, saved == 1 ? "" : "es", world_size, saved));
+}
+
+// A rank > 0 of a multi-process run: the same model, its own share of each batch from its own
+// sampling stream, gradients averaged with the others'; no log, no checkpoint, no output. A
+// resumed run reads rank 0's checkpoint (model, optimiser, components) and draws from a fresh
+// stream of the seed, rank and iteration (the run is then not bit for bit an uninterrupted one).
+RunSummary train_worker(const RunConfig& config, const TrainOptions& options, const Registry& registry,
+                        Collective& collective) {
+  Run run = build_run(config.params, registry);
+  run.trainer_options.batch_size /= collective.world_size();
+  set_cpu_threads(static_cast<int>(run.options.threads));
+  const uint64_t sampling = rank_seed(stream_seed(static_cast<uint64_t>(run.options.seed), SeedStream::kSampling),
+                                      collective.rank());
+  Trainer trainer(*run.env, *run.estimators, *run.objective, run.trainer_options, sampling, run.device,
+                  component_pointers(run.components));
+  trainer.set_gradient_reducer([&collective](std::vector<torch::Tensor>& params) { collective.average_gradients(params); });
+  int64_t first = 1;
+  const fs::path checkpoint_path = fs::path(options.out_dir) / "checkpoint.pt";
+  if (options.resume && fs::exists(checkpoint_path)) {
+    CheckpointReader checkpoint(checkpoint_path.string());
+    checkpoint.read_parts([&](CheckpointReader& c) {
+      check_world_size(c, options.out_dir, collective.world_size());
+      run.estimators->read(c.archive(), c.path());
+      for (const auto& component : run.components) component->read_model(c.archive(), c.path());
+      trainer.load_state(c.archive(), c.path());
+      first = c.read("run.iteration").item<int64_t>() + 1;
+    });
+    trainer.generator().set_current_seed(rank_seed(sampling + static_cast<uint64_t>(first), collective.rank()));
+  }
+  RunSummary s;
+  s.out_dir = options.out_dir;
+  s.world_size = collective.world_size();
+  s.rank = collective.rank();
+  for (int64_t it = first; it <= run.options.iterations; ++it) {
+    trainer.step();
+    const int signal = options.stop_requested ? options.stop_requested() : 0;
+    collective.request_stop(signal != 0);
+    if (collective.stop_agreed() && it != run.options.iterations) {
+      s.stopped_by_signal = signal != 0 ? signal : 15;
+      s.iterations = it;
+      return s;
+    }
+  }
+  s.iterations = run.options.iterations;
+  return s;
+}
+
 // A training run in progress: the run assembled from its config, its trainer, evaluator, log,
 // checkpoints and progress, and its counters.
 class TrainingRun {
  public:
   // Everything that can be wrong with the config or the directory fails here, before anything
   // is written.
-  TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry);
+  TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry,
+              Collective* collective = nullptr);
   // The directory, config.toml and the log, the checkpoint of a resumed run read.
   void open();
   int64_t first_iteration() const { return resumed_from_ + 1; }
@@ -98,6 +161,7 @@ class TrainingRun {
 
  private:
   double elapsed() const;
+  int64_t world_size() const { return collective_ != nullptr ? collective_->world_size() : 1; }
   void evaluate(int64_t it, const IterationResult& r);
   void checkpoint(int64_t it);
   void read_checkpoint();
@@ -108,6 +172,7 @@ class TrainingRun {
   const TrainOptions& options_;
   const Registry& registry_;
   const fs::path dir_;
+  Collective* collective_;  // a multi-process run's rank 0 (null: a single process)
   Run run_;
   LogOptions log_options_;
   EvalOptions eval_options_;
@@ -138,10 +203,12 @@ class TrainingRun {
   }
 };
 
-TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry)
-    : config_(config), options_(options), registry_(registry), dir_(options.out_dir) {
+TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, const Registry& registry,
+                         Collective* collective)
+    : config_(config), options_(options), registry_(registry), dir_(options.out_dir), collective_(collective) {
   const Params& p = config.params;
   run_ = build_run(p, registry);
+  if (collective_ != nullptr) run_.trainer_options.batch_size /= collective_->world_size();  // this rank's share
   log_options_ = LogOptions::keys().read(p);
   eval_options_ = EvalOptions::keys().read(p);
   checkpoint_options_ = CheckpointOptions::keys().read(p);
@@ -161,6 +228,8 @@ TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, c
   trainer_ = std::make_unique<Trainer>(*run_.env, *run_.estimators, *run_.objective, run_.trainer_options,
                                        stream_seed(seed, SeedStream::kSampling), run_.device,
                                        component_pointers(run_.components));
+  if (collective_ != nullptr)
+    trainer_->set_gradient_reducer([c = collective_](std::vector<torch::Tensor>& params) { c->average_gradients(params); });
   evaluator_ = std::make_unique<Evaluator>(*run_.env, *run_.estimators, trainer_->table(), eval_options_,
                                            stream_seed(seed, SeedStream::kEvaluation), run_.device, run_.execution);
 }
@@ -173,6 +242,7 @@ void TrainingRun::read_checkpoint() {
     for (const auto& component : run_.components) component->read_model(c.archive(), c.path());
     trainer_->load_state(c.archive(), c.path());
     evaluator_->read_state(c);
+    check_world_size(c, dir_, world_size());
     resumed_from_ = c.read("run.iteration").item<int64_t>();
     trajectories_ = c.read("run.trajectories").item<int64_t>();
     wall_before_ = c.read("run.wall_s").item<double>();
@@ -222,7 +292,11 @@ void TrainingRun::open() {
       "{} train: env {}{}, objective {}, batch {}, {} iterations, device {}", options_.program, env.name(),
       env.enumerable() ? fmt::format(" ({} states{})", env.num_states(), trainer_->tabular() ? ", tabular" : "")
                        : std::string(),
-      run_.objective->name(), run_.trainer_options.batch_size, iterations(), run_.device_name));
+      run_.objective->name(),
+      world_size() > 1 ? fmt::format("{} ({} per rank on {} processes)", run_.trainer_options.batch_size * world_size(),
+                                     run_.trainer_options.batch_size, world_size())
+                       : std::to_string(run_.trainer_options.batch_size),
+      iterations(), run_.device_name));
   checkpointer_ = std::make_unique<Checkpointer>((dir_ / "checkpoint.pt").string(), checkpoint_options_);
   start_ = std::chrono::steady_clock::now();
 }
@@ -251,6 +325,7 @@ void TrainingRun::checkpoint(int64_t it) {
     a.write("run.iteration", torch::tensor(it), /*is_buffer=*/true);
     a.write("run.trajectories", torch::tensor(trajectories_), true);
     a.write("run.wall_s", torch::tensor(wall_s, torch::kFloat64), true);
+    a.write("run.world_size", torch::tensor(world_size()), true);
   });
 }
 
@@ -258,7 +333,7 @@ int TrainingRun::step(int64_t it) {
   const bool last = it == iterations();
   const bool row = train_log_->row_due(it, last);
   IterationResult r = trainer_->step(/*with_grad_norm=*/row);
-  trajectories_ += run_.trainer_options.batch_size;
+  trajectories_ += run_.trainer_options.batch_size * world_size();
   evaluator_->observe(r);
   const double log_z = run_.estimators->log_z.item<double>();
   if (row) {
@@ -270,7 +345,14 @@ int TrainingRun::step(int64_t it) {
   if (progress_->due(last))
     progress_->update(it, r.loss.item<double>(), log_z, evaluator_->last().tv, train_ms_per_iteration(it));
   if (last) loss_ = r.loss.item<double>();
-  if (const int signal = options_.stop_requested ? options_.stop_requested() : 0; signal != 0 && !last) {
+  int signal = options_.stop_requested ? options_.stop_requested() : 0;
+  if (collective_ != nullptr) {
+    // every rank stops after the same iteration: the first whose all-reduce carried a rank's
+    // request (SIGTERM's code for a peer's)
+    collective_->request_stop(signal != 0);
+    signal = collective_->stop_agreed() ? (signal != 0 ? signal : 15) : 0;
+  }
+  if (signal != 0 && !last) {
     loss_ = r.loss.item<double>();
     return signal;
   }
@@ -293,6 +375,9 @@ RunSummary TrainingRun::summary(int64_t it) const {
   s.train_ms_per_iteration = train_ms_per_iteration(it);
   s.final_loss = loss_;
   s.log_z = run_.estimators->log_z.item<double>();
+  s.world_size = world_size();
+  if (collective_ != nullptr && collective_->reductions() > 0)
+    s.allreduce_ms = 1e3 * collective_->reduce_seconds() / static_cast<double>(collective_->reductions());
   return s;
 }
 
@@ -300,9 +385,14 @@ RunSummary TrainingRun::stop(int signal, int64_t it) {
   checkpoint(it);
   save_model(it);
   progress_->finish();
+  const std::string resume = world_size() > 1 ? fmt::format("{} launch -n {} --resume {} (or {} train --resume {} on {} "
+                                                            "ranks)",
+                                                            options_.program, world_size(), dir_.string(),
+                                                            options_.program, dir_.string(), world_size())
+                                              : fmt::format("{} train --resume {}", options_.program, dir_.string());
   progress_->line(fmt::format("{} train: stopped by signal {} after iteration {} of {}; checkpoint written, "
-                              "continue with: {} train --resume {}",
-                              options_.program, signal, it, iterations(), options_.program, dir_.string()));
+                              "continue with: {}",
+                              options_.program, signal, it, iterations(), resume));
   RunSummary s = summary(it);
   s.stopped_by_signal = signal;
   return s;
@@ -343,7 +433,21 @@ RunConfig resume_config(const std::string& dir, const std::vector<std::string>& 
 }
 
 RunSummary train(const RunConfig& config, const TrainOptions& options, const Registry& registry) {
-  TrainingRun run(config, options, registry);
+  std::unique_ptr<Collective> collective;
+  if (options.distributed && options.distributed->world_size > 1) {
+    // the config's own checks first, then the rendezvous: either fails before anything is written
+    DistributedOptions d = *options.distributed;
+    const RunOptions run_options = RunOptions::keys().read(config.params);
+    const int64_t batch = TrainerOptions::keys().read(config.params).batch_size;
+    if (batch % d.world_size != 0)
+      throw ConfigError(fmt::format("train.batch_size = {}: expected a multiple of WORLD_SIZE = {} (each rank samples "
+                                    "train.batch_size / WORLD_SIZE trajectories)",
+                                    batch, d.world_size));
+    d.timeout_s = run_options.distributed_timeout;
+    collective = std::make_unique<Collective>(d);
+    if (d.rank > 0) return train_worker(config, options, registry, *collective);
+  }
+  TrainingRun run(config, options, registry, collective.get());
   run.open();
   for (int64_t it = run.first_iteration(); it <= run.iterations(); ++it)
     if (const int signal = run.step(it)) return run.stop(signal, it);

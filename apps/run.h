@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "apps/registry.h"
+#include "core/distributed.h"
 #include "core/evaluation.h"
 #include "io/config.h"
 
@@ -34,6 +35,9 @@ struct TrainOptions {
   std::function<int()> stop_requested;
   // The command that resumes a run, in messages ("continue it with <program> train --resume DIR").
   std::string program = "gfn";
+  // One rank of a multi-process run (core/distributed.h; the torchrun variables): rank 0 trains,
+  // evaluates, logs and checkpoints as a single process would; the others train and write nothing.
+  std::optional<DistributedOptions> distributed;
 };
 
 // What a finished run reports.
@@ -50,6 +54,9 @@ struct RunSummary {
   std::optional<GridMetrics> grid;               // terminating density vs R/Z on the env's grid
   std::optional<double> eubo, w2;                // EUBO and W2^2 against exact samples (diffusion)
   int stopped_by_signal = 0;   // nonzero: stop_requested's value; the run is resumable
+  int64_t world_size = 1;      // processes of a data-parallel run
+  int64_t rank = 0;            // this process's (a rank > 0 reports nothing)
+  double allreduce_ms = 0;     // all-reduce time per iteration (world_size > 1)
   int64_t resumed_from = 0;    // the checkpoint's iteration of a resumed run (0: a fresh one)
 
   // This process's training time per iteration it ran: its wall time less the evaluations, the

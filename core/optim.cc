@@ -81,6 +81,11 @@ int64_t FusedAdam::steps() const {
 
 void FusedAdam::step() {
   at::NoGradGuard no_grad;
+  if (reducer_) {
+    std::vector<torch::Tensor> params;
+    for (const auto& g : groups_) params.insert(params.end(), g.params.begin(), g.params.end());
+    reducer_(params);
+  }
   if (device_state()) {
     // the same update from device scalars: step_size = lr / (1 - b1^t), sqrt(1 - b2^t)
     step_tensor_.add_(1.0);

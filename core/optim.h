@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <functional>
 #include <string>
 
 #include <torch/types.h>
@@ -40,8 +41,12 @@ class FusedAdam {
 
   // Drops every gradient (the next backward allocates fresh ones).
   void zero_grad();
-  // One update of every parameter that has a gradient.
+  // One update of every parameter that has a gradient; a gradient reducer, when set, first sees
+  // (and may replace) the gradients of every parameter of every group, in group order: the
+  // data-parallel all-reduce (core/distributed.h).
   void step();
+  using GradientReducer = std::function<void(std::vector<torch::Tensor>& params)>;
+  void set_gradient_reducer(GradientReducer reducer) { reducer_ = std::move(reducer); }
 
   std::vector<AdamGroup>& groups() { return groups_; }
   const std::vector<AdamGroup>& groups() const { return groups_; }
@@ -64,6 +69,7 @@ class FusedAdam {
   int64_t steps_ = 0;
   torch::Tensor step_tensor_;              // [] float64 on the device (device state)
   std::vector<torch::Tensor> lr_tensors_;  // [] float64 per group (device state)
+  GradientReducer reducer_;
 };
 
 }  // namespace gfn

@@ -164,6 +164,12 @@ std::vector<std::string> Trainer::metric_names() const {
   return out;
 }
 
+void Trainer::set_gradient_reducer(const FusedAdam::GradientReducer& reducer) {
+  optimizer_->set_gradient_reducer(reducer);
+  for (auto* c : components_)
+    for (auto* o : c->optimizers()) o->set_gradient_reducer(reducer);
+}
+
 TrainingContext Trainer::context() {
   return TrainingContext{env_, estimators_, tabular_ ? &*table_ : nullptr, execution_, generator_, device_};
 }

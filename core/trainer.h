@@ -94,6 +94,10 @@ class Trainer {
   FusedAdam& optimizer() { return *optimizer_; }
   const TrainerOptions& options() const { return options_; }
   Execution execution() const { return execution_; }
+  // Data-parallel training (core/distributed.h): `reducer` sees the gradients before every
+  // optimiser step, the trainer's (policy, log Z, the components' loss groups) and each
+  // component's own (TLM's P_B, LED's potential).
+  void set_gradient_reducer(const FusedAdam::GradientReducer& reducer);
   // The components' /train metrics, in the order of IterationResult::metrics.
   std::vector<std::string> metric_names() const;
 

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libopenblas0-pthread       # LibTorch 1.13 (CPU) on OpenBLAS, not the reference BLAS
+  libgloo-dev                             # Gloo's headers: LibTorch's c10d process group (multi-process training)
   libhdf5-dev hdf5-tools                  # HDF5 logs (h5dump for inspection)
   libeigen3-dev libboost-math-dev         # exact solutions, quadrature, special functions
   libgtest-dev libgmock-dev               # tests

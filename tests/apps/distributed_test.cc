@@ -1,0 +1,303 @@
+// Data-parallel training over c10d's Gloo (core/distributed.h, `gfn launch`), on localhost with
+// free ports: ranks keep identical parameters; two ranks with b/2 trajectories each average to the
+// gradient of one process with b (TB and SubTB; float tolerance, the sums run in another order);
+// `gfn launch -n 2` writes one log and one checkpoint; a killed rank makes the run exit nonzero
+// within seconds, naming it; bad torchrun variables are one-line errors with exit 2 before any
+// work.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/distributed.h"
+#include "core/estimator.h"
+#include "core/sampler.h"
+#include "core/scoring.h"
+#include "core/seeds.h"
+#include "core/threads.h"
+#include "core/trainer.h"
+#include "components/flow_head.h"
+#include "envs/box.h"
+#include "io/hdf5_log.h"
+#include "losses/subtb.h"
+#include "losses/tb.h"
+#include "tests/apps/cli_fixture.h"
+
+namespace gfn {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::contains;
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Runs `body(collective)` on `world` ranks, one thread each, joined to one process group.
+void on_ranks(int64_t world, const std::function<void(Collective&)>& body) {
+  const int port = free_port();
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(world);
+  for (int64_t r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        DistributedOptions o;
+        o.rank = r;
+        o.world_size = world;
+        o.master_port = port;
+        o.timeout_s = 60;
+        Collective c(o);
+        body(c);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int64_t r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+BoxEnv box2() {
+  BoxOptions o;
+  o.dim = 2;
+  return BoxEnv(o);
+}
+
+EstimatorOptions small_policy() {
+  EstimatorOptions eo;
+  eo.hidden = 64;
+  eo.layers = 2;
+  eo.dtype = torch::kFloat64;  // the comparisons below are of the reduction, not of float32 rounding
+  return eo;
+}
+
+TEST(Distributed, RanksKeepIdenticalParameters) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  set_cpu_threads(1);
+  auto env = box2();
+  std::vector<std::vector<torch::Tensor>> params(2);
+  on_ranks(2, [&](Collective& c) {
+    auto init = make_generator(stream_seed(0, SeedStream::kInitialisation), torch::kCPU);
+    Estimators est(env, small_policy(), init, torch::kCPU);
+    TrajectoryBalance tb;
+    TrainerOptions opts;
+    opts.batch_size = 8;
+    Trainer trainer(env, est, tb, opts, rank_seed(stream_seed(0, SeedStream::kSampling), c.rank()), torch::kCPU);
+    trainer.set_gradient_reducer([&c](std::vector<torch::Tensor>& p) { c.average_gradients(p); });
+    for (int i = 0; i < 20; ++i) trainer.step();
+    for (const auto& p : est.policy->parameters()) params[c.rank()].push_back(p.detach().clone());
+    params[c.rank()].push_back(est.log_z.detach().clone());
+  });
+  ASSERT_EQ(params[0].size(), params[1].size());
+  ASSERT_GT(params[0].size(), 4u);
+  for (size_t i = 0; i < params[0].size(); ++i) EXPECT_TRUE(torch::equal(params[0][i], params[1][i])) << i;
+}
+
+// Rows `start` .. start + n - 1 of every per-trajectory field.
+Trajectories narrow_batch(const Trajectories& t, int64_t start, int64_t n) {
+  Trajectories out = t;
+  for (auto* f : {&out.states_discrete, &out.states_continuous, &out.is_initial, &out.is_sink, &out.action_component,
+                  &out.action_coords, &out.log_jacobian, &out.mask, &out.log_pf_sampled})
+    if (f->defined()) *f = f->narrow(1, start, n);
+  for (auto* f : {&out.length, &out.log_reward, &out.terminal_discrete, &out.terminal_continuous})
+    if (f->defined()) *f = f->narrow(0, start, n);
+  return out;
+}
+
+// The gradient of `objective` on a batch of 16 Box trajectories, against the mean over two
+// ranks of its gradients on each half.
+void expect_halves_average_to_whole(Objective& objective, bool flow) {
+  set_cpu_threads(1);
+  auto env = box2();
+  auto make = [&] {
+    auto init = make_generator(stream_seed(3, SeedStream::kInitialisation), torch::kCPU);
+    auto est = std::make_unique<Estimators>(env, small_policy(), init, torch::kCPU);
+    if (flow) est->flow = std::make_shared<FlowHeadImpl>(env.feature_dim(), small_policy(), FlowTrunk::kShared, init);
+    return est;
+  };
+  // every trained parameter: the policy's, log Z, the flow head's
+  auto parameters = [&](Estimators& est) {
+    std::vector<torch::Tensor> p = est.policy->parameters();
+    p.push_back(est.log_z);
+    if (flow) {
+      auto f = std::dynamic_pointer_cast<FlowHeadImpl>(est.flow)->parameters();
+      p.insert(p.end(), f.begin(), f.end());
+    }
+    return p;
+  };
+  auto whole_est = make();
+  auto gen = make_generator(11, torch::kCPU);
+  const Trajectories batch =
+      rollout(env, *whole_est->policy, 16, SamplerOptions{}, gen, torch::kCPU, Execution::kCompact);
+  auto grads = [&](Estimators& est, const Trajectories& t) {
+    auto loss = objective.loss(score_trajectories(env, est, t, ScoreOptions{}, Execution::kCompact));
+    loss.backward();
+  };
+  grads(*whole_est, batch);
+  std::vector<torch::Tensor> whole;
+  auto grad_of = [](const torch::Tensor& p) { return p.grad().defined() ? p.grad().clone() : torch::Tensor(); };
+  for (const auto& p : parameters(*whole_est)) whole.push_back(grad_of(p));
+
+  std::vector<std::vector<torch::Tensor>> averaged(2);
+  on_ranks(2, [&](Collective& c) {
+    auto est = make();
+    grads(*est, narrow_batch(batch, 8 * c.rank(), 8));
+    std::vector<torch::Tensor> params = parameters(*est);
+    c.average_gradients(params);
+    for (const auto& p : params) averaged[c.rank()].push_back(grad_of(p));
+  });
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(averaged[r].size(), whole.size());
+    for (size_t i = 0; i < whole.size(); ++i)
+      if (!whole[i].defined())  // a parameter the objective does not read (SubTB's log Z)
+        EXPECT_FALSE(averaged[r][i].defined()) << i;
+      else
+        EXPECT_TRUE(torch::allclose(averaged[r][i], whole[i], 1e-9, 1e-12))
+          << "rank " << r << " parameter " << i << ": " << (averaged[r][i] - whole[i]).abs().max().item<double>();
+  }
+}
+
+TEST(Distributed, HalfBatchesOnTwoRanksMatchOneBatchTb) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  TrajectoryBalance tb;
+  expect_halves_average_to_whole(tb, false);
+}
+
+TEST(Distributed, HalfBatchesOnTwoRanksMatchOneBatchSubTb) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  SubTrajectoryBalance subtb(SubTbOptions{});  // lambda 0.9, geometric, log F(s0) from the flow head
+  expect_halves_average_to_whole(subtb, true);
+}
+
+class DistributedCli : public testing::CliFixture {
+ protected:
+  DistributedCli() : CliFixture("gfn_distributed_") {}
+
+  // `gfn ARGS` with environment assignments `env` ("A=1 B=2") before it.
+  testing::Result run_env(const std::string& env, const std::string& args) {
+    return run_shell(env + " '" + bin_ + "' " + args);
+  }
+  // A shell command line, its output captured.
+  testing::Result run_shell(const std::string& line) {
+    testing::Result r;
+    auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    std::ofstream(dir_ / "cmd.sh") << line << "\n";
+    const std::string cmd = "bash '" + (dir_ / "cmd.sh").string() + "' >'" + out.string() + "' 2>'" + err.string() +
+                            "' </dev/null";
+    const int status = std::system(cmd.c_str());
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = testing::slurp(out);
+    r.err = testing::slurp(err);
+    return r;
+  }
+};
+
+TEST_F(DistributedCli, LaunchWritesOneLogAndOneCheckpoint) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  const fs::path out = dir_ / "run";
+  auto r = run("launch -n 2 configs/hypergrid.toml --out '" + out.string() +
+               "' --set train.iterations=40 --set eval.every=20 --set train.tabular=off");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "gfn launch: 2 processes, master 127.0.0.1:")) << r.err;
+  EXPECT_TRUE(contains(r.err, "batch 16 (8 per rank on 2 processes)")) << r.err;
+  EXPECT_TRUE(contains(r.out, "2 processes; gradient all-reduce")) << r.out;
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(out)) files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"checkpoint.pt", "config.toml", "log.h5", "model.pt"}));
+  {
+    Hdf5LogReader log((out / "log.h5").string());  // closed before the resumed run reopens it
+    EXPECT_EQ(log.read_double("train/trajectories").back(), 40 * 16);
+    EXPECT_EQ(log.read_double("eval/iteration"), (std::vector<double>{20, 40}));
+  }
+  // a resume needs the world size the run was trained with
+  auto more = run("train --resume '" + out.string() + "' --set train.iterations=60");
+  EXPECT_EQ(more.code, 2);
+  EXPECT_TRUE(contains(more.err, "the run was trained by 2 processes (WORLD_SIZE), this resume has 1")) << more.err;
+  auto again = run("launch -n 2 --resume '" + out.string() + "' --set train.iterations=60");
+  ASSERT_EQ(again.code, 0) << again.err;
+  Hdf5LogReader resumed((out / "log.h5").string());
+  EXPECT_EQ(resumed.read_double("train/trajectories").back(), 60 * 16);
+}
+
+TEST_F(DistributedCli, AKilledRankEndsTheRunNamingIt) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  const fs::path out = dir_ / "run", err = dir_ / "launch.err";
+  const auto t0 = std::chrono::steady_clock::now();
+  // launch a long run, wait for rank 1's pid, let it train a moment, kill it
+  auto r = run_shell("'" + bin_ + "' launch -n 2 configs/box.toml --out '" + out.string() +
+                     "' --set train.iterations=1000000 2>'" + err.string() + "' & L=$!\n"
+                     "for i in $(seq 200); do grep -q 'rank 1 pid' '" + err.string() + "' && break; sleep 0.1; done\n"
+                     "P=$(sed -n 's/.*rank 1 pid \\([0-9]*\\).*/\\1/p' '" + err.string() + "')\n"
+                     "sleep 3; kill -9 $P; wait $L; echo \"launch exit $?\"; cat '" + err.string() + "' >&2");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 60.0);
+  EXPECT_FALSE(contains(r.out, "launch exit 0")) << r.out;
+  EXPECT_TRUE(contains(r.out, "launch exit 137")) << r.out;  // the first failure: rank 1, SIGKILL
+  EXPECT_TRUE(contains(r.err, "gfn launch: rank 1 (pid ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "was killed by signal 9")) << r.err;
+  EXPECT_TRUE(contains(r.err, "rank 0 of 2: the process group failed")) << r.err;
+  EXPECT_TRUE(contains(r.err, "gfn launch: rank 0 (pid ")) << r.err;
+  // rank 0's log stays readable
+  Hdf5LogReader log((out / "log.h5").string());
+  EXPECT_EQ(log.attribute_string("env"), "box");
+}
+
+TEST_F(DistributedCli, BadVariablesAreConfigErrorsBeforeAnyWork) {
+  const fs::path out = dir_ / "run";
+  const std::string args = "train configs/hypergrid.toml --out '" + out.string() + "' --set train.iterations=5";
+  struct Case {
+    std::string env, message;
+  };
+  const int port = free_port();
+  const std::vector<Case> cases = {
+      {"WORLD_SIZE=0", "WORLD_SIZE=0: expected an integer >= 1"},
+      {"WORLD_SIZE=two", "WORLD_SIZE=two: expected an integer"},
+      {"WORLD_SIZE=2 RANK=2 MASTER_ADDR=127.0.0.1", "RANK=2: expected an integer in [0, WORLD_SIZE - 1 = 1]"},
+      {"WORLD_SIZE=2 MASTER_ADDR=127.0.0.1", "WORLD_SIZE=2 but RANK is not set"},
+      {"WORLD_SIZE=2 RANK=1", "WORLD_SIZE=2 but MASTER_ADDR is not set"},
+      {"WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=70000", "MASTER_PORT=70000: expected a port in [1, 65535]"},
+      {"WORLD_SIZE=3 RANK=1 MASTER_ADDR=127.0.0.1", "train.batch_size = 16: expected a multiple of WORLD_SIZE = 3"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_env(c.env, args);
+    EXPECT_EQ(r.code, 2) << c.env << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, c.message)) << c.env << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << c.env;
+  }
+  if (!distributed_available()) return;
+  // nobody serves the master's port: a clear error after distributed.timeout, nothing written
+  auto r = run_env("WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port),
+                   args + " --set distributed.timeout=2");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "rank 1 of 2: cannot join the process group at MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                  std::to_string(port) + " within 2 s"))
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+}  // namespace
+}  // namespace gfn
