@@ -246,12 +246,13 @@ TEST_F(DistributedCli, AKilledRankEndsTheRunNamingIt) {
   if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
   const fs::path out = dir_ / "run", err = dir_ / "launch.err";
   const auto t0 = std::chrono::steady_clock::now();
-  // launch a long run, wait for rank 1's pid, let it train a moment, kill it
+  // launch a long run, wait until it trains (rank 0 opened its log after the rendezvous), kill
+  // rank 1
   auto r = run_shell("'" + bin_ + "' launch -n 2 configs/box.toml --out '" + out.string() +
                      "' --set train.iterations=1000000 2>'" + err.string() + "' & L=$!\n"
-                     "for i in $(seq 200); do grep -q 'rank 1 pid' '" + err.string() + "' && break; sleep 0.1; done\n"
+                     "for i in $(seq 600); do [ -f '" + (out / "log.h5").string() + "' ] && break; sleep 0.1; done\n"
                      "P=$(sed -n 's/.*rank 1 pid \\([0-9]*\\).*/\\1/p' '" + err.string() + "')\n"
-                     "sleep 3; kill -9 $P; wait $L; echo \"launch exit $?\"; cat '" + err.string() + "' >&2");
+                     "sleep 1; kill -9 $P; wait $L; echo \"launch exit $?\"; cat '" + err.string() + "' >&2");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(seconds, 60.0);
   EXPECT_FALSE(contains(r.out, "launch exit 0")) << r.out;
