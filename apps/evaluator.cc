@@ -100,14 +100,6 @@ Evaluator::Grid2d::Grid2d(torch::Tensor coords, torch::Tensor log_r, torch::Tens
 struct Evaluator::AtCondition {
   std::unique_ptr<ConditionedEnv> env;  // the env at the condition
   std::optional<StateTable> table;      // its states (enumerable envs)
-  // The estimators at the condition: log Z(c) as the scalar log Z of an unconditional model.
-  Estimators estimators(const Estimators& model, const torch::Device& device) const {
-    torch::NoGradGuard no_grad;
-    Estimators at = model;
-    at.log_z = model.log_z_at(*env, env->initial_states(1, device)).detach().reshape({}).clone();
-    at.log_z_net = nullptr;
-    return at;
-  }
 };
 
 struct Evaluator::Point {
@@ -253,7 +245,7 @@ void Evaluator::add_condition_groups() {
                        double tv_sum = 0.0, log_z_worst = 0.0;
                        for (size_t i = 0; i < conditions_.size(); ++i) {
                          const auto& at = conditions_[i];
-                         Estimators e = at.estimators(estimators_, device_);
+                         Estimators e = estimators_.at_condition(*at.env, device_);
                          if (exact) {
                            ExactMetrics m = exact_metrics(*at.table, e);
                            values.insert(values.end(), {m.tv, m.jsd, m.log_z, m.log_z_exact, m.log_z_error});

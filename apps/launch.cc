@@ -31,8 +31,9 @@ std::atomic<int> g_forward_signal{0};
 
 void on_signal(int signal) { g_forward_signal.store(signal); }
 
-// A TCP port free on the loopback interface now (the kernel's choice for port 0).
-int free_port() {
+}  // namespace
+
+int free_loopback_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error(fmt::format("gfn launch: cannot open a socket: {}", std::strerror(errno)));
   sockaddr_in addr{};
@@ -49,6 +50,8 @@ int free_port() {
   ::close(fd);
   return ntohs(addr.sin_port);
 }
+
+namespace {
 
 // "exited with code 1" or "was killed by signal 9" for a waitpid status; `code` the process's
 // exit code in the shell's convention.
@@ -68,7 +71,7 @@ int launch(int64_t processes, const std::string& executable, const std::vector<s
            double grace_s) {
   if (processes < 1 || processes > 4096)
     throw ConfigError(fmt::format("-n {}: expected a number of processes in [1, 4096]", processes));
-  const int port = free_port();
+  const int port = free_loopback_port();
   std::vector<pid_t> pids(processes, -1);
   std::vector<bool> running(processes, false);
   struct sigaction sa {};

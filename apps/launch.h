@@ -9,6 +9,9 @@
 
 namespace gfn {
 
+// A TCP port free on the loopback interface now (the kernel's choice for port 0).
+int free_loopback_port();
+
 // Starts `processes` copies of `executable` with `train_args` (the arguments after the program
 // name: "train", CONFIG, ...), each with its rank's variables, and waits for them. SIGINT and
 // SIGTERM are passed on to every rank. When a rank fails (a nonzero exit or a signal) the others

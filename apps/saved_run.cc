@@ -117,11 +117,7 @@ EvalResult evaluate_run(const std::string& dir_str, const Registry& registry,
   SavedRun saved = load_saved_run(dir_str, registry, eval_sets, condition, /*needs_condition=*/true);
   Run& run = saved.run;
   // at a condition, log Z(c) is the model's log Z
-  if (run.env->condition_dim() > 0) {
-    torch::NoGradGuard no_grad;
-    run.estimators->log_z = run.estimators->log_z_at(*run.env, run.env->initial_states(1, run.device)).detach().reshape({}).clone();
-    run.estimators->log_z_net = nullptr;
-  }
+  if (run.env->condition_dim() > 0) *run.estimators = run.estimators->at_condition(*run.env, run.device);
   const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
   EvalResult result;
   result.env = run.env->name();

@@ -137,6 +137,12 @@ ConditionedEnv::ConditionedEnv(std::shared_ptr<const Env> base, ConditionSpec sp
       env_columns_.push_back(i);
     }
   }
+  low_ = torch::tensor(spec_.low, torch::kFloat64);
+  high_ = torch::tensor(spec_.high, torch::kFloat64);
+  const bool log = spec_.distribution == ConditionDistribution::kLogUniform;
+  auto lo = log ? low_.log() : low_, hi = log ? high_.log() : high_;
+  centre_ = (lo + hi) / 2;
+  half_ = ((hi - lo) / 2).clamp_min(1e-300);  // a range of one point: feature 0
 }
 
 std::unique_ptr<ConditionedEnv> ConditionedEnv::at(const std::vector<double>& c) const {
@@ -180,7 +186,7 @@ States ConditionedEnv::draw_initial_states(int64_t batch, torch::Generator& gene
   if (fixed_) return initial_states(batch, device);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto u = torch::rand({batch, spec_.size()}, generator, f64);
-  auto lo = torch::tensor(spec_.low, torch::kFloat64).to(device), hi = torch::tensor(spec_.high, torch::kFloat64).to(device);
+  auto lo = low_.to(device), hi = high_.to(device);
   torch::Tensor c = spec_.distribution == ConditionDistribution::kLogUniform
                         ? (lo.log() + (hi.log() - lo.log()) * u).exp()
                         : lo + (hi - lo) * u;
@@ -189,11 +195,9 @@ States ConditionedEnv::draw_initial_states(int64_t batch, torch::Generator& gene
 
 torch::Tensor ConditionedEnv::condition_features(const States& states) const {
   auto c = condition(states).to(torch::kFloat64);
-  auto lo = torch::tensor(spec_.low, torch::kFloat64).to(c.device()), hi = torch::tensor(spec_.high, torch::kFloat64).to(c.device());
-  if (spec_.distribution == ConditionDistribution::kLogUniform) c = c.log(), lo = lo.log(), hi = hi.log();
-  // into [-1, 1] over the trained range (0 for a range of one point)
-  auto half = ((hi - lo) / 2).clamp_min(1e-300);
-  return ((c - (lo + hi) / 2) / half).to(torch::kFloat32);
+  if (spec_.distribution == ConditionDistribution::kLogUniform) c = c.log();
+  // into [-1, 1] over the trained range
+  return ((c - centre_.to(c.device())) / half_.to(c.device())).to(torch::kFloat32);
 }
 
 torch::Tensor ConditionedEnv::features(const States& states) const {

@@ -138,6 +138,8 @@ class ConditionedEnv final : public Env {
   std::vector<int64_t> env_columns_;     // and their indices
   std::optional<std::vector<double>> fixed_;
   std::optional<double> log_partition_;  // a fixed view of an enumerable env: log Z(c) by enumeration
+  torch::Tensor low_, high_;             // [P] float64 CPU: the ranges
+  torch::Tensor centre_, half_;          // [P] float64 CPU: the features' centre and half-width (of log c when log-uniform)
 };
 
 }  // namespace gfn

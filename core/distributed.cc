@@ -128,18 +128,15 @@ void Collective::average_gradients(std::vector<torch::Tensor>& params) {
   const auto options = torch::TensorOptions().dtype(all_float ? torch::kFloat32 : torch::kFloat64);
   const int64_t n_params = static_cast<int64_t>(params.size());
   std::vector<torch::Tensor> parts;
-  auto flags = torch::zeros({n_params + 1}, options);
+  std::vector<double> flags(n_params + 1, 0.0);
   for (int64_t i = 0; i < n_params; ++i) {
     const auto& g = params[i].grad();
-    if (g.defined()) {
-      parts.push_back(g.detach().to(torch::kCPU, options.dtype()).reshape({-1}));
-      flags[i] = 1.0;
-    } else {
-      parts.push_back(torch::zeros({params[i].numel()}, options));
-    }
+    flags[i] = g.defined() ? 1.0 : 0.0;
+    parts.push_back(g.defined() ? g.detach().to(torch::kCPU, options.dtype()).reshape({-1})
+                                : torch::zeros({params[i].numel()}, options));
   }
   flags[n_params] = stop_requested_ ? 1.0 : 0.0;
-  parts.push_back(flags);
+  parts.push_back(torch::tensor(flags, torch::kFloat64).to(options.dtype()));
   auto flat = torch::cat(parts);
   all_reduce(*impl_->group, flat, options_);
   auto tail = flat.narrow(0, flat.numel() - n_params - 1, n_params + 1).gt(0).contiguous();

@@ -270,6 +270,14 @@ torch::Tensor Estimators::log_z_at(const Env& env, const States& states) const {
   return log_z + log_z_net.ptr()->forward(env.condition_features(states).to(log_z.device())).to(log_z.scalar_type());
 }
 
+Estimators Estimators::at_condition(const Env& env, const torch::Device& device) const {
+  torch::NoGradGuard no_grad;
+  Estimators at = *this;
+  at.log_z = log_z_at(env, env.initial_states(1, device)).detach().reshape({}).clone();
+  at.log_z_net = nullptr;
+  return at;
+}
+
 PolicyNetImpl& Estimators::backward_policy() const {
   if (backward) return *backward.ptr();
   if (needs_backward_net_)

@@ -248,6 +248,10 @@ struct Estimators {
   // log Z of the trajectories through `states` (any of their states: they share the condition):
   // log_z ([]) for an unconditional model, log Z(c) ([B]) with a log Z(c) network.
   torch::Tensor log_z_at(const Env& env, const States& states) const;
+  // These estimators at the fixed condition of `env` (a ConditionedEnv view, core/condition.h):
+  // log Z(c) as the scalar log Z of an unconditional model (what exact metrics, importance
+  // sampling and `gfn eval` read); the policy and components shared.
+  Estimators at_condition(const Env& env, const torch::Device& device) const;
   // The policy's parameters (Adam at train.lr).
   std::vector<torch::Tensor> policy_parameters() const { return policy->parameters(); }
   // The policy module and log Z in a LibTorch archive (model.pt and checkpoints hold them beside

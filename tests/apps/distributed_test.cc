@@ -6,23 +6,20 @@
 // work.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "apps/launch.h"
 #include "core/distributed.h"
 #include "core/estimator.h"
 #include "core/sampler.h"
@@ -43,21 +40,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::contains;
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Runs `body(collective)` on `world` ranks, one thread each, joined to one process group.
 void on_ranks(int64_t world, const std::function<void(Collective&)>& body) {
-  const int port = free_port();
+  const int port = free_loopback_port();
   std::vector<std::thread> threads;
   std::vector<std::string> errors(world);
   for (int64_t r = 0; r < world; ++r) {
@@ -127,8 +112,9 @@ Trajectories narrow_batch(const Trajectories& t, int64_t start, int64_t n) {
 }
 
 // The gradient of `objective` on a batch of 16 Box trajectories, against the mean over two
-// ranks of its gradients on each half.
-void expect_halves_average_to_whole(Objective& objective, bool flow) {
+// ranks of its gradients on each half: the largest difference relative to the gradient's scale
+// (checked entry by entry as well), over every parameter the objective reads.
+double halves_against_whole(Objective& objective, bool flow) {
   set_cpu_threads(1);
   auto env = box2();
   auto make = [&] {
@@ -168,27 +154,36 @@ void expect_halves_average_to_whole(Objective& objective, bool flow) {
     c.average_gradients(params);
     for (const auto& p : params) averaged[c.rank()].push_back(grad_of(p));
   });
+  double worst = std::numeric_limits<double>::infinity();
   for (int r = 0; r < 2; ++r) {
-    ASSERT_EQ(averaged[r].size(), whole.size());
-    for (size_t i = 0; i < whole.size(); ++i)
+    EXPECT_EQ(averaged[r].size(), whole.size());
+    if (averaged[r].size() != whole.size()) return worst;
+  }
+  worst = 0.0;
+  for (int r = 0; r < 2; ++r) {
+    for (size_t i = 0; i < whole.size(); ++i) {
+      if (whole[i].defined() && averaged[r][i].defined())
+        worst = std::max(worst, ((averaged[r][i] - whole[i]).abs().max() / (whole[i].abs().max() + 1e-300)).item<double>());
       if (!whole[i].defined())  // a parameter the objective does not read (SubTB's log Z)
         EXPECT_FALSE(averaged[r][i].defined()) << i;
       else
         EXPECT_TRUE(torch::allclose(averaged[r][i], whole[i], 1e-9, 1e-12))
-          << "rank " << r << " parameter " << i << ": " << (averaged[r][i] - whole[i]).abs().max().item<double>();
+            << "rank " << r << " parameter " << i << ": " << (averaged[r][i] - whole[i]).abs().max().item<double>();
+    }
   }
+  return worst;
 }
 
 TEST(Distributed, HalfBatchesOnTwoRanksMatchOneBatchTb) {
   if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
   TrajectoryBalance tb;
-  expect_halves_average_to_whole(tb, false);
+  EXPECT_LT(halves_against_whole(tb, false), 1e-9);
 }
 
 TEST(Distributed, HalfBatchesOnTwoRanksMatchOneBatchSubTb) {
   if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
   SubTrajectoryBalance subtb(SubTbOptions{});  // lambda 0.9, geometric, log F(s0) from the flow head
-  expect_halves_average_to_whole(subtb, true);
+  EXPECT_LT(halves_against_whole(subtb, true), 1e-9);
 }
 
 class DistributedCli : public testing::CliFixture {
@@ -272,7 +267,7 @@ TEST_F(DistributedCli, BadVariablesAreConfigErrorsBeforeAnyWork) {
   struct Case {
     std::string env, message;
   };
-  const int port = free_port();
+  const int port = free_loopback_port();
   const std::vector<Case> cases = {
       {"WORLD_SIZE=0", "WORLD_SIZE=0: expected an integer >= 1"},
       {"WORLD_SIZE=two", "WORLD_SIZE=two: expected an integer"},

@@ -172,9 +172,7 @@ std::vector<std::pair<double, double>> exact_per_condition(const ConditionedEnv&
   for (const auto& c : env.spec().eval) {
     auto view = env.at(c);
     StateTable table(*view, torch::kCPU);
-    Estimators at = est;
-    at.log_z = est.log_z_at(*view, view->initial_states(1, torch::kCPU)).detach().reshape({}).clone();
-    at.log_z_net = nullptr;
+    Estimators at = est.at_condition(*view, torch::kCPU);
     auto m = exact_metrics(table, at);
     out.emplace_back(m.tv, m.log_z_error);
   }
