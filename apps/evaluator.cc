@@ -24,11 +24,11 @@ const OptionTable<EvalOptions>& EvalOptions::keys() {
                at_least(1))
           .add("eval.is_samples", &O::is_samples,
                "trajectories for the importance-sampled log Z and ELBO at each evaluation of a non-enumerable env "
-               "(0: none)",
-               in(0, 1 << 24))
+               "(0: none; at most 2^20, minutes per evaluation)",
+               in(0, 1 << 20))
           .add("eval.grid", &O::grid,
                "cells per continuous dimension of the terminal grid on which the terminating density is compared "
-               "with R/Z (envs with a grid, d <= 2; 0: off)",
+               "with R/Z (envs with a grid, d <= 2; 0: off); eval.grid^d * eval.density_samples is at most 2^22",
                in(0, 4096))
           .add("eval.density_samples", &O::density_samples,
                "backward trajectories per grid cell in the importance-sampled terminating density", in(1, 1 << 16))
@@ -38,7 +38,7 @@ const OptionTable<EvalOptions>& EvalOptions::keys() {
                in(0, 1 << 20))
           .add("eval.env_samples", &O::env_samples,
                "on-policy terminal samples for the env's own metrics at each evaluation (sets: inclusion_error)",
-               in(1, 1 << 24))
+               in(1, 1 << 20))
           .add("eval.samples", &O::samples, "terminal samples of the final policy written to /samples",
                in(0, 1 << 24))
           .add("eval.exact_samples", &O::exact_samples,

@@ -122,7 +122,7 @@ EvalResult evaluate_run(const std::string& dir_str, const Registry& registry,
   EvalResult result;
   result.env = run.env->name();
   result.iteration = saved.iteration;
-  if (run.env->enumerable()) {
+  if (has_state_table(*run.env)) {  // as training evaluates it: enumerable, and a table small enough to hold
     StateTable table(*run.env, run.device);
     result.exact = exact_metrics(table, *run.estimators);
   } else if (eval.is_samples > 0) {
@@ -145,7 +145,10 @@ std::string SampleResult::report() const {
 
 SampleResult sample_run(const std::string& dir_str, int64_t count, const std::string& out, uint64_t seed,
                         const Registry& registry, const std::string& condition) {
-  if (count < 1) throw ConfigError(fmt::format("-n {}: expected a number of samples >= 1", count));
+  // 1e8 samples are ~25,000 chunks of 4,096 rollouts and a file of a few GB: more is a slip
+  constexpr int64_t kMaxSamples = 100'000'000;
+  if (count < 1 || count > kMaxSamples)
+    throw ConfigError(fmt::format("-n {}: expected a number of samples in [1, {}]", count, kMaxSamples));
   const fs::path dir = dir_str;
   std::string path = out;
   if (path.empty()) {

@@ -24,7 +24,9 @@ const OptionTable<HeadOptions>& HeadOptions::keys() {
           .add("policy.min_concentration", &O::min_concentration, "lower bound of every Beta concentration",
                above(0).at_most(1e6))
           .add("policy.max_concentration", &O::max_concentration,
-               "upper bound of every Beta concentration (> the lower bound)", above(0).at_most(1e6))
+               "upper bound of every Beta concentration (> the lower bound; at least 1 where P_B has Betas of its "
+               "own, policy.backward = learned, tlm or fixed: below 1 every Beta is unbounded at its chart's faces)",
+               above(0).at_most(1e6))
           .rule([](const O& o) {
             return o.max_concentration > o.min_concentration
                        ? std::string()

@@ -74,8 +74,9 @@ E enum_value(const std::string& name, const std::string& what) {
 // numeric rules
 
 // The rule of a numeric key: min <= v <= max (either end strict, either infinite), and
-// optionally one special value outside that range (-1 for "automatic"). NaN never passes; a
-// float key whose two ends are infinite and strict accepts exactly the finite floats.
+// optionally one special value outside that range (-1 for "automatic"). NaN and +-inf never
+// pass (a float key takes finite values only), except an infinity declared as the special
+// value: at_most(0).or_value(-inf) reads "-inf: none".
 struct Range {
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
@@ -94,6 +95,7 @@ inline Range above(double v) { return Range{}.above(v); }
 inline Range at_most(double v) { return Range{}.at_most(v); }
 inline Range below(double v) { return Range{}.below(v); }
 inline Range in(double lo, double hi) { return Range{}.at_least(lo).at_most(hi); }  // [lo, hi]
+// Any finite float (what a float key without a rule accepts too; kept to say so where it matters).
 inline Range finite() {
   return Range{}.above(-std::numeric_limits<double>::infinity()).below(std::numeric_limits<double>::infinity());
 }

@@ -130,6 +130,13 @@ std::string ParamSpec::check(const ParamValue& value) const {
       if (special && v == *special) return "";
       if (min_exclusive ? !(v > min) : !(v >= min)) return expected;
       if (max_exclusive ? !(v < max) : !(v <= max)) return expected;
+      // a float key takes finite values only: TOML's inf would reach the maths as an overflow;
+      // a key that means something by an infinity declares it as its special value
+      if (std::isinf(v)) {
+        std::string r = rule();
+        if (r.rfind("a float", 0) == 0) r = "a finite float" + r.substr(7);
+        return "expected " + r;
+      }
       return "";
     }
   }

@@ -50,7 +50,9 @@ struct ParamSpec {
   ParamType type = ParamType::kFloat;
   ParamValue default_value = 0.0;  // must itself pass the rule
   std::string doc;                 // one line: meaning and unit
-  // numeric rule (ignored for bool/string): min <= v <= max, or strict where flagged
+  // numeric rule (ignored for bool/string): min <= v <= max, or strict where flagged. NaN never
+  // passes, and neither do +-inf: a float key takes finite values only, unless an infinity is its
+  // special value (objective.log_reward_clip = -inf: no clipping)
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
   bool min_exclusive = false;

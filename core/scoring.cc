@@ -1,5 +1,7 @@
 #include "core/scoring.h"
 
+#include <limits>
+
 #include <torch/torch.h>
 
 namespace gfn {
@@ -16,7 +18,7 @@ const OptionTable<ScoreOptions>& ScoreOptions::keys() {
   static const auto table =
       OptionTable<O>()
           .add("objective.log_reward_clip", &O::log_reward_clip, "log R is clamped from below at this value (-inf: none)",
-               at_most(0))
+               at_most(0).or_value(-std::numeric_limits<double>::infinity()))
           .add("objective.credit", &O::credit,
                "per-step local credits (tb, db, subtb): none, forward-looking (fl) from the env's intermediate "
                "reward, or learned (led) from a potential network regressed on log R");

@@ -1,6 +1,9 @@
 #include "envs/hypergrid.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <limits>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -32,7 +35,17 @@ const OptionTable<HypergridOptions>& HypergridOptions::keys() {
                                 .add("height", &O::height, "side length H of the grid", in(2, 1 << 20))
                                 .add("r0", &O::r0, "base reward R0", above(0))
                                 .add("r1", &O::r1, "reward R1 of the outer region", at_least(0))
-                                .add("r2", &O::r2, "reward R2 of the ring inside the outer region", at_least(0));
+                                .add("r2", &O::r2, "reward R2 of the ring inside the outer region", at_least(0))
+                                .rule([](const O& o) {
+                                  // the largest reward, R0 + R1 + R2 on the ring, must be a double
+                                  // for log R to be finite (each key alone is finite already)
+                                  return std::isfinite(o.r0 + o.r1 + o.r2)
+                                             ? std::string()
+                                             : fmt::format("env.r0 + env.r1 + env.r2 = {} + {} + {}: the largest "
+                                                           "reward overflows a double (log R = inf); expected a sum "
+                                                           "below {:.4g}",
+                                                           o.r0, o.r1, o.r2, std::numeric_limits<double>::max());
+                                });
   return table;
 }
 
@@ -161,10 +174,15 @@ std::optional<double> HypergridEnv::log_partition() const {
     outer += outer_region(i, options_.height);
     ring += ring_region(i, options_.height);
   }
+  // log Z = logsumexp(log R0 + n log H, log R1 + n log outer, log R2 + n log ring), in log space:
+  // H^n alone reaches 2^640 and R0 H^n overflows a double long before log Z does
   const double n = static_cast<double>(options_.ndim);
-  double z = options_.r0 * std::pow(static_cast<double>(options_.height), n) + options_.r1 * std::pow(outer, n) +
-             options_.r2 * std::pow(ring, n);
-  return std::log(z);
+  const double terms[] = {std::log(options_.r0) + n * std::log(static_cast<double>(options_.height)),
+                          std::log(options_.r1) + n * std::log(outer), std::log(options_.r2) + n * std::log(ring)};
+  const double top = *std::max_element(std::begin(terms), std::end(terms));  // finite: R0 > 0
+  double sum = 0.0;
+  for (double t : terms) sum += std::exp(t - top);  // exp(-inf) = 0 for an empty region or a zero reward
+  return top + std::log(sum);
 }
 
 double HypergridEnv::reward(const std::vector<int64_t>& x) const {

@@ -3,6 +3,7 @@
 // (analyse_write), the plots (analyse_plots) and gnuplot (analyse_gnuplot).
 #include "io/analyse.h"
 
+#include <filesystem>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -25,6 +26,39 @@ namespace {
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+namespace fs = std::filesystem;
+
+// The log file an input names: DIR/log.h5 for a directory, else the path itself.
+fs::path log_file_of(const std::string& input) {
+  std::error_code ec;
+  return fs::is_directory(input, ec) ? fs::path(input) / "log.h5" : fs::path(input);
+}
+
+// The inputs without repeats: two inputs that name one log (the same file however spelled, a
+// run directory and its log.h5, a link and its target) count once, as the first of them, so
+// that a run is never averaged with itself as its own seed. One note per input dropped.
+std::vector<std::string> distinct_logs(const std::vector<std::string>& paths, std::vector<std::string>* notes) {
+  std::vector<std::string> kept;
+  std::vector<fs::path> kept_files;  // canonical where it exists
+  for (const std::string& p : paths) {
+    std::error_code ec;
+    fs::path file = fs::weakly_canonical(log_file_of(p), ec);
+    if (ec) file = fs::absolute(log_file_of(p), ec).lexically_normal();
+    size_t same = kept.size();
+    for (size_t i = 0; i < kept.size() && same == kept.size(); ++i) {
+      std::error_code eq;
+      if (kept_files[i] == file || fs::equivalent(kept_files[i], file, eq)) same = i;  // hard links too
+    }
+    if (same == kept.size()) {
+      kept.push_back(p);
+      kept_files.push_back(file);
+    } else if (notes != nullptr) {
+      notes->push_back(fmt::format("{}: the same log as {} ({}), counted once", p, kept[same], file.string()));
+    }
+  }
+  return kept;
 }
 
 // Reads and summarises every log.
@@ -60,7 +94,7 @@ const char* best_rule_name(BestRule rule) {
 }
 
 AnalyseReport summarise_logs(const std::vector<std::string>& paths) {
-  return analysis::report_of(summarised_runs(paths, false));
+  return analysis::report_of(summarised_runs(distinct_logs(paths, nullptr), false));
 }
 
 void analyse(const std::vector<std::string>& paths, const AnalyseOptions& options, std::ostream& out) {
@@ -77,9 +111,9 @@ void analyse(const std::vector<std::string>& paths, const AnalyseOptions& option
           "(apt-get install gnuplot-nox)",
           options.plot_dir, options.gnuplot));
   }
-  const std::vector<analysis::RunData> runs = summarised_runs(paths, !options.plot_dir.empty());
-  const AnalyseReport report = analysis::report_of(runs);
   std::vector<std::string> notes, files;
+  const std::vector<analysis::RunData> runs = summarised_runs(distinct_logs(paths, &notes), !options.plot_dir.empty());
+  const AnalyseReport report = analysis::report_of(runs);
   for (const analysis::RunData& r : runs)
     if (r.train.rows == 0) notes.push_back(fmt::format("{}: no /train rows yet (0 iterations)", r.summary.label));
 

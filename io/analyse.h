@@ -85,7 +85,9 @@ struct AnalyseReport {
   std::vector<LogGroupSummary> groups;  // groups of >= 2 runs, in the order of their first run
 };
 
-// Reads the logs at `paths` (files, or run directories holding log.h5) and summarises them.
+// Reads the logs at `paths` (files, or run directories holding log.h5) and summarises them. A
+// path that names a log given before (the same file by another spelling or link, or a run
+// directory and its log.h5) is dropped, so that no run counts twice in a group.
 // Throws LogError ("<file>: <problem>") for a missing, truncated, corrupted or non-gfn file and
 // ConfigError for an empty `paths`.
 AnalyseReport summarise_logs(const std::vector<std::string>& paths);
@@ -93,6 +95,8 @@ AnalyseReport summarise_logs(const std::vector<std::string>& paths);
 // Analyses the logs at `paths` and prints the summary table (or, with options.json, one JSON
 // object) to `out`; writes the CSV tables and the plots (each PNG beside its gnuplot script
 // .gp and data .dat) the options ask for. Every input file is read before anything is written.
+// A repeated log is dropped as by summarise_logs, with a note ("B: the same log as A (...),
+// counted once").
 // Throws LogError ("<file>: <problem>") for a missing, truncated, corrupted or non-gfn file,
 // ConfigError for bad options (an output directory that cannot be created, --plot without
 // gnuplot), std::runtime_error when writing a file or running gnuplot fails.

@@ -1,11 +1,14 @@
 #include "io/config.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <utility>
 
@@ -226,6 +229,57 @@ ParamValue override_value(const std::string& text, const ParamSpec* spec) {
   return text;
 }
 
+// A hint for a value that a common TOML slip made a string, a float or a syntax error: a float
+// without a digit on one side of its point (.5, 1., 1.e-3), a decimal comma (0,5), a boolean
+// not in lowercase (True); for an integer key, a whole float (1e5, 100.0); a number in quotes.
+// `text` is the value as typed, `value` as read (nullptr for a syntax error), `spec` the key's
+// (nullptr when unknown). "" when no slip is recognised.
+std::string toml_slip_hint(const std::string& text, const ParamValue* value, const ParamSpec* spec) {
+  static const std::regex leading_dot(R"(([+-]?)\.([0-9][0-9_]*([eE][+-]?[0-9]+)?))");
+  static const std::regex trailing_dot(R"(([+-]?[0-9][0-9_]*)\.([eE][+-]?[0-9]+)?)");
+  static const std::regex decimal_comma(R"(([+-]?[0-9]+),([0-9]+))");
+  const bool numeric = spec == nullptr || spec->type == ParamType::kInt || spec->type == ParamType::kFloat;
+  std::smatch m;
+  if (numeric && std::regex_match(text, m, leading_dot))
+    return fmt::format("TOML needs a digit before a float's point: write {}0.{}", m[1].str(), m[2].str());
+  if (numeric && std::regex_match(text, m, trailing_dot))
+    return fmt::format("TOML needs a digit after a float's point: write {}.0{}", m[1].str(), m[2].str());
+  if (numeric && std::regex_match(text, m, decimal_comma))
+    return fmt::format("TOML's decimal mark is a point: write {}.{}", m[1].str(), m[2].str());
+  std::string lower = text;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if ((spec == nullptr || spec->type == ParamType::kBool) && (lower == "true" || lower == "false") && lower != text)
+    return fmt::format("TOML's booleans are lowercase: write {}", lower);
+  if (spec == nullptr || value == nullptr) return "";
+  // an integer key given a whole float: 1e5 and 100.0 are floats in TOML
+  const auto* d = std::get_if<double>(value);
+  if (spec->type == ParamType::kInt && d != nullptr && std::isfinite(*d) && *d == std::floor(*d) &&
+      std::fabs(*d) < 9.007199254740992e15)
+    return fmt::format("{} is a float in TOML: write the integer {}", text, static_cast<int64_t>(*d));
+  // a number in quotes is a string
+  const auto* str = std::get_if<std::string>(value);
+  toml::table parsed;
+  if (numeric && str != nullptr && !parse_toml("v = " + *str, "hint", &parsed) && parsed.size() == 1 &&
+      (parsed.get("v")->is_integer() || parsed.get("v")->is_floating_point()))
+    return fmt::format("a quoted value is a string in TOML: write {} without quotes", *str);
+  return "";
+}
+
+// " (hint)" for toml_slip_hint's hint, "" without one.
+std::string with_hint(const std::string& hint) { return hint.empty() ? "" : " (" + hint + ")"; }
+
+// The value text of line `line` (1-based) of `text`: after its first '=', before a '#', trimmed.
+std::string value_text_at(const std::string& text, uint32_t line) {
+  std::istringstream in(text);
+  std::string l;
+  for (uint32_t i = 0; i < line && std::getline(in, l); ++i) {
+  }
+  const size_t eq = l.find('=');
+  if (eq == std::string::npos) return "";
+  const std::string v = l.substr(eq + 1);
+  return trim(v.substr(0, v.find('#')));
+}
+
 // The names of a section's kinds: the kind key's choices first (their order), then the rest.
 std::vector<std::string> kind_names(const ParamSpec* kind_spec,
                                     const std::map<std::string, std::vector<ParamSpec>>& kinds) {
@@ -372,7 +426,8 @@ RunConfig load_config_impl(const std::string& toml_text, const std::vector<std::
   // syntax: the text, then the overrides' shape
   toml::table table;
   if (auto e = parse_toml(toml_text, source, &table))
-    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", source, e->line, e->column, e->description));
+    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}{}", source, e->line, e->column, e->description,
+                                  with_hint(toml_slip_hint(value_text_at(toml_text, e->line), nullptr, nullptr))));
   Entries entries;
   flatten(table, "", source, &entries);
   std::vector<Override> split;
@@ -397,9 +452,15 @@ RunConfig load_config_impl(const std::string& toml_text, const std::vector<std::
       throw ConfigError(unknown_key_message(key, entry.origin, schema, active));
   Params given;
   for (const auto& [key, entry] : entries) {
-    std::string problem = find_spec(active.specs, key)->check(entry.value);
-    if (!problem.empty())
-      throw ConfigError(fmt::format("{}: key '{}' = {}: {}", entry.origin, key, to_toml(entry.value), problem));
+    const ParamSpec* spec = find_spec(active.specs, key);
+    std::string problem = spec->check(entry.value);
+    if (!problem.empty()) {
+      // the value as typed: an override's text, else the value as TOML writes it
+      const std::string typed = starts_with(entry.origin, "--set ") ? trim(entry.origin.substr(entry.origin.find('=') + 1))
+                                                                    : to_toml(entry.value);
+      throw ConfigError(fmt::format("{}: key '{}' = {}: {}{}", entry.origin, key, to_toml(entry.value), problem,
+                                    with_hint(toml_slip_hint(typed, &entry.value, spec))));
+    }
     given.set(key, entry.value);
   }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -149,6 +150,7 @@ TEST(EstimatorTest, ValidateNamesKey) {
 // range of its key, [1, 64])
 TEST(EstimatorTest, BackwardConcentrationFloorAndPotentialShape) {
   EstimatorOptions eo;
+  eo.backward = BackwardPolicy::kLearned;
   eo.backward_min_concentration = 1.0;
   EXPECT_EQ(eo.backward_head_options().min_concentration, 1.0);
   EXPECT_EQ(eo.backward_head_options().max_concentration, eo.head.max_concentration);
@@ -164,6 +166,34 @@ TEST(EstimatorTest, BackwardConcentrationFloorAndPotentialShape) {
   led.layers = 0;
   error = testing::validate_error(led);
   EXPECT_NE(error.find("objective.led_layers = 0: expected an integer in [1, 64]"), std::string::npos) << error;
+}
+
+// a uniform or max-entropy P_B draws no Beta: the backward floor is neither applied nor checked,
+// so forward bounds below the default floor (the Box's min 0.01, max 0.05) are valid, and the
+// floor is checked, by its own key, only where P_B is learned
+TEST(EstimatorTest, BackwardFloorOnlyWhereBackwardHasBetas) {
+  EstimatorOptions eo;
+  eo.head.min_concentration = 0.01;
+  eo.head.max_concentration = 0.05;  // below the default backward floor 0.1
+  for (auto backward : {BackwardPolicy::kUniform, BackwardPolicy::kMaxEnt}) {
+    eo.backward = backward;
+    EXPECT_FALSE(eo.backward_has_concentrations());
+    EXPECT_EQ(testing::validate_error(eo), "");
+    EXPECT_EQ(eo.backward_head_options().min_concentration, 0.01);
+    EXPECT_EQ(testing::validate_error(eo.backward_head_options()), "");
+  }
+  for (auto backward : {BackwardPolicy::kLearned, BackwardPolicy::kTlm, BackwardPolicy::kFixed}) {
+    eo.backward = backward;
+    EXPECT_TRUE(eo.backward_has_concentrations());
+    EXPECT_EQ(testing::validate_error(eo),
+              fmt::format("policy.backward_min_concentration = 0.1: expected a float in (0, policy.max_concentration = "
+                          "0.05) with policy.backward = \"{}\"",
+                          enum_name(backward)));
+  }
+  eo.backward = BackwardPolicy::kLearned;
+  eo.backward_min_concentration = 0.02;
+  EXPECT_EQ(testing::validate_error(eo), "");
+  EXPECT_EQ(eo.backward_head_options().min_concentration, 0.02);
 }
 
 }  // namespace

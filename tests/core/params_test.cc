@@ -62,6 +62,29 @@ TEST(ParamSpecTest, FloatExclusiveBounds) {
   EXPECT_EQ(float_param("y", 0.0, "", 0.0).rule(), "a float >= 0");
 }
 
+// A float key takes finite values only: +-inf breaks every rule (named "a finite float" in the
+// message), unless an infinity is the key's special value ("-inf: none").
+TEST(ParamSpecTest, InfinitiesRefusedUnlessSpecial) {
+  const double inf = std::numeric_limits<double>::infinity();
+  auto r1 = float_param("r1", 0.5, "", 0.0);
+  EXPECT_EQ(r1.check(inf), "expected a finite float >= 0");
+  EXPECT_EQ(r1.check(-inf), "expected a float >= 0");
+  EXPECT_EQ(r1.check(1e308), "");
+  auto any = float_param("scale", 2.5, "");
+  EXPECT_EQ(any.rule(), "a float");
+  EXPECT_EQ(any.check(inf), "expected a finite float");
+  EXPECT_EQ(any.check(-inf), "expected a finite float");
+  EXPECT_EQ(any.check(std::numeric_limits<double>::quiet_NaN()), "expected a float");
+  EXPECT_EQ(float_param("lr", 1e-3, "", 0.0, 10.0, true).check(inf), "expected a float in (0, 10]");
+  // an infinity as the special value passes, the other one does not
+  auto clip = float_param("clip", -inf, "", -inf, 0.0);
+  clip.special = -inf;
+  EXPECT_EQ(clip.rule(), "a float <= 0, or -inf");
+  EXPECT_EQ(clip.check(-inf), "");
+  EXPECT_EQ(clip.check(-12.0), "");
+  EXPECT_EQ(clip.check(inf), "expected a float <= 0, or -inf");
+}
+
 // A string with choices accepts only those and lists them, quoted, in the rule.
 TEST(ParamSpecTest, StringChoices) {
   auto s = string_param("kind", "uniform", "policy", {"uniform", "learned"});

@@ -169,6 +169,31 @@ TEST(HypergridTest, FeaturesOneHot) {
   }
 }
 
+// rewards whose largest value overflows a double are refused by the keys that set them; log Z
+// is computed in log space, finite where R0 H^n itself overflows (H^n = 2^640)
+TEST(HypergridTest, RewardsThatOverflowRefusedAndLogZInLogSpace) {
+  HypergridOptions o;
+  o.r1 = 1e308;
+  o.r2 = 1e308;
+  EXPECT_EQ(validate_error(o),
+            "env.r0 + env.r1 + env.r2 = 0.1 + 1e+308 + 1e+308: the largest reward overflows a double (log R = inf); "
+            "expected a sum below 1.798e+308");
+  o.r2 = 1e307;
+  EXPECT_EQ(validate_error(o), "");
+  HypergridEnv big(o);
+  // Z = R0 H^n + R1 4^n + R2 2^n on 2-D H=8 (outer cells 0, 1, 6, 7; ring cells 1, 6)
+  EXPECT_NEAR(*big.log_partition(), std::log(1e308) + std::log(16.0 + 0.4), 1e-12);
+  EXPECT_NEAR(big.log_reward(make_states({{1, 1}}))[0].item<double>(), std::log(1.1e308), 1e-3);  // float32
+  HypergridOptions wide;
+  wide.ndim = 32;
+  wide.height = 1 << 20;
+  HypergridEnv huge(wide);
+  const double log_z = *huge.log_partition();
+  // R0 H^n dominates: log Z = log R0 + n log H + log(1 + ~1e-9)
+  EXPECT_TRUE(std::isfinite(log_z));
+  EXPECT_NEAR(log_z, std::log(0.1) + 32 * std::log(1 << 20), 1e-6);
+}
+
 // validate names the field, the value and the rule.
 TEST(HypergridTest, ValidateNamesField) {
   HypergridOptions o;

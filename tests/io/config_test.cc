@@ -198,6 +198,48 @@ TEST(ConfigTest, OverrideChangesEnvKind) {
             "--set env.kind=cube: key 'env.kind' = \"cube\": expected one of \"hypergrid\", \"box\"");
 }
 
+// the common TOML slips get a hint with the value as TOML writes it: a float without a digit on
+// one side of its point, a decimal comma, a capitalised boolean, a whole float for an integer
+// key, a quoted number; in a file too, where a slip is a syntax error
+TEST(ConfigTest, TomlSlipsGetAHint) {
+  EXPECT_EQ(load_error("", {"train.lr=.5"}),
+            "--set train.lr=.5: key 'train.lr' = \".5\": expected a float > 0 (TOML needs a digit before a float's "
+            "point: write 0.5)");
+  EXPECT_CONTAINS(load_error("", {"train.lr=-.5e-3"}), "(TOML needs a digit before a float's point: write -0.5e-3)");
+  EXPECT_EQ(load_error("", {"train.lr=1."}),
+            "--set train.lr=1.: key 'train.lr' = \"1.\": expected a float > 0 (TOML needs a digit after a float's "
+            "point: write 1.0)");
+  EXPECT_CONTAINS(load_error("", {"train.lr=1.e-3"}), "(TOML needs a digit after a float's point: write 1.0e-3)");
+  EXPECT_CONTAINS(load_error("", {"train.lr=0,5"}), "(TOML's decimal mark is a point: write 0.5)");
+  EXPECT_EQ(load_error("", {"train.iterations=1e5"}),
+            "--set train.iterations=1e5: key 'train.iterations' = 100000.0: expected an integer >= 1 (1e5 is a float "
+            "in TOML: write the integer 100000)");
+  EXPECT_EQ(load_error("[train]\niterations = 200.0\n"),
+            "config.toml: key 'train.iterations' = 200.0: expected an integer >= 1 (200.0 is a float in TOML: write "
+            "the integer 200)");
+  EXPECT_EQ(load_error("[train]\nlr = \"0.5\"\n"),
+            "config.toml: key 'train.lr' = \"0.5\": expected a float > 0 (a quoted value is a string in TOML: write "
+            "0.5 without quotes)");
+  // in a file, .5 and True do not parse: the syntax error carries the hint
+  std::string msg = load_error("[train]\nlr = .5  # a comment\n");
+  EXPECT_EQ(msg.rfind("config.toml:2:", 0), 0u) << msg;
+  EXPECT_CONTAINS(msg, "(TOML needs a digit before a float's point: write 0.5)");
+  EXPECT_CONTAINS(load_error("seed = 1\namp = True\n"), "(TOML's booleans are lowercase: write true)");
+  // no hint where there is no slip
+  EXPECT_EQ(load_error("", {"train.lr=abc"}), "--set train.lr=abc: key 'train.lr' = \"abc\": expected a float > 0");
+  EXPECT_EQ(load_error("[train]\niterations = 1.5\n"),
+            "config.toml: key 'train.iterations' = 1.5: expected an integer >= 1");
+}
+
+// every float key refuses nan and +-inf, whatever its range (TOML reads inf and nan)
+TEST(ConfigTest, NonFiniteFloatsRefused) {
+  EXPECT_EQ(load_error("", {"env.r0=inf"}), "--set env.r0=inf: key 'env.r0' = inf: expected a finite float > 0");
+  EXPECT_EQ(load_error("[env]\nr0 = +inf\n"), "config.toml: key 'env.r0' = inf: expected a finite float > 0");
+  EXPECT_EQ(load_error("", {"train.lr=nan"}), "--set train.lr=nan: key 'train.lr' = nan: expected a float > 0");
+  EXPECT_EQ(load_error("", {"objective.log_reward_clip=-inf"}),
+            "--set objective.log_reward_clip=-inf: key 'objective.log_reward_clip' = -inf: expected a finite float");
+}
+
 TEST(ConfigTest, MalformedOverride) {
   EXPECT_EQ(load_error("", {"abc"}), "--set 'abc': expected key=value");
   EXPECT_EQ(load_error("", {"=3"}), "--set '=3': expected key=value");
