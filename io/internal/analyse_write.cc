@@ -212,7 +212,8 @@ std::string csv_summary(const AnalyseReport& report) {
       std::visit([&](const auto& v) { csv_cell(b, v); }, value);
     }
     for (const auto& [name, rule] : metrics) {
-      const auto m = std::find_if(s.metrics.begin(), s.metrics.end(), [&](const auto& x) { return x.name == name; });
+      const std::string& metric = name;  // C++17 lambdas cannot capture a structured binding (clang refuses)
+      const auto m = std::find_if(s.metrics.begin(), s.metrics.end(), [&](const auto& x) { return x.name == metric; });
       b.push_back(',');
       if (m != s.metrics.end()) append_number(b, m->final_value);
       if (rule == BestRule::kNone) continue;

@@ -1,8 +1,18 @@
 #include "io/internal/hdf5_util.h"
 
+#include <fcntl.h>
+#include <string.h>  // memmem
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
 
 #include <fmt/ranges.h>
+
+#include "core/file_io.h"
 
 namespace gfn::hdf5 {
 
@@ -188,13 +198,147 @@ void write_rows(hid_t dset, hid_t mem_type, int64_t file_rows, int64_t rows, con
   ok(H5Dwrite(dset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, buf), file, what);
 }
 
+std::optional<std::vector<StringChecksum>> parse_string_checksums(const std::string& text) {
+  // "name:length:89abcdef;" repeated; the name is everything before the entry's last two ':'
+  std::vector<StringChecksum> entries;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find(';', start);
+    if (end == std::string::npos) return std::nullopt;
+    const std::string entry = text.substr(start, end - start);
+    start = end + 1;
+    const size_t crc_at = entry.rfind(':');
+    if (crc_at == std::string::npos || crc_at == 0 || entry.size() - crc_at - 1 != 8) return std::nullopt;
+    const size_t length_at = entry.rfind(':', crc_at - 1);
+    if (length_at == std::string::npos || length_at == 0 || crc_at - length_at - 1 < 1 || crc_at - length_at - 1 > 19)
+      return std::nullopt;
+    StringChecksum c;
+    c.name = entry.substr(0, length_at);
+    for (size_t i = length_at + 1; i < crc_at; ++i) {
+      if (entry[i] < '0' || entry[i] > '9') return std::nullopt;
+      c.length = c.length * 10 + static_cast<uint64_t>(entry[i] - '0');
+    }
+    for (size_t i = crc_at + 1; i < entry.size(); ++i) {
+      const char h = entry[i];
+      const int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : -1;
+      if (digit < 0) return std::nullopt;
+      c.crc32 = c.crc32 << 4 | static_cast<uint32_t>(digit);
+    }
+    entries.push_back(std::move(c));
+  }
+  return entries;
+}
+
+namespace {
+
+uint64_t little_endian(const unsigned char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+
+}  // namespace
+
+std::string check_global_heaps(const std::string& file, uint64_t file_size, const std::vector<uint64_t>* lengths) {
+  // the layout of HDF5's file format, version 2 and 3 superblocks (8-byte lengths)
+  constexpr uint64_t kHeader = 16;     // "GCOL", version, 3 reserved, collection size
+  constexpr uint64_t kObjHeader = 16;  // index (2), reference count (2), reserved (4), size (8)
+  static const char kSignature[8] = {'G', 'C', 'O', 'L', '\1', '\0', '\0', '\0'};
+  if (file_size < kHeader) return "";
+
+  // the file mapped read-only (no copy: a log may be gigabytes)
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fmt::format("cannot be read ({})", std::strerror(errno));
+  void* mapped = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (mapped == MAP_FAILED) return fmt::format("cannot be read ({})", std::strerror(errno));
+  struct Unmap {
+    void* at;
+    size_t size;
+    ~Unmap() { ::munmap(at, size); }
+  } unmap{mapped, static_cast<size_t>(file_size)};
+  const auto* bytes = static_cast<const unsigned char*>(mapped);
+  std::multiset<uint64_t> sizes;  // of every object, for the lengths
+
+  // one collection at `at`, parsed as HDF5 does
+  auto check_collection = [&](uint64_t at) -> std::string {
+    if (file_size - at < kHeader) return fmt::format("the global heap at byte {}: truncated", at);
+    const uint64_t size = little_endian(bytes + at + 8, 8);
+    if (size < kHeader + kObjHeader || size > file_size - at)
+      return fmt::format("the global heap at byte {}: its size {} does not fit the file of {} bytes", at, size, file_size);
+    const unsigned char* heap = bytes + at;
+    std::set<uint64_t> indices;
+    uint64_t p = kHeader;
+    while (p < size) {
+      if (size - p < kObjHeader) break;  // HDF5: space too small for a header is free space
+      const uint64_t index = little_endian(heap + p, 2), object = little_endian(heap + p + 8, 8);
+      if (index == 0) {  // free space: the rest of the collection, header included
+        if (object != size - p)
+          return fmt::format("the global heap at byte {}: its free space of {} bytes does not end the collection",
+                             at, object);
+        break;
+      }
+      if (!indices.insert(index).second) return fmt::format("the global heap at byte {}: object {} twice", at, index);
+      if (object > size - p - kObjHeader || (object + 7) / 8 * 8 > size - p - kObjHeader)
+        return fmt::format("the global heap at byte {}: object {} of {} bytes overruns the collection", at, index,
+                           object);
+      sizes.insert(object);
+      p += kObjHeader + (object + 7) / 8 * 8;
+    }
+    return "";
+  };
+
+  // every collection, found by its signature
+  for (const unsigned char* hit = bytes; hit != nullptr;) {
+    const size_t left = static_cast<size_t>(file_size - static_cast<uint64_t>(hit - bytes));
+    hit = static_cast<const unsigned char*>(memmem(hit, left, kSignature, sizeof kSignature));
+    if (hit == nullptr) break;
+    const std::string problem = check_collection(static_cast<uint64_t>(hit - bytes));
+    if (!problem.empty()) return problem;
+    ++hit;
+  }
+
+  // each string written is an object of its length
+  if (lengths != nullptr)
+    for (const uint64_t length : *lengths) {
+      const auto it = sizes.find(length);
+      if (it == sizes.end())
+        return fmt::format("no object of the global heap has the length {} of a string attribute (its size is damaged)",
+                           length);
+      sizes.erase(it);
+    }
+  return "";
+}
+
 void write_string_attr(hid_t obj, const std::string& file, const char* name, const std::string& value) {
   const std::string what = fmt::format("cannot write attribute {}", name);
   Handle type = vlen_utf8_type(file);
   Handle space(ok(H5Screate(H5S_SCALAR), file, what), H5Sclose);
-  Handle attr(ok(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), file, what), H5Aclose);
-  const char* text = value.c_str();
-  ok(H5Awrite(attr.get(), type.get(), &text), file, what);
+  {
+    Handle attr(ok(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), file, what), H5Aclose);
+    const char* text = value.c_str();
+    ok(H5Awrite(attr.get(), type.get(), &text), file, what);
+  }
+
+  // its length and CRC-32 join the object's list (kStringChecksumAttr), which is rewritten
+  std::vector<StringChecksum> entries;
+  if (ok(H5Aexists(obj, kStringChecksumAttr), file, what) > 0) {
+    const std::string old = read_string_attr(obj, file, kStringChecksumAttr, what, uint64_t{1} << 20);
+    if (auto parsed = parse_string_checksums(old)) entries = std::move(*parsed);
+    ok(H5Adelete(obj, kStringChecksumAttr), file, what);
+  }
+  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.name == name; }),
+                entries.end());
+  entries.push_back({name, value.size(), crc32(value)});
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::string list;
+  for (const StringChecksum& e : entries) list += fmt::format("{}:{}:{:08x};", e.name, e.length, e.crc32);
+  Handle fixed(ok(H5Tcopy(H5T_C_S1), file, what), H5Tclose);
+  ok(H5Tset_size(fixed.get(), list.size() + 1), file, what);
+  ok(H5Tset_strpad(fixed.get(), H5T_STR_NULLTERM), file, what);
+  Handle attr(ok(H5Acreate2(obj, kStringChecksumAttr, fixed.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), file, what),
+              H5Aclose);
+  ok(H5Awrite(attr.get(), fixed.get(), list.c_str()), file, what);
 }
 
 void write_int_attr(hid_t obj, const std::string& file, const char* name, int64_t value) {
@@ -213,6 +357,43 @@ int64_t read_int_attr(hid_t obj, const std::string& file, const std::string& nam
     throw LogError(fmt::format("{}: {}", file, not_int));
   int64_t value = 0;
   ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file, what);
+  return value;
+}
+
+std::string read_string_attr(hid_t obj, const std::string& file, const std::string& name,
+                             const std::string& not_string, uint64_t max_bytes) {
+  const std::string what = "cannot read attribute " + name;
+  Handle attr(ok(H5Aopen(obj, name.c_str(), H5P_DEFAULT), file, what), H5Aclose);
+  Handle type(ok(H5Aget_type(attr.get()), file, what), H5Tclose);
+  Handle space(ok(H5Aget_space(attr.get()), file, what), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw LogError(fmt::format("{}: {}", file, not_string));
+
+  // variable-length: HDF5 allocates the text
+  const htri_t variable = ok(H5Tis_variable_str(type.get()), file, what);
+  if (variable > 0) {
+    Handle mem_type = vlen_utf8_type(file);
+    ok(H5Tset_cset(mem_type.get(), H5Tget_cset(type.get())), file, what);
+    char* text = nullptr;
+    ok(H5Aread(attr.get(), mem_type.get(), &text), file, what);
+    std::string value = text != nullptr ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+
+  // fixed-length: strip the padding
+  const size_t size = H5Tget_size(type.get());
+  if (size == 0 || size > max_bytes)
+    throw LogError(fmt::format("{}: {}: a fixed-length string of {} bytes in a file of {} (damaged)", file, what,
+                               size, max_bytes));
+  std::string value(size, '\0');
+  ok(H5Aread(attr.get(), type.get(), value.data()), file, what);
+  if (H5Tget_strpad(type.get()) == H5T_STR_SPACEPAD) {
+    value.erase(value.find_last_not_of(' ') + 1);
+  } else {
+    const size_t nul = value.find('\0');
+    if (nul != std::string::npos) value.resize(nul);
+  }
   return value;
 }
 

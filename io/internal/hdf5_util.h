@@ -119,12 +119,50 @@ Handle create_dataset(hid_t file_id, const std::string& file, const std::string&
 void write_rows(hid_t dset, hid_t mem_type, int64_t file_rows, int64_t rows, const std::vector<hsize_t>& row_dims,
                 const void* buf, const std::string& file, const std::string& dset_path);
 
-// Writes the scalar attribute `name` of `obj` as a variable-length UTF-8 string.
+// The attribute that makes the text of `obj`'s string attributes verifiable. HDF5 checksums
+// every metadata structure of the format gfn writes (superblock, object headers, heaps and
+// B-trees of links and attributes, chunk indexes) except the global heap, which holds the
+// bytes of variable-length strings: a damaged config text would read back silently changed,
+// and a damaged object size in it makes HDF5 1.10's H5HG_read copy past its buffers (it trusts
+// the size). This attribute, a fixed-length ASCII string (stored with the object's attributes,
+// in checksummed metadata), lists "name:length:crc32;" for each string attribute written by
+// write_string_attr, in name order: the value's length in bytes (decimal) and its CRC-32
+// (gfn::crc32 of core/file_io.h, zlib's) as 8 lowercase hex digits (Python:
+// f"{name}:{len(v)}:{zlib.crc32(v):08x};" for the UTF-8 bytes v).
+inline constexpr char kStringChecksumAttr[] = "strings_crc32";
+
+// One entry of a kStringChecksumAttr list.
+struct StringChecksum {
+  std::string name;
+  uint64_t length = 0;
+  uint32_t crc32 = 0;
+};
+// The entries of a kStringChecksumAttr value (std::nullopt when malformed).
+std::optional<std::vector<StringChecksum>> parse_string_checksums(const std::string& text);
+
+// Checks the file's global heap collections (where HDF5 keeps variable-length data) as HDF5
+// parses them (H5HG__cache_heap_deserialize), adding what HDF5 1.10 leaves to assertions: the
+// objects tile the collection exactly, the free-space object (index 0) last; each object lies
+// inside its collection; no index appears twice. With `lengths` (from a kStringChecksumAttr
+// list), each listed length must be the size of some object: a damaged size can then not reach
+// H5HG_read. Collections are found by their signature ("GCOL", version 1) anywhere in the file.
+// Returns "" when they hold, else the problem ("the global heap at byte N: ...").
+std::string check_global_heaps(const std::string& file, uint64_t file_size, const std::vector<uint64_t>* lengths);
+
+// Writes the scalar attribute `name` of `obj` as a variable-length UTF-8 string, and its length
+// and CRC-32 into kStringChecksumAttr (rewritten with the entry added or replaced).
 void write_string_attr(hid_t obj, const std::string& file, const char* name, const std::string& value);
 // Writes the scalar attribute `name` of `obj` as int64.
 void write_int_attr(hid_t obj, const std::string& file, const char* name, int64_t value);
 // Reads the scalar integer attribute `name` of `obj`; LogError "<file>: <not_int>" when it is
 // not one.
 int64_t read_int_attr(hid_t obj, const std::string& file, const std::string& name, const std::string& not_int);
+// Reads the scalar string attribute `name` of `obj` (variable- or fixed-length, padding
+// stripped); LogError "<file>: <not_string>" when it is not one, "<file>: cannot read
+// attribute <name>: <HDF5's words>" when HDF5 fails. A fixed-length string longer than
+// `max_bytes` (a bound from the file's size: a damaged header cannot make us allocate more) is
+// an error too.
+std::string read_string_attr(hid_t obj, const std::string& file, const std::string& name,
+                             const std::string& not_string, uint64_t max_bytes);
 
 }  // namespace gfn::hdf5
