@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 
@@ -15,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "apps/assembly.h"
 #include "apps/launch.h"
@@ -41,8 +43,16 @@ std::string default_out_dir(const std::string& name) {
 
 // The signal that asked training to stop (0: none).
 std::atomic<int> g_stop_signal{0};
+// Whether the run has begun writing (TrainOptions::on_writing): before, building it (a large
+// model, state tables) can take long and has written nothing, so a signal ends the process at once.
+std::atomic<bool> g_writing{false};
 
 extern "C" void on_stop_signal(int signal) {
+  if (!g_writing.load()) {
+    static const char kNow[] = "\ngfn: interrupted while building the run; nothing was written\n";
+    [[maybe_unused]] ssize_t n = write(STDERR_FILENO, kNow, sizeof kNow - 1);
+    _exit(128 + signal);
+  }
   g_stop_signal.store(signal);
   static const char kMessage[] = "\ngfn: stopping after this iteration (a second signal aborts)\n";
   [[maybe_unused]] ssize_t n = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
@@ -81,6 +91,7 @@ int cmd_train(const Cli& cli, const std::string& config_path, const std::vector<
                                     : out;
   options.progress = isatty(STDERR_FILENO) ? ProgressStyle::kBar : ProgressStyle::kLines;
   options.stop_requested = [] { return g_stop_signal.load(); };
+  options.on_writing = [] { g_writing.store(true); };
   options.program = cli.program;
   install_stop_handlers();
   auto summary = train(config, options, cli.registry);
@@ -139,7 +150,10 @@ int cmd_check_env(const Cli& cli, const std::string& name, const std::vector<std
   if (!(options.reference_concentration >= 0.01 && options.reference_concentration <= 5.0))
     throw ConfigError(fmt::format("--reference-concentration {}: expected a float in [0.01, 5]",
                                   options.reference_concentration));
-  if (options.is_samples < 2) throw ConfigError(fmt::format("--samples {}: expected an integer >= 2", options.is_samples));
+  // 2^24 importance samples: ~80 times the default, minutes on the largest envs
+  constexpr int64_t kMaxCheckSamples = int64_t{1} << 24;
+  if (options.is_samples < 2 || options.is_samples > kMaxCheckSamples)
+    throw ConfigError(fmt::format("--samples {}: expected an integer in [2, {}]", options.is_samples, kMaxCheckSamples));
   options.validate();
   std::cout << fmt::format("{} check-env {}: seed {}, {} trajectories, {} importance samples, reference Beta "
                            "concentration {:g}\n",
@@ -210,7 +224,7 @@ Commands::Commands(CLI::App& app) {
   sample = app.add_subcommand("sample", "terminal samples of the policy saved in a run directory, with their "
                                         "log-rewards and log-probabilities, into an HDF5 file");
   sample->add_option("dir", sample_dir, "run directory written by gfn train")->required();
-  sample->add_option("-n", sample_count, "number of samples (default 1000)");
+  sample->add_option("-n", sample_count, "number of samples, 1 to 100000000 (default 1000)");
   sample->add_option("--out", sample_out, "output file (default DIR/samples.h5, DIR/samples-2.h5, ... if taken)");
   sample->add_option("--seed", sample_seed, "seed of the draws (default 0)");
   sample->add_option("--condition", sample_condition,
@@ -222,7 +236,7 @@ Commands::Commands(CLI::App& app) {
   check->add_option("--set", env_sets, "override an env key: env.key=value (repeatable)")->take_all();
   check->add_option("--seed", check_options.seed, "seed of the reference policy and every draw");
   check->add_option("--samples", check_options.is_samples,
-                    "trajectories of the importance-sampling estimate of Z (>= 2)");
+                    "trajectories of the importance-sampling estimate of Z (2 to 16777216)");
   check->add_option("--reference-concentration", check_options.reference_concentration,
                     "Beta concentration of the reference P_F's pieces, in [0.01, 5] (default 0.5; 0.05-0.2 probe the "
                     "boundary numerics)");
@@ -261,6 +275,9 @@ int Commands::run(const Cli& cli) {
 }  // namespace
 
 int cli_main(int argc, char** argv, const Registry& registry) {
+  // past a file-size limit (ulimit -f) a write fails with EFBIG, which the writers report with
+  // the file's name; SIGXFSZ's default would end the process with no message instead
+  signal(SIGXFSZ, SIG_IGN);
   const Cli cli{registry, argc > 0 ? fs::path(argv[0]).filename().string() : std::string("gfn")};
   CLI::App app{"gfn: generative flow networks on discrete, continuous and hybrid spaces", cli.program};
   app.require_subcommand(1);
@@ -273,6 +290,19 @@ int cli_main(int argc, char** argv, const Registry& registry) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // the first argument names the command (the program itself takes only --help and --version):
+    // a misspelt one is named, with the commands there are, rather than "a subcommand is required"
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+      names.push_back(sub->get_name());
+    const std::string first = argc > 1 ? argv[1] : "";
+    const bool known = std::find(names.begin(), names.end(), first) != names.end();
+    if (first.empty() || (first[0] != '-' && !known)) {
+      std::cerr << fmt::format("{}: error: {}: expected one of {} (run '{} --help' for usage)\n", cli.program,
+                               first.empty() ? "no command" : "unknown command '" + first + "'",
+                               fmt::join(names, ", "), cli.program);
+      return 2;
+    }
     std::cerr << cli.program << ": " << e.what() << "\n"
               << "run '" << cli.program << " --help' for usage\n";
     return 2;

@@ -15,12 +15,15 @@
 #include "apps/evaluator.h"
 #include "apps/progress.h"
 #include "core/distributed.h"
+#include "core/fault.h"
 #include "core/sampler.h"
 #include "core/seeds.h"
 #include "core/threads.h"
 #include "core/trainer.h"
+#include "core/file_io.h"
 #include "io/checkpoint.h"
 #include "io/hdf5_log.h"
+#include "io/run_lock.h"
 #include "io/run_log.h"
 
 namespace gfn {
@@ -121,6 +124,7 @@ RunSummary train_worker(const RunConfig& config, const TrainOptions& options, co
     });
     trainer.generator().set_current_seed(rank_seed(sampling + static_cast<uint64_t>(first), collective.rank()));
   }
+  if (options.on_writing) options.on_writing();  // from here a signal is agreed on with the other ranks
   RunSummary s;
   s.out_dir = options.out_dir;
   s.world_size = collective.world_size();
@@ -151,6 +155,10 @@ class TrainingRun {
   void open();
   int64_t first_iteration() const { return resumed_from_ + 1; }
   int64_t iterations() const { return run_.options.iterations; }
+  // A new run that failed before its first iteration ended: removes what open() wrote (config.toml,
+  // the empty log) and the directory when it made it and it is left empty, so that the error
+  // leaves no run behind that would block its --out; a resumed run's files are never removed.
+  void discard_unstarted();
   // One iteration: its /train row, stored trajectories, evaluation, progress and checkpoint.
   // Returns the signal that asked the run to stop (0: none).
   int step(int64_t it);
@@ -165,7 +173,11 @@ class TrainingRun {
   void evaluate(int64_t it, const IterationResult& r);
   void checkpoint(int64_t it);
   void read_checkpoint();
-  void save_model(int64_t it) const { gfn::save_model((dir_ / "model.pt").string(), *run_.estimators, run_.components, it); }
+  void save_model(int64_t it) const;
+  // NonFiniteError unless every parameter of the model is finite: what is saved never holds a
+  // NaN (the trainer's checks stop a run first; this guards what they cannot see, a CUDA graph's
+  // replayed update).
+  void require_finite_model(int64_t it) const;
   RunSummary summary(int64_t it) const;
 
   const RunConfig& config_;
@@ -183,7 +195,12 @@ class TrainingRun {
   std::unique_ptr<Hdf5Log> log_;
   std::unique_ptr<TrainLog> train_log_;
   std::unique_ptr<Progress> progress_;
+  std::unique_ptr<RunDirLock> lock_;  // held from before the first write to the end
+  bool made_dir_ = false;             // this run created its directory
+  bool started_ = false;              // an iteration ended
   int64_t resumed_from_ = 0;
+  int64_t dropped_rows_ = 0;  // a resume without a checkpoint: the log's rows it starts over
+  bool repaired_log_ = false;  // a resume padded a log cut short by a failed write
   int64_t trajectories_ = 0;
   double wall_before_ = 0;  // training time before this process (a resumed run)
   std::chrono::steady_clock::time_point start_;
@@ -213,6 +230,10 @@ TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, c
   eval_options_ = EvalOptions::keys().read(p);
   checkpoint_options_ = CheckpointOptions::keys().read(p);
   if (dir_.empty()) throw ConfigError("--out: the output directory must not be empty");
+  // one writer per directory: an existing one is locked first, so that a second writer learns
+  // who holds it (the lock is taken below for a directory this run creates)
+  const char* flag = options.resume ? "--resume" : "--out";
+  if (fs::is_directory(dir_)) lock_ = std::make_unique<RunDirLock>(dir_.string(), flag);
   if (!options.resume) {
     if (fs::exists(dir_ / "log.h5") || fs::exists(dir_ / "model.pt"))
       throw ConfigError(fmt::format("--out {}: the directory already holds a run (log.h5); choose another, or "
@@ -232,6 +253,19 @@ TrainingRun::TrainingRun(const RunConfig& config, const TrainOptions& options, c
     trainer_->set_gradient_reducer([c = collective_](std::vector<torch::Tensor>& params) { c->average_gradients(params); });
   evaluator_ = std::make_unique<Evaluator>(*run_.env, *run_.estimators, trainer_->table(), eval_options_,
                                            stream_seed(seed, SeedStream::kEvaluation), run_.device, run_.execution);
+  // a directory this run creates is locked now, and the checks above are made again under the
+  // lock (a writer that held it a moment ago may have created a run there since)
+  if (!lock_) {
+    std::error_code ec;
+    made_dir_ = fs::create_directories(dir_, ec);
+    if (ec)
+      throw ConfigError(fmt::format("--out {}: cannot create the directory ({})", dir_.string(), ec.message()));
+    lock_ = std::make_unique<RunDirLock>(dir_.string(), flag);
+  }
+  if (!options.resume && (fs::exists(dir_ / "log.h5") || fs::exists(dir_ / "model.pt")))
+    throw ConfigError(fmt::format("--out {}: the directory already holds a run (log.h5); choose another, or continue "
+                                  "it with {} train --resume {}",
+                                  dir_.string(), options.program, dir_.string()));
 }
 
 void TrainingRun::read_checkpoint() {
@@ -253,12 +287,36 @@ void TrainingRun::open() {
   // a resumed run reads its checkpoint (one killed before its first starts again from iteration
   // 0) and drops the log's rows after it; a new one writes the resolved config first, then the log
   if (options_.resume) {
+    // a writer killed in the middle of an atomic write left its temporary file (core/file_io.h):
+    // never read, removed under the lock
+    for (const char* name : {"checkpoint.pt.tmp", "model.pt.tmp", "config.toml.tmp"}) {
+      std::error_code ec;
+      fs::remove(dir_ / name, ec);
+    }
+    // the log and the checkpoint verified before anything is written: a damaged one is an error
+    // here, not after training; a log cut short by a failed write (a full disk) is padded back to
+    // its recorded size first
+    const std::string path = (dir_ / "log.h5").string();
+    repaired_log_ = Hdf5Log::repair_cut_short(path);
+    int64_t log_rows = 0;
+    bool finished = false;
+    {
+      Hdf5LogReader log(path);
+      const std::string saved = log.attribute_string("config");
+      if (!fs::exists(dir_ / "checkpoint.pt")) check_resumable(dir_, config_, saved, path, "the log's", registry_);
+      log_rows = log.has("train/iteration") ? log.shape("train/iteration")[0] : 0;
+      finished = log.has("samples/log_reward") && log.shape("samples/log_reward")[0] > 0;
+    }
     if (fs::exists(dir_ / "checkpoint.pt")) {
       read_checkpoint();
-    } else {
-      const std::string path = (dir_ / "log.h5").string();
-      check_resumable(dir_, config_, Hdf5LogReader(path).attribute_string("config"), path, "the log's", registry_);
+    } else if (finished) {
+      // final samples are written after the last iteration: the run ended, its checkpoint is gone
+      throw ConfigError(fmt::format("--resume {}: no checkpoint.pt, but the log holds a finished run ({} /train rows "
+                                    "and its final samples); restore checkpoint.pt to continue it, or start a new "
+                                    "run",
+                                    dir_.string(), log_rows));
     }
+    if (resumed_from_ == 0) dropped_rows_ = log_rows;
     if (resumed_from_ >= iterations())
       throw ConfigError(fmt::format("--resume {}: the run is complete ({} of {} iterations); continue it with --set "
                                     "train.iterations=N, N > {}",
@@ -267,14 +325,7 @@ void TrainingRun::open() {
   } else {
     fs::create_directories(dir_);
   }
-  {
-    const fs::path tmp = dir_ / "config.toml.tmp";
-    std::ofstream cfg(tmp);
-    cfg << config_.resolved_toml;
-    cfg.close();
-    if (!cfg) throw std::runtime_error("cannot write " + tmp.string());
-    fs::rename(tmp, dir_ / "config.toml");
-  }
+  write_file_atomic((dir_ / "config.toml").string(), config_.resolved_toml, /*sync=*/true);
   if (!log_) log_ = Hdf5Log::create((dir_ / "log.h5").string(), log_attributes(config_, run_));
   // the datasets known now, so that the first flush creates them before SWMR mode begins
   train_log_ = std::make_unique<TrainLog>(*log_, log_options_, trainer_->metric_names());
@@ -284,6 +335,14 @@ void TrainingRun::open() {
 
   std::ostream& out = options_.progress_stream ? *options_.progress_stream : std::cerr;
   progress_ = std::make_unique<Progress>(options_.progress, out, iterations());
+  if (repaired_log_)
+    progress_->line(fmt::format("{} train: {}/log.h5 was cut short by a failed write: padded to its recorded size; "
+                                "its rows up to the last completed flush are kept",
+                                options_.program, dir_.string()));
+  if (options_.resume && resumed_from_ == 0 && dropped_rows_ > 0)
+    progress_->line(fmt::format("{} train: warning: {} has no checkpoint.pt: starting again at iteration 0, the "
+                                "log's {} /train rows written before are dropped",
+                                options_.program, dir_.string(), dropped_rows_));
   if (options_.resume)
     progress_->line(fmt::format("{} train: resuming {} at iteration {} of {}", options_.program, dir_.string(),
                                 resumed_from_, iterations()));
@@ -301,6 +360,29 @@ void TrainingRun::open() {
   start_ = std::chrono::steady_clock::now();
 }
 
+void TrainingRun::require_finite_model(int64_t it) const {
+  auto check = [&](const torch::nn::Module& m, const std::string& what) {
+    for (const auto& p : m.named_parameters())
+      if (!all_finite(p.value()))
+        throw NonFiniteError(it, fmt::format("{} parameter '{}' is not finite; nothing was saved", what, p.key()));
+  };
+  check(*run_.estimators->policy, "the policy's");
+  if (!all_finite(run_.estimators->log_z)) throw NonFiniteError(it, "log Z is not finite; nothing was saved");
+}
+
+void TrainingRun::save_model(int64_t it) const {
+  require_finite_model(it);
+  gfn::save_model((dir_ / "model.pt").string(), *run_.estimators, run_.components, it);
+}
+
+void TrainingRun::discard_unstarted() {
+  if (options_.resume || started_ || !lock_) return;
+  log_.reset();  // closed before it is removed
+  std::error_code ec;
+  for (const char* name : {"config.toml", "log.h5", "model.pt", "checkpoint.pt"}) fs::remove(dir_ / name, ec);
+  if (made_dir_ && fs::is_empty(dir_, ec)) fs::remove(dir_, ec);
+}
+
 double TrainingRun::elapsed() const {
   return wall_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
@@ -309,12 +391,14 @@ void TrainingRun::evaluate(int64_t it, const IterationResult& r) {
   const double log_z = run_.estimators->log_z.item<double>();
   std::string text = fmt::format("iter {:>7}  loss {:.4g}  log Z {:+.4f}", it, r.loss.item<double>(), log_z);
   text += evaluator_->evaluate(*log_, it, trajectories_, elapsed());
+  fault_point("eval");
   save_model(it);
   train_log_->flush();
   progress_->line(text);
 }
 
 void TrainingRun::checkpoint(int64_t it) {
+  require_finite_model(it);
   train_log_->flush();  // the log holds every row up to `it` before the checkpoint says `it`
   const double wall_s = elapsed();
   checkpointer_->write(config_.resolved_toml, [&](torch::serialize::OutputArchive& a) {
@@ -332,16 +416,35 @@ void TrainingRun::checkpoint(int64_t it) {
 int TrainingRun::step(int64_t it) {
   const bool last = it == iterations();
   const bool row = train_log_->row_due(it, last);
-  IterationResult r = trainer_->step(/*with_grad_norm=*/row);
+  IterationResult r;
+  try {
+    r = trainer_->step(/*with_grad_norm=*/row);
+  } catch (const NonFiniteError& e) {
+    // nothing of this iteration was applied; the log keeps its rows so far (flushed as the log
+    // closes), the checkpoint and model.pt stay as they were
+    const fs::path checkpoint = dir_ / "checkpoint.pt";
+    const std::string kept = fs::exists(checkpoint)
+                                 ? fmt::format("the last checkpoint ({}) and model.pt are kept as they were",
+                                               checkpoint.string())
+                                 : std::string("no checkpoint was written before it");
+    throw NonFiniteError(e.iteration(),
+                         fmt::format("{}; the run stops (train.on_nonfinite = \"stop\"): {}. Lower train.lr / "
+                                     "train.lr_logz, bound the log-rewards (objective.log_reward_clip), or skip such "
+                                     "batches with train.on_nonfinite = \"skip\"",
+                                     e.what_happened(), kept));
+  }
   trajectories_ += run_.trainer_options.batch_size * world_size();
   evaluator_->observe(r);
   const double log_z = run_.estimators->log_z.item<double>();
   if (row) {
-    train_log_->write_row({it, trajectories_, elapsed(), log_z, trainer_->current_lr()}, r);
+    train_log_->write_row({it, trajectories_, elapsed(), log_z, trainer_->current_lr(), trainer_->nonfinite_skips()},
+                          r);
     loss_ = r.loss.item<double>();
   }
   train_log_->write_trajectories(it, r);
   if (evaluator_->due(it, last)) timed([&] { evaluate(it, r); });
+  started_ = true;
+  fault_point("iteration");
   if (progress_->due(last))
     progress_->update(it, r.loss.item<double>(), log_z, evaluator_->last().tv, train_ms_per_iteration(it));
   if (last) loss_ = r.loss.item<double>();
@@ -420,6 +523,16 @@ RunSummary TrainingRun::finish() {
   return s;
 }
 
+// "out of memory (<detail>)" with the keys that size what a run allocates.
+std::string out_of_memory(const Params& p, const std::string& detail) {
+  std::vector<std::string> keys;
+  for (const char* key : {"train.batch_size", "policy.hidden", "policy.layers", "eval.samples", "eval.is_samples",
+                          "eval.density_samples", "eval.grid", "replay.capacity"})
+    if (p.has(key)) keys.push_back(fmt::format("{} = {}", key, value_text(p.values().at(key))));
+  return fmt::format("out of memory ({}); the sizes come from {}: lower them, or give the process more memory", detail,
+                     fmt::join(keys, ", "));
+}
+
 }  // namespace
 
 RunConfig resume_config(const std::string& dir, const std::vector<std::string>& sets, const Registry& registry) {
@@ -447,11 +560,25 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
     collective = std::make_unique<Collective>(d);
     if (d.rank > 0) return train_worker(config, options, registry, *collective);
   }
-  TrainingRun run(config, options, registry, collective.get());
-  run.open();
-  for (int64_t it = run.first_iteration(); it <= run.iterations(); ++it)
-    if (const int signal = run.step(it)) return run.stop(signal, it);
-  return run.finish();
+  try {
+    TrainingRun run(config, options, registry, collective.get());
+    if (options.on_writing) options.on_writing();
+    try {
+      run.open();
+      for (int64_t it = run.first_iteration(); it <= run.iterations(); ++it)
+        if (const int signal = run.step(it)) return run.stop(signal, it);
+      return run.finish();
+    } catch (...) {
+      run.discard_unstarted();
+      throw;
+    }
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error(out_of_memory(config.params, "operator new failed"));
+  } catch (const c10::Error& e) {
+    const std::string m = e.what_without_backtrace();
+    if (m.find("can't allocate memory") == std::string::npos) throw;
+    throw std::runtime_error(out_of_memory(config.params, first_line(e)));
+  }
 }
 
 }  // namespace gfn

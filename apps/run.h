@@ -33,6 +33,10 @@ struct TrainOptions {
   // Polled after every iteration: a nonzero value (a signal number) ends the run there with a
   // flushed log and a checkpoint (RunSummary::stopped_by_signal).
   std::function<int()> stop_requested;
+  // Called once the run is built and its directory locked, before its first write (on a rank > 0:
+  // before its first iteration): from here on a signal stops the run after an iteration; before,
+  // nothing was written and the command line may end the process at once (apps/cli.cc).
+  std::function<void()> on_writing;
   // The command that resumes a run, in messages ("continue it with <program> train --resume DIR").
   std::string program = "gfn";
   // One rank of a multi-process run (core/distributed.h; the torchrun variables): rank 0 trains,

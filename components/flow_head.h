@@ -53,7 +53,7 @@ class FlowHeadComponent final : public TrainingComponent {
   static bool wanted(const ComponentSetup& setup) { return setup.requirements.flow; }
 
   std::string name() const override { return "flow"; }
-  std::vector<AdamGroup> loss_groups() override { return {{head_->parameters(), options_.lr}}; }
+  std::vector<AdamGroup> loss_groups() override { return {{head_->parameters(), options_.lr, "the flow head"}}; }
   void write_model(torch::serialize::OutputArchive& archive) const override;
   void read_model(torch::serialize::InputArchive& archive, const std::string& source) override;
   FlowHeadImpl& head() { return *head_; }

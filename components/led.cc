@@ -87,7 +87,7 @@ LedComponent::LedComponent(const ComponentSetup& setup, const LedOptions& option
                                                   setup.estimator.activation, setup.estimator.dtype,
                                                   setup.init_generator);
   potential_->to(setup.device);
-  adam_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{potential_->parameters(), options_.lr}});
+  adam_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{potential_->parameters(), options_.lr, "LED's potential"}});
   drop_rate_ = options_.drop_rate >= 0.0 ? options_.drop_rate : setup.env.max_length() + 1 < 10 ? 0.1 : 0.2;
 }
 

@@ -38,7 +38,7 @@ TlmComponent::TlmComponent(const ComponentSetup& setup, const TlmOptions& option
   }
   online_->to(setup.device);
   target_->to(setup.device);
-  adam_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{parameters(), options_.lr}});
+  adam_ = std::make_unique<FusedAdam>(std::vector<AdamGroup>{{parameters(), options_.lr, "TLM's backward policy"}});
   setup.estimators.backward = target_;
 }
 

@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
+#include <torch/serialize/archive.h>
+
+#include "core/file_io.h"
 
 namespace gfn {
 
@@ -89,11 +92,13 @@ const OptionTable<EstimatorOptions>& EstimatorOptions::keys() {
               return fmt::format("policy.heads = {}: expected a divisor of policy.hidden = {}", o.heads, o.hidden);
             if (o.architecture == Architecture::kTransformer && o.trunk_precision != Precision::kFp32)
               return std::string("policy.trunk_precision = \"bf16\": the transformer computes in float32 only");
-            return o.backward_min_concentration < o.head.max_concentration
+            // the floor of a backward kernel's Betas matters only where P_B has Betas of its own
+            return !o.backward_has_concentrations() || o.backward_min_concentration < o.head.max_concentration
                        ? std::string()
                        : fmt::format("policy.backward_min_concentration = {}: expected a float in (0, "
-                                     "policy.max_concentration = {})",
-                                     o.backward_min_concentration, o.head.max_concentration);
+                                     "policy.max_concentration = {}) with policy.backward = \"{}\"",
+                                     o.backward_min_concentration, o.head.max_concentration,
+                                     enum_name(o.backward));
           });
   return table;
 }
@@ -147,9 +152,15 @@ torch::Tensor mlp_forward(const torch::Tensor& features, const std::vector<torch
   return cast ? h.to(master) : h;
 }
 
+bool EstimatorOptions::backward_has_concentrations() const {
+  return backward == BackwardPolicy::kLearned || backward == BackwardPolicy::kTlm || backward == BackwardPolicy::kFixed;
+}
+
 HeadOptions EstimatorOptions::backward_head_options() const {
   HeadOptions h = head;
-  h.min_concentration = backward_min_concentration;
+  // a uniform or max-entropy P_B draws no Beta: its head keeps the forward bounds, and
+  // policy.backward_min_concentration is neither read nor checked
+  if (backward_has_concentrations()) h.min_concentration = backward_min_concentration;
   if (backward == BackwardPolicy::kFixed) h.mixture_components = h.initial_mixture_components = 1;  // Env::fixed_backward_outputs
   return h;
 }
@@ -292,10 +303,17 @@ void Estimators::write(torch::serialize::OutputArchive& archive) const {
   if (log_z_net) write_module(archive, "log_z_net.", *log_z_net);
 }
 
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  return bytes;
+}
+
 void save_archive(torch::serialize::OutputArchive& archive, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
+  write_file_atomic(path, archive_bytes(archive), /*sync=*/true);
 }
 
 torch::Tensor read_archive_entry(torch::serialize::InputArchive& archive, const std::string& source,

@@ -107,7 +107,10 @@ struct EstimatorOptions : KeyedOptions<EstimatorOptions> {
 
   // The config keys (policy.*).
   static const OptionTable<EstimatorOptions>& keys();
-  // `head` with the backward kernel's concentration floor.
+  // Whether P_B draws from Beta pieces of its own kernel (learned, tlm, fixed), whose floor is
+  // backward_min_concentration; a uniform or max-entropy P_B has none.
+  bool backward_has_concentrations() const;
+  // `head` with the backward kernel's concentration floor (where backward_has_concentrations()).
   HeadOptions backward_head_options() const;
   // The dtype the trunk computes in when it differs from `dtype` (bf16), else none.
   std::optional<torch::Dtype> trunk_dtype() const;
@@ -274,8 +277,11 @@ void read_module(torch::serialize::InputArchive& archive, const std::string& sou
 // Writes every parameter of `module` as "<prefix><name>".
 void write_module(torch::serialize::OutputArchive& archive, const std::string& prefix, const torch::nn::Module& module);
 
-// Writes `archive` to `path` through a temporary file renamed over it, so that a reader (or a
-// crash) never sees half a file; std::runtime_error when the rename fails.
+// The bytes of `archive` as LibTorch writes them to a file (a zip of its records).
+std::string archive_bytes(torch::serialize::OutputArchive& archive);
+// Writes `archive` to `path` through a temporary file renamed over it, synced (core/file_io.h:
+// write_file_atomic), so that a reader or a crash never sees half a file; WriteError naming the
+// file and the reason when it cannot be written (the previous file then stays as it was).
 void save_archive(torch::serialize::OutputArchive& archive, const std::string& path);
 
 }  // namespace gfn

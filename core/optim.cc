@@ -79,12 +79,41 @@ int64_t FusedAdam::steps() const {
   return device_state() ? static_cast<int64_t>(step_tensor_.item<double>()) : steps_;
 }
 
-void FusedAdam::step() {
+bool all_finite(const torch::Tensor& t) {
+  if (t.is_cpu() && t.is_contiguous() && (t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kFloat64)) {
+    // x - x is 0 for a finite x and NaN otherwise; the sum vectorises and stays NaN once NaN
+    const int64_t n = t.numel();
+    if (t.scalar_type() == torch::kFloat32) {
+      const float* p = t.data_ptr<float>();
+      float acc = 0.0f;
+      for (int64_t i = 0; i < n; ++i) acc += p[i] - p[i];
+      return acc == 0.0f;
+    }
+    const double* p = t.data_ptr<double>();
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; ++i) acc += p[i] - p[i];
+    return acc == 0.0;
+  }
+  if (!t.is_floating_point()) return true;
+  return torch::isfinite(t).all().item<bool>();
+}
+
+bool FusedAdam::step() {
   at::NoGradGuard no_grad;
   if (reducer_) {
     std::vector<torch::Tensor> params;
     for (const auto& g : groups_) params.insert(params.end(), g.params.begin(), g.params.end());
     reducer_(params);
+  }
+  last_skipped_ = false;
+  if (!device_state()) {
+    for (const auto& g : groups_)
+      for (const auto& p : g.params)
+        if (p.grad().defined() && !all_finite(p.grad())) {
+          nonfinite_group_ = g.name.empty() ? "unnamed" : g.name;
+          last_skipped_ = true;
+          return false;
+        }
   }
   if (device_state()) {
     // the same update from device scalars: step_size = lr / (1 - b1^t), sqrt(1 - b2^t)
@@ -105,7 +134,7 @@ void FusedAdam::step() {
         p.sub_(m / denom * step_size.to(p.scalar_type()));
       }
     }
-    return;
+    return true;
   }
   ++steps_;
   const double t = static_cast<double>(steps_);
@@ -138,6 +167,7 @@ void FusedAdam::step() {
       }
     }
   }
+  return true;
 }
 
 }  // namespace gfn

@@ -24,6 +24,7 @@ namespace gfn {
 struct AdamGroup {
   std::vector<torch::Tensor> params;  // leaf tensors with requires_grad
   double lr = 1e-3;                   // learning rate, > 0
+  std::string name;                   // what the group trains, in messages ("policy", "log Z", ...)
 };
 
 class FusedAdam {
@@ -43,8 +44,16 @@ class FusedAdam {
   void zero_grad();
   // One update of every parameter that has a gradient; a gradient reducer, when set, first sees
   // (and may replace) the gradients of every parameter of every group, in group order: the
-  // data-parallel all-reduce (core/distributed.h).
-  void step();
+  // data-parallel all-reduce (core/distributed.h). A NaN or an infinity in any gradient (after
+  // the reduction, so that every rank decides alike) skips the whole update: nothing changes,
+  // not even the moments or the step counter, and step() returns false (nonfinite_group() then
+  // names the first group concerned). With device state (a CUDA graph) the gradients are not
+  // inspected: that would be a host sync inside the capture.
+  bool step();
+  // Whether the last step() was skipped for a non-finite gradient, and the name of the first
+  // group concerned.
+  bool last_step_skipped() const { return last_skipped_; }
+  const std::string& nonfinite_group() const { return nonfinite_group_; }
   using GradientReducer = std::function<void(std::vector<torch::Tensor>& params)>;
   void set_gradient_reducer(GradientReducer reducer) { reducer_ = std::move(reducer); }
 
@@ -70,6 +79,12 @@ class FusedAdam {
   torch::Tensor step_tensor_;              // [] float64 on the device (device state)
   std::vector<torch::Tensor> lr_tensors_;  // [] float64 per group (device state)
   GradientReducer reducer_;
+  std::string nonfinite_group_;
+  bool last_skipped_ = false;
 };
+
+// Whether every element of `t` is finite (no NaN, no infinity); on the CPU one pass over the
+// memory without allocating.
+bool all_finite(const torch::Tensor& t);
 
 }  // namespace gfn

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
@@ -16,6 +17,15 @@ const EnumNames<TabularMode>& enum_names<TabularMode>() {
   return names;
 }
 
+template <>
+const EnumNames<NonFinitePolicy>& enum_names<NonFinitePolicy>() {
+  static const EnumNames<NonFinitePolicy> names{{NonFinitePolicy::kStop, "stop"}, {NonFinitePolicy::kSkip, "skip"}};
+  return names;
+}
+
+NonFiniteError::NonFiniteError(int64_t iteration, const std::string& what)
+    : std::runtime_error(fmt::format("iteration {}: {}", iteration, what)), iteration_(iteration), what_(what) {}
+
 const OptionTable<TrainerOptions>& TrainerOptions::keys() {
   using O = TrainerOptions;
   static const auto table =
@@ -28,6 +38,11 @@ const OptionTable<TrainerOptions>& TrainerOptions::keys() {
                "train.lr_decay (0: never)",
                at_least(0))
           .add("train.lr_decay", &O::lr_decay, "step decay factor of the learning rates", above(0).at_most(1))
+          .add("train.on_nonfinite", &O::on_nonfinite,
+               "a NaN or an infinity in a batch's log-rewards, loss or gradients: stop (the run ends at that "
+               "iteration, exit 1, its last checkpoint and model.pt kept as they were) or skip (no update from that "
+               "batch; counted in /train/nonfinite_skips)")
+          .resumable()
           .nest(&O::sampler, SamplerOptions::keys())
           .add("train.tabular", &O::tabular,
                "evaluate the policy once per state per iteration (auto: when num_states <= batch * T)")
@@ -68,13 +83,17 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
   options_.score.state_rewards = requirements_.state_rewards;
 
   // one Adam over the parameters the GFlowNet loss trains, a group per learning rate
-  std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr}};
-  if (requirements_.log_z) groups.push_back({{estimators_.log_z}, options_.lr_logz});
+  std::vector<AdamGroup> groups{{estimators_.policy_parameters(), options_.lr, "the policy"}};
+  if (requirements_.log_z) groups.push_back({{estimators_.log_z}, options_.lr_logz, "log Z"});
   // a conditional model's log Z(c) network: the scalar above carries its offset, the network's
   // weights learn at the policy's rate
-  if (requirements_.log_z && estimators_.log_z_net) groups.push_back({estimators_.log_z_net->parameters(), options_.lr});
+  if (requirements_.log_z && estimators_.log_z_net)
+    groups.push_back({estimators_.log_z_net->parameters(), options_.lr, "the log Z(c) network"});
   for (auto* c : components_)
-    for (auto& g : c->loss_groups()) groups.push_back(std::move(g));
+    for (auto& g : c->loss_groups()) {
+      if (g.name.empty()) g.name = "the " + c->name() + " component's parameters";
+      groups.push_back(std::move(g));
+    }
   optimizer_ = std::make_unique<FusedAdam>(std::move(groups));
 
   // state tables: for exact bookkeeping always, for training when worthwhile or asked for
@@ -92,6 +111,9 @@ Trainer::Trainer(const Env& env, Estimators& estimators, Objective& objective, c
     case TabularMode::kOff: tabular_ = false; break;
   }
   if (options_.cuda_graph) {
+    if (options_.on_nonfinite == NonFinitePolicy::kSkip)
+      throw ConfigError("train.on_nonfinite = \"skip\": with train.cuda_graph = true the captured iteration applies its "
+                        "update without a host check; use \"stop\" (checked after each replay) or turn the graph off");
     graph_ = std::make_unique<CudaGraphStep>(device_, kGraphWarmup);  // ConfigError off CUDA
     generator_ = graph_generator(seed, device_);
     optimizer_->set_device_state(true);
@@ -177,6 +199,7 @@ TrainingContext Trainer::context() {
 void Trainer::save_state(torch::serialize::OutputArchive& archive) const {
   archive.write("trainer.iteration", torch::tensor(iteration_), /*is_buffer=*/true);
   archive.write("trainer.generator", generator_.get_state(), true);
+  archive.write("trainer.nonfinite_skips", torch::tensor(nonfinite_skips_), true);
   optimizer_->save(archive, "trainer.adam.");
   for (const auto* c : components_) c->write_state(archive);
 }
@@ -194,6 +217,8 @@ void Trainer::load_state(torch::serialize::InputArchive& archive, const std::str
   optimizer_->load(archive, "trainer.adam.", source);
   for (auto* c : components_) c->read_state(archive, source);
   iteration_ = iteration;
+  torch::Tensor skips;  // absent from checkpoints written before it was counted
+  nonfinite_skips_ = archive.try_read("trainer.nonfinite_skips", skips, true) ? skips.item<int64_t>() : 0;
 }
 
 namespace {
@@ -286,15 +311,20 @@ IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   LossInputs inputs = score(batch, pass, kept, sampler);
   for (auto* c : components_) c->add_loss_inputs(batch, inputs, ctx);
 
-  // loss, gradients, one optimiser step
+  // loss, gradients, one optimiser step; nothing of a batch with a non-finite log-reward, loss
+  // or gradient is applied (the checks read the host: not inside a CUDA graph's capture, whose
+  // replays are checked by step())
   IterationResult out;
   auto loss = objective_.loss(inputs);
   optimizer_->zero_grad();
-  loss.backward();
-  if (host_grad_norm) out.grad_norm = std::sqrt(host_grad_sq());
-  if (device_grad_norm) out.grad_sq = device_grad_sq();
-  optimizer_->step();
-  if (!requirements_.log_z) {
+  if (!graph_) out.nonfinite = nonfinite_inputs(batch, inputs, loss);
+  if (out.nonfinite.empty()) {
+    loss.backward();
+    if (host_grad_norm) out.grad_norm = std::sqrt(host_grad_sq());
+    if (device_grad_norm) out.grad_sq = device_grad_sq();
+    if (!optimizer_->step()) out.nonfinite = "the gradient of " + optimizer_->nonfinite_group() + " is not finite";
+  }
+  if (!requirements_.log_z && out.nonfinite.empty()) {
     auto estimate = objective_.log_z_estimate(inputs);
     if (estimate.defined()) {
       torch::NoGradGuard no_grad;
@@ -312,9 +342,36 @@ IterationResult Trainer::iterate(bool host_grad_norm, bool device_grad_norm) {
   return out;
 }
 
-void Trainer::finish_iteration() {
+std::string Trainer::nonfinite_inputs(const TrainingBatch& batch, const LossInputs& inputs,
+                                      const torch::Tensor& loss) const {
+  const torch::Tensor bad = torch::isfinite(inputs.log_reward).logical_not().nonzero();
+  if (bad.numel() > 0) {
+    const int64_t i = bad[0][0].item<int64_t>();
+    const auto& tr = batch.trajectories;
+    // the state's coordinates as the log stores them (at most 16 of each kind)
+    auto coords = [i](const torch::Tensor& t) {
+      const auto row = t[i].to(torch::kCPU, torch::kFloat64).contiguous();
+      const double* p = row.data_ptr<double>();
+      return std::vector<double>(p, p + std::min<int64_t>(row.numel(), 16));
+    };
+    std::string state;
+    if (tr.terminal_discrete.defined() && tr.terminal_discrete.size(1) > 0)
+      state = fmt::format("discrete ({})", fmt::join(coords(tr.terminal_discrete), ", "));
+    if (tr.terminal_continuous.defined() && tr.terminal_continuous.size(1) > 0)
+      state += fmt::format("{}continuous ({:.6g})", state.empty() ? "" : ", ",
+                           fmt::join(coords(tr.terminal_continuous), ", "));
+    return fmt::format("the log-reward of state {} (trajectory {} of the batch) is {} (env {})",
+                       state.empty() ? "s0" : state, i, inputs.log_reward[i].item<double>(), env_.name());
+  }
+  const double l = loss.item<double>();
+  if (!std::isfinite(l)) return fmt::format("the loss is {}", l);
+  return {};
+}
+
+void Trainer::finish_iteration(bool skipped) {
   const TrainingContext ctx = context();
-  for (auto* c : components_) c->after_step(batch_, ctx);
+  if (!skipped)
+    for (auto* c : components_) c->after_step(batch_, ctx);
   ++iteration_;
   // step decay of the trainer's learning rates
   if (options_.lr_decay_every > 0 && iteration_ % options_.lr_decay_every == 0) {
@@ -334,11 +391,27 @@ IterationResult Trainer::step(bool with_grad_norm) {
   } else {
     graph_->run([&] { captured_ = iterate(false, true); });
     out = captured_;
-    if (with_grad_norm) out.grad_norm = std::sqrt(out.grad_sq.item<double>());
+    // the replay applied its update unchecked: a non-finite one stops the run before anything
+    // of it is saved (train.on_nonfinite = "skip" is refused with a graph)
+    const double sq = out.grad_sq.item<double>(), l = out.loss.item<double>();
+    if (!std::isfinite(l)) out.nonfinite = fmt::format("the loss is {}", l);
+    else if (!std::isfinite(sq)) out.nonfinite = "the gradient is not finite";
+    if (with_grad_norm) out.grad_norm = std::sqrt(sq);
   }
+  const bool skipped = !out.nonfinite.empty();
+  if (skipped && options_.on_nonfinite == NonFinitePolicy::kStop) throw NonFiniteError(iteration_ + 1, out.nonfinite);
   for (const auto* c : components_)
     for (const auto& v : c->metric_values()) out.metrics.push_back(v);
-  finish_iteration();
+  finish_iteration(skipped);
+  // the components' own optimisers (TLM's P_B, LED's potential) stepped in their hooks
+  if (!skipped)
+    for (auto* c : components_)
+      for (auto* o : c->optimizers())
+        if (o->last_step_skipped()) {
+          out.nonfinite = "the gradient of " + o->nonfinite_group() + " is not finite";
+          if (options_.on_nonfinite == NonFinitePolicy::kStop) throw NonFiniteError(iteration_, out.nonfinite);
+        }
+  if (!out.nonfinite.empty()) ++nonfinite_skips_;
   return out;
 }
 

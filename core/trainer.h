@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,24 @@
 #include "core/types.h"
 
 namespace gfn {
+
+// What an iteration whose log-rewards, loss or gradients hold a NaN or an infinity does.
+enum class NonFinitePolicy { kStop, kSkip };
+template <>
+const EnumNames<NonFinitePolicy>& enum_names<NonFinitePolicy>();  // "stop", "skip"
+
+// An iteration met a non-finite value under train.on_nonfinite = "stop": "iteration N: <what>"
+// (the quantity, and for a log-reward the state). Nothing of that iteration was applied.
+class NonFiniteError : public std::runtime_error {
+ public:
+  NonFiniteError(int64_t iteration, const std::string& what);
+  int64_t iteration() const { return iteration_; }
+  const std::string& what_happened() const { return what_; }
+
+ private:
+  int64_t iteration_;
+  std::string what_;
+};
 
 // Whether to train through state tables (core/tabular.h).
 enum class TabularMode { kAuto, kOn, kOff };
@@ -48,6 +67,9 @@ struct TrainerOptions : KeyedOptions<TrainerOptions> {
   // backward, optimiser steps) as a CUDA graph after kGraphWarmup eager ones, and replay it
   // (core/cuda_graph.h). The sampling draws then come from the device's default generator.
   bool cuda_graph = false;
+  // A NaN or an infinity in a batch's log-rewards, its loss or a gradient: stop (NonFiniteError,
+  // nothing applied) or skip the batch (no update; counted in nonfinite_skips()).
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::kStop;
   SamplerOptions sampler;     // exploration of the behaviour policy (train.epsilon, train.temperature)
   ScoreOptions score;         // log-reward clipping and local credits (objective.*)
 
@@ -65,6 +87,9 @@ struct IterationResult {
   double grad_norm = std::nan("");  // global L2 norm of the gradients, when asked for
   torch::Tensor grad_sq;         // [] float64: its square on the device (CUDA graphs), else undefined
   std::vector<torch::Tensor> metrics;  // [] each: the components' metrics (Trainer::metric_names)
+  // What was not finite (empty: nothing): "the loss is nan", "the log-reward of state ... is
+  // -inf", "the gradient of the policy is not finite". The batch was then not trained on.
+  std::string nonfinite;
 };
 
 class CudaGraphStep;
@@ -81,8 +106,13 @@ class Trainer {
   ~Trainer();
 
   // Runs one iteration and returns its trajectories and loss; with `with_grad_norm` also the
-  // global gradient norm before the update (a host sync: ask only on logged iterations).
+  // global gradient norm before the update (a host sync: ask only on logged iterations). A
+  // non-finite log-reward, loss or gradient throws NonFiniteError (train.on_nonfinite = "stop")
+  // or skips the update (IterationResult::nonfinite says what; "skip").
   IterationResult step(bool with_grad_norm = false);
+  // The iterations skipped for non-finite values (train.on_nonfinite = "skip"), over the whole
+  // run (checkpointed).
+  int64_t nonfinite_skips() const { return nonfinite_skips_; }
 
   bool tabular() const { return tabular_; }
   // The state tables of an enumerable env (null otherwise).
@@ -125,8 +155,11 @@ class Trainer {
   // hooks, scoring, the loss, its gradients and the optimiser step, with the gradient norm on
   // the host (`host_grad_norm`, a sync) or as IterationResult::grad_sq (`device_grad_norm`).
   IterationResult iterate(bool host_grad_norm, bool device_grad_norm);
-  // The host bookkeeping after it: the components' after_step, the counter and the decays.
-  void finish_iteration();
+  // The host bookkeeping after it: the components' after_step (not after a skipped batch), the
+  // counter and the decays.
+  void finish_iteration(bool skipped);
+  // What in `inputs` (log-rewards) or `loss` is not finite, or empty.
+  std::string nonfinite_inputs(const TrainingBatch& batch, const LossInputs& inputs, const torch::Tensor& loss) const;
 
   const Env& env_;
   Estimators& estimators_;
@@ -144,6 +177,7 @@ class Trainer {
   std::optional<StateTable> table_;
   bool tabular_ = false;
   int64_t iteration_ = 0;
+  int64_t nonfinite_skips_ = 0;
 };
 
 // A torch::Generator for `device` seeded with `seed`.

@@ -4,18 +4,24 @@
 #include "io/hdf5_log.h"
 
 #include <hdf5.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
+
+#include "core/fault.h"
 
 #include "io/internal/hdf5_util.h"
 
@@ -26,6 +32,31 @@ using namespace hdf5;  // the helpers shared with the reader / writer
 namespace {
 
 namespace fs = std::filesystem;
+
+// "<file>: cannot write (<reason>)" from a LogError of a flush: the system's reason where HDF5's
+// message carries its errno ("... errno = 28, error message = 'No space left on device' ..."),
+// else HDF5's own words.
+std::string write_error_message(const std::string& file, const LogError& e) {
+  const std::string m = e.what();
+  const size_t at = m.find("errno = ");
+  if (at != std::string::npos) {
+    const int err = std::atoi(m.c_str() + at + 8);
+    if (err > 0) return fmt::format("{}: cannot write ({})", file, std::strerror(err));
+  }
+  std::string detail = m.rfind(file + ": ", 0) == 0 ? m.substr(file.size() + 2) : m;
+  if (detail.size() > 160) detail = detail.substr(0, 160) + "...";
+  return fmt::format("{}: cannot write ({})", file, detail);
+}
+
+// HDF5 closes what is still open at exit (H5_term_library); a file whose write failed (a full
+// disk, a file-size limit) cannot be closed, and HDF5 1.10's close callback then dereferences
+// its half-released state and crashes the process after gfn has reported the error. Every log
+// and reader is closed by its destructor, so the exit-time cleanup has nothing else to do: it is
+// turned off before the library is first used (H5dont_atexit does not initialise it).
+const bool kNoExitCleanup = [] {
+  H5dont_atexit();
+  return true;
+}();
 
 // Columns of append_row stored as int64 rather than float64.
 bool is_int_column(const std::string& name) { return name == "iteration" || name == "trajectories"; }
@@ -98,6 +129,7 @@ struct Hdf5Log::Impl {
   std::string path_;
   Handle file_;  // declared first: closed after every dataset
   bool swmr_ = false;  // SWMR write mode is on
+  std::string failed_;  // the WriteError message of a flush that failed (then no more writes)
   std::map<std::string, Table> tables_;  // by group
   std::map<std::string, Array> arrays_;  // by "group/name"
   std::map<std::string, Fixed> fixed_;   // by "group/name"
@@ -222,7 +254,12 @@ std::unique_ptr<Hdf5Log> Hdf5Log::create(const std::string& path, const LogAttri
   if (file_id < 0) {
     if (fs::exists(fs::symlink_status(path, ec)))
       throw LogError(fmt::format("{}: already exists (a log is never overwritten)", path));
-    ok(file_id, path, "cannot create");
+    try {
+      ok(file_id, path, "cannot create");
+    } catch (const LogError& e) {
+      fs::remove(path, ec);
+      throw WriteError(write_error_message(path, e));
+    }
   }
   auto impl = std::make_unique<Impl>();
   impl->path_ = path;
@@ -240,12 +277,39 @@ std::unique_ptr<Hdf5Log> Hdf5Log::create(const std::string& path, const LogAttri
     write_string_attr(root, path, "device", attrs.device);
     write_int_attr(root, path, "seed", attrs.seed);
     ok(H5Fflush(root, H5F_SCOPE_LOCAL), path, "cannot flush");
+  } catch (const LogError& e) {
+    impl.reset();
+    fs::remove(path, ec);
+    throw WriteError(write_error_message(path, e));  // a full disk, a file-size limit
   } catch (...) {
     impl.reset();
     fs::remove(path, ec);
     throw;
   }
   return std::unique_ptr<Hdf5Log>(new Hdf5Log(std::move(impl)));
+}
+
+bool Hdf5Log::repair_cut_short(const std::string& path) {
+  // superblock versions 2 and 3 (what SWMR files have): the signature (8 bytes), version, the
+  // sizes of offsets and lengths, flags, then the base address, the extension's address and
+  // the end-of-file address, each of the size of offsets (8)
+  std::ifstream in(path, std::ios::binary);
+  unsigned char sb[36] = {};
+  if (!in.read(reinterpret_cast<char*>(sb), sizeof sb)) return false;
+  static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (std::memcmp(sb, kSignature, 8) != 0 || (sb[8] != 2 && sb[8] != 3) || sb[9] != 8) return false;
+  uint64_t base = 0, eof = 0;
+  for (int i = 7; i >= 0; --i) {
+    base = (base << 8) | sb[12 + i];
+    eof = (eof << 8) | sb[28 + i];
+  }
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec || base != 0 || eof <= size || eof > size + (uint64_t{1} << 34)) return false;  // 16 GiB: not a cut log
+  if (::truncate(path.c_str(), static_cast<off_t>(eof)) != 0)
+    throw WriteError(fmt::format("{}: cannot repair the log cut short by a failed write ({})", path,
+                                 std::strerror(errno)));
+  return true;
 }
 
 std::unique_ptr<Hdf5Log> Hdf5Log::open_append(const std::string& path, int64_t last_iteration) {
@@ -298,7 +362,7 @@ std::unique_ptr<Hdf5Log> Hdf5Log::open_append(const std::string& path, int64_t l
 }
 
 Hdf5Log::~Hdf5Log() {
-  if (!impl_) return;
+  if (!impl_ || !impl_->failed_.empty()) return;  // after a failed write, closing is all that is left
   try {
     flush();
   } catch (const std::exception& e) {
@@ -425,7 +489,25 @@ void Hdf5Log::write_fixed(const std::string& group, const std::string& name, Log
   im.fixed_.emplace(key, std::move(f));
 }
 
+
 void Hdf5Log::flush() {
+  Impl& im = *impl_;
+  if (!im.failed_.empty()) throw WriteError(im.failed_);
+  try {
+    flush_buffers();
+  } catch (const LogError& e) {
+    // the file holds every row up to the last flush that completed (SWMR keeps it consistent);
+    // nothing more is written to it
+    im.failed_ = write_error_message(im.path_, e);
+    try {
+      repair_cut_short(im.path_);  // works where a hole needs no room (a full disk, not a size limit)
+    } catch (const WriteError&) {
+    }
+    throw WriteError(im.failed_);
+  }
+}
+
+void Hdf5Log::flush_buffers() {
   silence_hdf5_errors();
   Impl& im = *impl_;
   // SWMR cannot create datasets: leave it for this flush
@@ -448,6 +530,8 @@ void Hdf5Log::flush() {
       column.pending_f.clear();
     }
   }
+
+  fault_point("log.flush");  // the crash tests' kill between the tables and the N-D datasets
 
   // N-D datasets
   for (auto& [key, a] : im.arrays_) {

@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/file_io.h"
+
 namespace gfn {
 
 // Thrown for every run-log error. The message is one line: the file, then the problem, e.g.
@@ -79,6 +81,13 @@ class Hdf5Log {
   // missing, not HDF5, truncated, not a gfn log, or of another schema version than
   // kLogSchemaVersion.
   static std::unique_ptr<Hdf5Log> open_append(const std::string& path, int64_t last_iteration);
+  // A log cut short by a failed write (a full disk, a file-size limit: the superblock records an
+  // end of file beyond the file's size, which HDF5 refuses to open) is padded with zeros to the
+  // size it records. The metadata of every completed flush is then intact, so the file opens
+  // with every row up to the last completed flush; what the failed flush wrote is unreadable,
+  // and a resume drops it with every row after its checkpoint. Returns whether it padded;
+  // throws WriteError when the file cannot be extended (still no room).
+  static bool repair_cut_short(const std::string& path);
   // Flushes and closes the file. Never throws: a failing flush is reported on stderr.
   ~Hdf5Log();
   Hdf5Log(const Hdf5Log&) = delete;
@@ -119,8 +128,10 @@ class Hdf5Log {
   // Writes everything buffered to the file, creating datasets on first use (chunked, extendable
   // along the first axis: scalar-row chunks of 1024 rows, N-D chunks of about 64 KiB) and
   // intermediate groups as needed, then flushes the file to disk so that a reader opened
-  // afterwards sees every row written so far. Throws LogError if HDF5 fails; rows not yet
-  // written stay buffered for the next flush.
+  // afterwards sees every row written so far. Throws WriteError (core/file_io.h) "<file>: cannot
+  // write (<the system's reason>)" if HDF5 fails: a full disk, a file-size limit. The file then
+  // keeps every row up to the last flush that completed, and the log writes nothing more (a
+  // later flush, and the destructor, only report or close).
   void flush();
 
   // The path given to create().
@@ -129,6 +140,7 @@ class Hdf5Log {
  private:
   struct Impl;
   explicit Hdf5Log(std::unique_ptr<Impl> impl);
+  void flush_buffers();
   std::unique_ptr<Impl> impl_;
 };
 

@@ -69,7 +69,9 @@ const std::vector<Column>& train_columns() {
        [](const TrainRowInputs&, const IterationResult& r) { return r.trajectories.log_reward.max().item<double>(); }},
       {"mean_length", [](const TrainRowInputs&, const IterationResult& r) {
          return r.trajectories.length.to(torch::kFloat64).mean().item<double>();
-       }}};
+       }},
+      {"nonfinite_skips",
+       [](const TrainRowInputs& in, const IterationResult&) { return static_cast<double>(in.nonfinite_skips); }}};
   return columns;
 }
 

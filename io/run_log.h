@@ -40,6 +40,7 @@ struct TrainRowInputs {
   double wall_s = 0;
   double log_z = 0;
   double lr = 0;             // the policy's current learning rate
+  int64_t nonfinite_skips = 0;  // batches skipped so far for non-finite values (train.on_nonfinite)
 };
 
 // The /train rows and the stored trajectories of a run, and its flushes.

@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev                      # `gfn analyse --json` writes its object through nlohmann-json
   python3-h5py                            # the README's h5py snippet is tested against real logs
   gnuplot-nox                             # `gfn analyse --plot` draws its PNGs through gnuplot
+  clang-14 libclang-rt-14-dev llvm-14     # scripts/sanitize.sh, scripts/fuzz.sh: ASan, UBSan, libFuzzer, symbolizer
 )
 
 missing=()

@@ -40,48 +40,6 @@ class Signals : public testing::CliFixture {
                               "[checkpoint]\nevery = 150\n";
   }
 
-  // Starts `gfn ARGS...` with stdout and stderr in files of the test directory.
-  pid_t spawn(const std::vector<std::string>& args, const std::string& tag) {
-    const std::string out = (dir_ / (tag + ".out")).string(), err = (dir_ / (tag + ".err")).string();
-    const pid_t pid = fork();
-    if (pid == 0) {
-      const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(o, STDOUT_FILENO);
-      dup2(e, STDERR_FILENO);
-      std::vector<char*> argv{const_cast<char*>(bin_.c_str())};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(bin_.c_str(), argv.data());
-      _exit(127);
-    }
-    return pid;
-  }
-
-  // Waits until the log in `run` holds at least `rows` /train rows (read live, as another
-  // process would), at most 60 s.
-  void wait_for_rows(const fs::path& run, size_t rows) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (fs::exists(run / "log.h5")) {
-        try {
-          Hdf5LogReader log((run / "log.h5").string());
-          if (log.has("train/iteration") && log.shape("train/iteration")[0] >= static_cast<int64_t>(rows)) return;
-        } catch (const LogError&) {
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    FAIL() << "the run wrote fewer than " << rows << " rows within 60 s";
-  }
-
-  // The exit status (or 128 + signal) of `pid`.
-  static int wait_exit(pid_t pid) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
   fs::path straight_run() {
     const fs::path a = dir_ / "straight";
     auto r = run("train '" + config_.string() + "' --out '" + a.string() + "'");
@@ -112,24 +70,27 @@ TEST_F(Signals, StopResumeEqualsStraightRun) {
   }
 }
 
-// SIGKILL at two moments, mid-run and before the first checkpoint: the log opens and its rows
-// are consistent; resumed from the last checkpoint (or from the start when there is none yet),
+// SIGKILL at two moments, mid-run and before the first checkpoint, chosen exactly (the run kills
+// itself at the end of iteration 1200, or 100: core/fault.h) so that every run of the test sees
+// the same log: it opens and holds every row up to the last flush, consistent across columns;
+// resumed from the last checkpoint (or from the start when there is none yet, with a warning),
 // the run ends as the straight one
 TEST_F(Signals, KilledRunKeepsItsLogAndResumes) {
   const fs::path straight = straight_run();
-  for (const size_t rows : {size_t{240}, size_t{20}}) {
-    const fs::path b = dir_ / ("killed_" + std::to_string(rows));
-    const pid_t pid = spawn({"train", config_.string(), "--out", b.string()}, "kill");
-    ASSERT_NO_FATAL_FAILURE(wait_for_rows(b, rows));
-    kill(pid, SIGKILL);
-    ASSERT_EQ(wait_exit(pid), 128 + SIGKILL);
+  for (const int64_t at : {int64_t{1200}, int64_t{100}}) {
+    const fs::path b = dir_ / ("killed_" + std::to_string(at));
+    const pid_t pid = spawn({"train", config_.string(), "--out", b.string()}, "kill",
+                            testing::SpawnOptions{{"GFN_FAULT_KILL=iteration:" + std::to_string(at)}});
+    ASSERT_EQ(wait_exit(pid), 128 + SIGKILL) << testing::slurp(dir_ / "kill.err");
 
-    // every row up to the last flush, consistent across columns (the reader closed before the
-    // resumed run writes: a reader kept open would not see the datasets created later)
+    // the rows up to the last flush (every row is flushed: log.flush_seconds = 0), the row of
+    // the killed iteration itself not yet (the reader closed before the resumed run writes: a
+    // reader kept open would not see the datasets created later)
+    const size_t rows = static_cast<size_t>(at / 5 - 1);
     {
     Hdf5LogReader log((b / "log.h5").string());
     const auto iteration = log.read_int64("train/iteration");
-    ASSERT_GE(iteration.size(), rows);
+    ASSERT_EQ(iteration.size(), rows);
     for (size_t i = 0; i < iteration.size(); ++i) ASSERT_EQ(iteration[i], static_cast<int64_t>(5 * (i + 1)));
     for (const auto& column : log.list("train"))
       EXPECT_EQ(log.shape("train/" + column)[0], static_cast<int64_t>(iteration.size())) << column;
@@ -137,7 +98,7 @@ TEST_F(Signals, KilledRunKeepsItsLogAndResumes) {
     EXPECT_EQ(trajectories.back(), 16 * iteration.back());
     if (std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0) {
       const std::string check = "/usr/bin/python3 -c \"import sys, h5py; f = h5py.File(sys.argv[1], 'r', swmr=True); "
-                                "assert len(f['train/loss']) >= " + std::to_string(rows) + "\" '" +
+                                "assert len(f['train/loss']) == " + std::to_string(rows) + "\" '" +
                                 (b / "log.h5").string() + "'";
       EXPECT_EQ(std::system(check.c_str()), 0);
     }
@@ -145,6 +106,13 @@ TEST_F(Signals, KilledRunKeepsItsLogAndResumes) {
 
     auto r = run("train --resume '" + b.string() + "'");
     ASSERT_EQ(r.code, 0) << r.err;
+    if (at < 150) {  // before the first checkpoint
+      EXPECT_TRUE(contains(r.err, "has no checkpoint.pt: starting again at iteration 0, the log's " +
+                                      std::to_string(rows) + " /train rows written before are dropped"))
+          << r.err;
+    } else {
+      EXPECT_TRUE(contains(r.err, "resuming " + b.string() + " at iteration 1050")) << r.err;  // its last checkpoint
+    }
     testing::expect_same_run(straight, b);
   }
 }
@@ -162,7 +130,8 @@ TEST_F(Signals, ResumeErrorsExitTwo) {
   std::ofstream((a / "log.h5").string(), std::ios::trunc) << "not an HDF5 file";
   auto bad = run("train --resume '" + a.string() + "' --set train.iterations=40");
   EXPECT_EQ(bad.code, 2);
-  EXPECT_TRUE(contains(bad.err, (a / "log.h5").string() + ": cannot open for appending")) << bad.err;
+  // the log is checked before any work, by the reader
+  EXPECT_TRUE(contains(bad.err, (a / "log.h5").string() + ": cannot open: not an HDF5 file")) << bad.err;
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
 }
 

@@ -13,6 +13,7 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
+#include "io/checkpoint.h"
 #include "io/hdf5_log.h"
 
 namespace gfn::testing {
@@ -31,7 +32,15 @@ inline void flatten(torch::serialize::InputArchive& archive, const std::string& 
   }
 }
 
+// Every tensor of a model file or a checkpoint (read through CheckpointReader, which verifies
+// and strips the checksum trailer).
 inline std::map<std::string, torch::Tensor> tensors_of(const std::filesystem::path& path) {
+  if (path.filename() == "checkpoint.pt") {
+    CheckpointReader checkpoint(path.string());
+    std::map<std::string, torch::Tensor> out;
+    flatten(checkpoint.archive(), "", out);
+    return out;
+  }
   torch::serialize::InputArchive archive;
   archive.load_from(path.string());
   std::map<std::string, torch::Tensor> out;
