@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "core/sampler.h"
@@ -265,6 +266,17 @@ torch::Tensor EmpiricalL1::state() {
 }
 
 void EmpiricalL1::restore(const torch::Tensor& state) {
+  // a checkpoint's state indices index counts_ unchecked in flush(): out-of-range ones (a
+  // damaged or forged checkpoint behind a valid checksum) are refused here
+  if (state.dim() != 1 || state.is_floating_point())
+    throw std::runtime_error("eval.l1_states is not a 1-D integer tensor");
+  if (state.numel() > 0) {
+    const auto s = state.to(torch::kCPU, torch::kInt64);
+    const int64_t lo = s.min().item<int64_t>(), hi = s.max().item<int64_t>();
+    if (lo < 0 || hi >= static_cast<int64_t>(counts_.size()))
+      throw std::runtime_error(fmt::format("eval.l1_states holds state index {} outside [0, {})", lo < 0 ? lo : hi,
+                                           counts_.size()));
+  }
   pending_.clear();
   ring_.clear();
   std::fill(counts_.begin(), counts_.end(), 0);
@@ -293,6 +305,10 @@ void TopK::restore(const torch::Tensor& discrete, const torch::Tensor& log_rewar
   pending_log_reward_.clear();
   best_.clear();
   kept_.clear();
+  // flush() reads one log-reward per row of `discrete`: a damaged checkpoint that breaks that
+  // is refused, not read past its buffer
+  if (discrete.dim() != 2 || log_reward.dim() != 1 || log_reward.size(0) != discrete.size(0))
+    throw std::runtime_error("eval.top_k holds states and log-rewards of mismatched shapes");
   if (discrete.size(0) == 0) return;
   add(discrete, log_reward);
   flush();
