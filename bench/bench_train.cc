@@ -351,7 +351,9 @@ int main(int argc, char** argv) {
        256, 2}};
   for (auto c : cases) {
     if (!only.empty() && c.name.find(only) == std::string::npos) continue;
-    for (const auto& [key, value] : env_sets) {  // [env] keys set on the command line, named
+    for (const auto& set : env_sets) {  // [env] keys set on the command line, named
+      const std::string& key = set.first;  // a plain reference: C++17 lambdas cannot capture a binding
+      const auto& value = set.second;
       auto it = std::find_if(c.params.begin(), c.params.end(), [&](const auto& kv) { return kv.first == key; });
       if (it != c.params.end()) it->second = value;
       else c.params.emplace_back(key, value);

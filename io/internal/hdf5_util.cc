@@ -329,7 +329,8 @@ void write_string_attr(hid_t obj, const std::string& file, const char* name, con
   }
   entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.name == name; }),
                 entries.end());
-  entries.push_back({name, value.size(), crc32(value)});
+  const std::string stored(value.c_str());  // what HDF5 keeps of a C string: up to a NUL
+  entries.push_back({name, stored.size(), crc32(stored)});
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   std::string list;
   for (const StringChecksum& e : entries) list += fmt::format("{}:{}:{:08x};", e.name, e.length, e.crc32);

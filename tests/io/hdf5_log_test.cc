@@ -134,6 +134,21 @@ TEST_F(Hdf5LogTest, CreateWritesAttributes) {
   EXPECT_NE(log_error_of([&] { reader.read_double("train/loss"); }).find(path), std::string::npos);
 }
 
+// An attribute is stored as a C string: a value with a NUL keeps what precedes it, and the
+// length and checksum the reader verifies are those of the part kept, so the log is not
+// reported as damaged.
+TEST_F(Hdf5LogTest, StringWithANulKeepsItsPrefixAndReadsAsUndamaged) {
+  const std::string path = file("log.h5");
+  {
+    LogAttributes attrs = test_attributes();
+    attrs.device = std::string("cuda:0\0 and what follows", 25);
+    Hdf5Log::create(path, attrs);
+  }
+  Hdf5LogReader reader(path);
+  EXPECT_EQ(reader.attribute_string("device"), "cuda:0");
+  EXPECT_EQ(reader.attribute_string("config"), kConfig);
+}
+
 TEST_F(Hdf5LogTest, CreateNeverOverwrites) {
   // an existing log
   const std::string path = file("log.h5");
