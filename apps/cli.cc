@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cstdlib>
 
 #include <filesystem>
@@ -47,6 +48,9 @@ std::atomic<int> g_stop_signal{0};
 // model, state tables) can take long and has written nothing, so a signal ends the process at once.
 std::atomic<bool> g_writing{false};
 
+// What the first signal says it does (async-signal-safe: a pointer to a constant).
+std::atomic<const char*> g_stop_message{"\ngfn: stopping after this iteration (a second signal aborts)\n"};
+
 extern "C" void on_stop_signal(int signal) {
   if (!g_writing.load()) {
     static const char kNow[] = "\ngfn: interrupted while building the run; nothing was written\n";
@@ -54,8 +58,8 @@ extern "C" void on_stop_signal(int signal) {
     _exit(128 + signal);
   }
   g_stop_signal.store(signal);
-  static const char kMessage[] = "\ngfn: stopping after this iteration (a second signal aborts)\n";
-  [[maybe_unused]] ssize_t n = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+  const char* message = g_stop_message.load();
+  [[maybe_unused]] ssize_t n = write(STDERR_FILENO, message, std::strlen(message));
 }
 
 // SIGINT and SIGTERM stop training after the current iteration; the handler is reset after the
@@ -251,7 +255,14 @@ int Commands::run(const Cli& cli) {
   if (train->parsed()) return cmd_train(cli, config_path, sets, out, resume);
   if (launch->parsed()) return cmd_launch(cli, launch_processes, config_path, sets, out, resume);
   if (sample->parsed()) {
-    std::cout << sample_run(sample_dir, sample_count, sample_out, sample_seed, cli.registry, sample_condition).report();
+    // a signal stops between chunks and removes the partial file: the name stays free
+    g_writing.store(true);
+    g_stop_message.store("\ngfn: stopping; the partial samples file is removed (a second signal aborts)\n");
+    install_stop_handlers();
+    auto result = sample_run(sample_dir, sample_count, sample_out, sample_seed, cli.registry, sample_condition,
+                             [] { return g_stop_signal.load(); });
+    if (result.stopped_by_signal != 0) return 128 + result.stopped_by_signal;
+    std::cout << result.report();
     return 0;
   }
   if (eval->parsed()) {

@@ -118,13 +118,19 @@ struct SampleResult {
   int64_t iteration = 0;       // of the model sampled
   double mean_log_reward = 0;
   double max_log_reward = 0;
+  int stopped_by_signal = 0;   // the signal `stop_requested` returned: nothing was written
   std::string report() const;
 };
 // Throws ConfigError for a bad directory, model, count or an `out` that exists (never
 // overwritten); `out` empty: DIR/samples.h5, or DIR/samples-2.h5, ... when taken. A conditional
 // run samples at `condition` ("1.5"; its condition columns in states_continuous), or, when it is
 // empty, at a condition drawn per sample from the trained distribution.
+// The samples are written to `<out>.<pid>.partial` and linked to `out` once complete, so `out`
+// exists only whole: a failure or a stop (`stop_requested`, asked between chunks of 4,096
+// samples, returns a signal number or 0) removes the partial file, and one left by SIGKILL does
+// not block the name.
 SampleResult sample_run(const std::string& dir, int64_t count, const std::string& out, uint64_t seed,
-                        const Registry& registry, const std::string& condition = "");
+                        const Registry& registry, const std::string& condition = "",
+                        const std::function<int()>& stop_requested = {});
 
 }  // namespace gfn

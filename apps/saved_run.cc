@@ -2,7 +2,11 @@
 // terminal samples.
 #include "apps/run.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -12,6 +16,7 @@
 #include "apps/assembly.h"
 #include "apps/evaluator.h"
 #include "core/condition.h"
+#include "core/file_io.h"
 #include "core/sampler.h"
 #include "core/seeds.h"
 #include "core/tabular.h"
@@ -143,8 +148,32 @@ std::string SampleResult::report() const {
                      count, iteration, mean_log_reward, max_log_reward, out);
 }
 
+namespace {
+
+// DIR/samples.h5, or DIR/samples-2.h5, ... when taken
+std::string next_free_samples_name(const fs::path& dir) {
+  std::string path = (dir / "samples.h5").string();
+  for (int i = 2; fs::exists(path); ++i) path = (dir / fmt::format("samples-{}.h5", i)).string();
+  return path;
+}
+
+// Moves the complete file `partial` to `path` without ever replacing a file there: link(2) fails
+// with EEXIST where rename(2) would overwrite. Returns false when `path` was taken meanwhile.
+bool link_into_place(const std::string& partial, const std::string& path) {
+  if (::link(partial.c_str(), path.c_str()) != 0) {
+    if (errno == EEXIST) return false;
+    throw WriteError(fmt::format("{}: cannot create ({})", path, std::strerror(errno)));
+  }
+  std::error_code ec;
+  fs::remove(partial, ec);
+  return true;
+}
+
+}  // namespace
+
 SampleResult sample_run(const std::string& dir_str, int64_t count, const std::string& out, uint64_t seed,
-                        const Registry& registry, const std::string& condition) {
+                        const Registry& registry, const std::string& condition,
+                        const std::function<int()>& stop_requested) {
   // 1e8 samples are ~25,000 chunks of 4,096 rollouts and a file of a few GB: more is a slip
   constexpr int64_t kMaxSamples = 100'000'000;
   if (count < 1 || count > kMaxSamples)
@@ -152,15 +181,23 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
   const fs::path dir = dir_str;
   std::string path = out;
   if (path.empty()) {
-    path = (dir / "samples.h5").string();
-    for (int i = 2; fs::exists(path); ++i) path = (dir / fmt::format("samples-{}.h5", i)).string();
+    path = next_free_samples_name(dir);
   } else if (fs::exists(path)) {
     throw ConfigError(fmt::format("--out {}: already exists (samples never overwrite a file)", path));
   }
   SavedRun saved = load_saved_run(dir_str, registry, {}, condition);
   Run& run = saved.run;
   const EvalOptions eval = EvalOptions::keys().read(saved.config.params);
-  auto log = Hdf5Log::create(path, log_attributes(saved.config, run));
+  // written under a name of its own, removed unless it is complete and in place
+  const std::string partial = fmt::format("{}.{}.partial", path, ::getpid());
+  struct RemovePartial {
+    const std::string& file;
+    ~RemovePartial() {
+      std::error_code ec;
+      fs::remove(file, ec);
+    }
+  } remove_partial{partial};
+  auto log = Hdf5Log::create(partial, log_attributes(saved.config, run));
 
   std::optional<StateTable> table;
   std::vector<double> terminating;
@@ -173,6 +210,10 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
   SampleResult result{path, count, saved.iteration, 0.0, -std::numeric_limits<double>::infinity()};
   constexpr int64_t kChunk = 4096;
   for (int64_t done = 0; done < count; done += kChunk) {
+    if (stop_requested) {
+      result.stopped_by_signal = stop_requested();
+      if (result.stopped_by_signal != 0) return result;  // the partial file goes with remove_partial
+    }
     const int64_t n = std::min(kChunk, count - done);
     auto tr = rollout(*run.env, *run.estimators->policy, n, SamplerOptions{}, gen, run.device, run.execution);
     append_samples(*log, tr);
@@ -192,6 +233,14 @@ SampleResult sample_run(const std::string& dir_str, int64_t count, const std::st
     result.max_log_reward = std::max(result.max_log_reward, lr.max().item<double>());
   }
   log->flush();
+  log.reset();  // closed: complete on disk before it takes its name
+  while (!link_into_place(partial, path)) {
+    // taken while sampling: a default name moves to the next free one, a given one is refused
+    if (!out.empty())
+      throw ConfigError(fmt::format("--out {}: already exists (samples never overwrite a file)", path));
+    path = next_free_samples_name(dir);
+    result.out = path;
+  }
   return result;
 }
 

@@ -6,12 +6,14 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -210,6 +212,48 @@ TEST_F(Hardening, FileSizeLimitIsOneLineAndLosesNothing) {
     ASSERT_EQ(iteration.size(), 120u);
     for (size_t i = 0; i < iteration.size(); ++i) EXPECT_EQ(iteration[i], static_cast<int64_t>(5 * (i + 1)));
   }
+}
+
+// `gfn sample` writes DIR/samples.h5.<pid>.partial and links it into place once complete:
+// SIGTERM stops it between chunks and removes the partial file (exit 143), and SIGKILL leaves
+// a partial file that does not block the name, so the next sample takes samples.h5
+TEST_F(Hardening, StoppedOrKilledSampleLeavesItsNameFree) {
+  const fs::path run = dir_ / "run";
+  ASSERT_EQ(run_cmd("train " + quote(config(60)) + " --out " + quote(run)).code, 0);
+  auto partials = [&] {
+    std::vector<fs::path> found;
+    for (const auto& e : fs::directory_iterator(run))
+      if (contains(e.path().filename().string(), ".partial")) found.push_back(e.path());
+    return found;
+  };
+  auto wait_for_partial = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (partials().empty() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_FALSE(partials().empty()) << "no partial samples file within 60 s";
+  };
+  const std::vector<std::string> endless{"sample", run.string(), "-n", "100000000"};
+
+  pid_t pid = spawn(endless, "term");
+  ASSERT_NO_FATAL_FAILURE(wait_for_partial());
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(pid), 128 + SIGTERM);
+  EXPECT_TRUE(contains(slurp(dir_ / "term.err"), "the partial samples file is removed")) << slurp(dir_ / "term.err");
+  EXPECT_FALSE(fs::exists(run / "samples.h5"));
+  EXPECT_TRUE(partials().empty());
+
+  pid = spawn(endless, "kill");
+  ASSERT_NO_FATAL_FAILURE(wait_for_partial());
+  kill(pid, SIGKILL);
+  EXPECT_EQ(wait_exit(pid), 128 + SIGKILL);
+  EXPECT_FALSE(fs::exists(run / "samples.h5"));
+  EXPECT_EQ(partials().size(), 1u);
+
+  const testing::Result done = run_cmd("sample " + quote(run) + " -n 1000");
+  ASSERT_EQ(done.code, 0) << done.err;
+  EXPECT_TRUE(contains(done.out, "written to " + (run / "samples.h5").string())) << done.out;
+  Hdf5LogReader samples((run / "samples.h5").string());
+  EXPECT_EQ(samples.shape("samples/log_reward")[0], 1000);
 }
 
 // SIGKILL at twenty moments drawn from a seeded stream (at the end of an iteration, inside an
