@@ -76,6 +76,15 @@ class LogFile {
     }
     if (t.names.empty()) t.rows = 0;
     for (std::vector<double>& c : t.columns) c.resize(t.rows);
+    // one row per logged iteration, in order: a writer appends in order and a resume drops the
+    // rows after its checkpoint, so a repeat or a step back is a log written some other way
+    // (by hand, or by two writers before runs were locked)
+    if (const std::vector<double>* it = t.find("iteration"))
+      for (size_t r = 1; r < t.rows; ++r)
+        if (!((*it)[r] > (*it)[r - 1]))
+          fail(fmt::format("{}/iteration is not increasing: row {} holds {} after {} (rows out of order or "
+                           "repeated; not a log one gfn run wrote)",
+                           group, r, (*it)[r], (*it)[r - 1]));
     return t;
   }
 

@@ -17,6 +17,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/params.h"
@@ -622,6 +623,33 @@ TEST_F(AnalyseTest, BadFilesAreLogErrors) {
     EXPECT_TRUE(result == "ok" || contains(result, "LogError: " + corrupted.string() + ": "))
         << "garbage at byte " << offset << ": " << result;
   }
+}
+
+// A log whose rows repeat or step back (as two writers of one run left it before runs were
+// locked: rows of iteration 0 among later ones) is refused, naming the table and the row
+TEST_F(AnalyseTest, RowsOutOfOrderAreLogErrors) {
+  std::ostringstream out;
+  for (const auto& [run, iterations, row, message] :
+       {std::tuple{"repeat", std::vector<double>{10, 20, 20, 30}, 2, "holds 20 after 20"},
+        std::tuple{"back", std::vector<double>{10, 20, 30, 0, 40}, 3, "holds 0 after 30"}}) {
+    auto log = new_log(run, run, 0);
+    for (double it : iterations) log->append_row("train", {{"iteration", it}, {"loss", 1.0}});
+    log->flush();
+    const std::string path = log->path();
+    log.reset();
+    const std::string error = log_error_of([&, p = path] { analyse({p}, {}, out); });
+    EXPECT_EQ(error, fmt::format("{}: train/iteration is not increasing: row {} {} (rows out of order or repeated; "
+                                 "not a log one gfn run wrote)",
+                                 path, row, message));
+  }
+  // the same in /eval
+  auto log = new_log("eval", "eval", 0);
+  log->append_row("train", {{"iteration", 10.0}, {"loss", 1.0}});
+  for (double it : {50.0, 100.0, 50.0}) log->append_row("eval", {{"iteration", it}, {"tv", 0.5}});
+  log->flush();
+  const std::string path = log->path();
+  log.reset();
+  EXPECT_TRUE(contains(log_error_of([&] { analyse({path}, {}, out); }), "eval/iteration is not increasing: row 2"));
 }
 
 }  // namespace
