@@ -133,8 +133,19 @@ struct SyntaxError {
   std::string description;
 };
 
+// toml++ quotes the characters it saw, control characters included ("saw 't\n'"): those are
+// written as escapes, so that the error stays one line
 SyntaxError syntax_error(const toml::parse_error& e) {
-  return {e.source().begin.line, e.source().begin.column, std::string(e.description())};
+  std::string description;
+  for (const char c : e.description()) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') description += "\\n";
+    else if (c == '\r') description += "\\r";
+    else if (c == '\t') description += "\\t";
+    else if (u < 0x20 || u == 0x7f) description += fmt::format("\\x{:02x}", u);
+    else description += c;
+  }
+  return {e.source().begin.line, e.source().begin.column, description};
 }
 
 // Parses TOML text into `out`; returns the syntax error if there is one.

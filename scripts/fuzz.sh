@@ -15,13 +15,20 @@
 # The config and overrides fuzzers get a dictionary of every config key and choice, made from
 # `gfn keys` (build-sanitize/fuzz/config.dict).
 #
-# Usage: scripts/fuzz.sh [SECONDS]   (default 600)
+# Usage: scripts/fuzz.sh [SECONDS [TARGET...]]   (default 600 s, every target)
 #   GFN_JOBS (default 2): ninja's parallelism, and how many fuzzers run at once.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/sanitize/common.sh"
 seconds=${1:-600}
 jobs=${GFN_JOBS:-2}
 targets=(config overrides log checkpoint)
+if [ $# -gt 1 ]; then
+  shift
+  for t in "$@"; do
+    case " ${targets[*]} " in *" $t "*) ;; *) echo "fuzz.sh: unknown target '$t' (expected one of: ${targets[*]})" >&2; exit 2 ;; esac
+  done
+  targets=("$@")
+fi
 
 gfn_sanitize_configure
 ninja -C "$GFN_SANITIZE_BUILD" -j "$jobs" gfn_cli "${targets[@]/#/fuzz_}"

@@ -249,6 +249,13 @@ TEST(ConfigTest, SyntaxErrorHasLineNumber) {
   std::string msg = load_error("seed = 1\n[train\nlr = 2\n");
   EXPECT_EQ(msg.rfind("config.toml:2:", 0), 0u) << msg;
   EXPECT_CONTAINS(msg, ": TOML syntax error: ");
+  // a value cut at the end of its line: toml++ quotes the newline it saw, written as an escape
+  // so that the message stays one line (a fuzzer finding: tests/fuzz/config/crash-*-newline.toml)
+  for (const char* value : {"t", "f", "i", "n"}) {
+    msg = load_error(std::string("[train]\nlr = ") + value + "\n");
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_CONTAINS(msg, std::string("saw '") + value + "\\n'");
+  }
 }
 
 TEST(ConfigTest, ArraysAndDatesRejected) {
