@@ -3,6 +3,7 @@
 #include "core/params.h"
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include <ATen/core/grad_mode.h>
@@ -79,20 +80,33 @@ int64_t FusedAdam::steps() const {
   return device_state() ? static_cast<int64_t>(step_tensor_.item<double>()) : steps_;
 }
 
+namespace {
+
+// Whether any of the n IEEE values at `p` (bit patterns of type U) is a NaN or an infinity: its
+// exponent field all ones. (bits & exponent) + lowest exponent bit carries into the sign bit
+// exactly then, so an OR of those sums, an integer reduction the compiler vectorises (a float
+// sum would not be: reassociation is not allowed), has its top bit set.
+template <class U>
+bool any_nonfinite_bits(const void* p, int64_t n, U exponent, U lowest) {
+  const U top = U{1} << (8 * sizeof(U) - 1);
+  U any = 0;
+  const auto* bytes = static_cast<const unsigned char*>(p);
+  for (int64_t i = 0; i < n; ++i) {
+    U bits;
+    std::memcpy(&bits, bytes + i * static_cast<int64_t>(sizeof(U)), sizeof(U));
+    any |= (bits & exponent) + lowest;
+  }
+  return (any & top) != 0;
+}
+
+}  // namespace
+
 bool all_finite(const torch::Tensor& t) {
-  if (t.is_cpu() && t.is_contiguous() && (t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kFloat64)) {
-    // x - x is 0 for a finite x and NaN otherwise; the sum vectorises and stays NaN once NaN
-    const int64_t n = t.numel();
-    if (t.scalar_type() == torch::kFloat32) {
-      const float* p = t.data_ptr<float>();
-      float acc = 0.0f;
-      for (int64_t i = 0; i < n; ++i) acc += p[i] - p[i];
-      return acc == 0.0f;
-    }
-    const double* p = t.data_ptr<double>();
-    double acc = 0.0;
-    for (int64_t i = 0; i < n; ++i) acc += p[i] - p[i];
-    return acc == 0.0;
+  if (t.is_cpu() && t.is_contiguous()) {
+    if (t.scalar_type() == torch::kFloat32)
+      return !any_nonfinite_bits<uint32_t>(t.data_ptr(), t.numel(), 0x7f800000u, 0x00800000u);
+    if (t.scalar_type() == torch::kFloat64)
+      return !any_nonfinite_bits<uint64_t>(t.data_ptr(), t.numel(), 0x7ff0000000000000ull, 0x0010000000000000ull);
   }
   if (!t.is_floating_point()) return true;
   return torch::isfinite(t).all().item<bool>();

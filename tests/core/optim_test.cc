@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <sstream>
 #include <utility>
 
@@ -141,3 +143,31 @@ TEST(FusedAdamTest, SkipsMissingGradientsAndRejectsBadInput) {
 
 }  // namespace
 }  // namespace gfn
+
+// all_finite: every finite value of both widths (the extremes, subnormals, -0) passes; one NaN
+// or infinity anywhere fails, including in the vectorised loop's tail and in a strided view
+TEST(AllFiniteTest, FindsOneNonFiniteValueAnywhere) {
+  for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    const auto info = [&](double f32, double f64) { return dtype == torch::kFloat32 ? f32 : f64; };
+    const double max = info(std::numeric_limits<float>::max(), std::numeric_limits<double>::max());
+    const double sub = info(std::numeric_limits<float>::denorm_min(), std::numeric_limits<double>::denorm_min());
+    for (const int64_t n : {1, 7, 64, 1001}) {
+      auto t = torch::randn({n}, torch::dtype(dtype)) * 1e3;
+      t[0] = max;
+      t[n - 1] = -max;
+      if (n > 2) t[1] = sub, t[2] = -0.0;
+      EXPECT_TRUE(gfn::all_finite(t)) << dtype << " n=" << n;
+      for (const double bad : {std::nan(""), double{INFINITY}, -double{INFINITY}})
+        for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+          auto u = t.clone();
+          u[at] = bad;
+          EXPECT_FALSE(gfn::all_finite(u)) << dtype << " n=" << n << " " << bad << " at " << at;
+        }
+    }
+    auto m = torch::randn({40, 30}, torch::dtype(dtype));
+    m[39][0] = std::nan("");
+    EXPECT_FALSE(gfn::all_finite(m.t())) << "a transposed (non-contiguous) view";
+    EXPECT_TRUE(gfn::all_finite(m.narrow(0, 0, 39).t()));
+  }
+  EXPECT_TRUE(gfn::all_finite(torch::arange(10)));  // integers are always finite
+}
