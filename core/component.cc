@@ -1,8 +1,13 @@
 #include "core/component.h"
 
+#include <string>
+
 #include <fmt/format.h>
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
+
+#include "core/archive_check.h"
+#include "core/file_io.h"
 
 namespace gfn {
 
@@ -23,9 +28,18 @@ void save_model(const std::string& path, const Estimators& estimators, const Com
 
 int64_t load_model(const std::string& path, Estimators& estimators, const Components& components) {
   torch::serialize::InputArchive archive;
+  std::string bytes;
   try {
-    archive.load_from(path);
-  } catch (const c10::Error& e) {
+    bytes = read_file(path);
+  } catch (const std::exception& e) {
+    throw ConfigError(first_line(e));
+  }
+  // the sizes the archive declares, before LibTorch allocates them (core/archive_check.h)
+  if (const std::string problem = torch_archive_problem(bytes); !problem.empty())
+    throw ConfigError(fmt::format("{}: not a gfn model file ({})", path, problem));
+  try {
+    archive.load_from(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {
     throw ConfigError(fmt::format("{}: not a gfn model file ({})", path, first_line(e)));
   }
   estimators.read(archive, path);

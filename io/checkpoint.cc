@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "core/estimator.h"
+#include "core/archive_check.h"
 #include "core/file_io.h"
 
 namespace gfn {
@@ -99,6 +100,10 @@ CheckpointReader::CheckpointReader(const std::string& path)
                                     path));
     bytes.resize(length);
   }
+  // the sizes the archive declares, before LibTorch allocates them (a forged checksum, or a
+  // format-1 file, reaches this far)
+  if (const std::string problem = torch_archive_problem(bytes); !problem.empty())
+    throw ConfigError(fmt::format("{}: damaged ({})", path, problem));
   try {
     archive_->load_from(bytes.data(), bytes.size());
   } catch (const std::exception& e) {

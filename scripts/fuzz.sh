@@ -42,11 +42,11 @@ rm -rf "$work/reports"
 gfn_sanitize_env "$work/reports"
 # A failed allocation throws std::bad_alloc as in a release build (fuzz/fuzzer_main.cc), which
 # the readers report as a damaged file, and one allocation over 256 MB fails: no input of these
-# targets (no larger than the largest seed, 390 KB) needs one. LibTorch's unpickler allocates what a checkpoint's archive
-# declares (27 GB asked by a 36 KB file, reachable only behind a checksum that matches, i.e.
-# forged); without the cap such inputs read as crashes, and with a cap of 2 GB as 12 s hangs
-# (zero-filling 1-2 GB under ASan), where the release build rejects them. A process over 6 GB
-# resident is still a finding.
+# targets (no larger than the largest seed, 390 KB) needs one. (LibTorch's unpickler allocates
+# what an archive declares: 20 GB asked by a 36 KB checkpoint behind a forged checksum, before
+# core/archive_check.h checked those sizes against the file. Under ASan such an allocation
+# ended the process whatever allocator_may_return_null said, and one of 1-2 GB took 12 s to
+# zero-fill.) A process over 6 GB resident is still a finding.
 export ASAN_OPTIONS="$ASAN_OPTIONS:allocator_may_return_null=1:max_allocation_size_mb=256"
 
 # the dictionary: "key" and "[section]" for every key, "value" for every choice
