@@ -157,16 +157,13 @@ std::string next_free_samples_name(const fs::path& dir) {
   return path;
 }
 
-// Moves the complete file `partial` to `path` without ever replacing a file there: link(2) fails
-// with EEXIST where rename(2) would overwrite. Returns false when `path` was taken meanwhile.
+// Gives the complete file `partial` the name `path` without ever replacing a file there: link(2)
+// fails with EEXIST where rename(2) would overwrite (the partial name is removed by the caller's
+// guard). Returns false when `path` was taken meanwhile.
 bool link_into_place(const std::string& partial, const std::string& path) {
-  if (::link(partial.c_str(), path.c_str()) != 0) {
-    if (errno == EEXIST) return false;
-    throw WriteError(fmt::format("{}: cannot create ({})", path, std::strerror(errno)));
-  }
-  std::error_code ec;
-  fs::remove(partial, ec);
-  return true;
+  if (::link(partial.c_str(), path.c_str()) == 0) return true;
+  if (errno == EEXIST) return false;
+  throw WriteError(fmt::format("{}: cannot create ({})", path, std::strerror(errno)));
 }
 
 }  // namespace

@@ -31,32 +31,22 @@ class BadInput : public testing::CliFixture {
  protected:
   BadInput() : CliFixture("gfn_bad_input_") {}
 
-  // `gfn ARGS` run with `cwd` as the working directory (ARGS already quoted for the shell).
-  Result run_in(const fs::path& cwd, const std::string& args) {
-    Result r;
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = "cd '" + cwd.string() + "' && '" + fs::absolute(bin_).string() + "' " + args + " >'" +
-                            out.string() + "' 2>'" + err.string() + "' </dev/null";
-    const int status = std::system(cmd.c_str());
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = testing::slurp(out);
-    r.err = testing::slurp(err);
-    return r;
-  }
-
   // `gfn train CONFIG --set ...` into dir_/run; the run directory must not exist afterwards
   // when the config is refused.
   Result train(const std::string& config, const std::string& sets) {
     return run("train '" + config + "' " + sets + " --out '" + (dir_ / "run").string() + "'");
   }
 
-  // Asserts a refusal: exit 2, one line "gfn: error: ..." holding `part`, nothing written.
-  void expect_refused(const Result& r, const std::string& part) {
-    EXPECT_EQ(r.code, 2) << r.err;
-    EXPECT_EQ(r.err.rfind("gfn: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_TRUE(contains(r.err, part)) << "'" << part << "' not in: " << r.err;
-    EXPECT_FALSE(fs::exists(dir_ / "run")) << "a refused run wrote " << (dir_ / "run");
+  // A refusal: exit 2, one line "gfn: error: ..." holding `part`, nothing written.
+  ::testing::AssertionResult refused(const Result& r, const std::string& part) {
+    if (r.code != 2) return ::testing::AssertionFailure() << "exit " << r.code << ", not 2: " << r.err;
+    if (r.err.rfind("gfn: error: ", 0) != 0)
+      return ::testing::AssertionFailure() << "not 'gfn: error: ...': " << r.err;
+    if (std::count(r.err.begin(), r.err.end(), '\n') != 1)
+      return ::testing::AssertionFailure() << "not one line: " << r.err;
+    if (!contains(r.err, part)) return ::testing::AssertionFailure() << "'" << part << "' not in: " << r.err;
+    if (fs::exists(dir_ / "run")) return ::testing::AssertionFailure() << "a refused run wrote " << (dir_ / "run");
+    return ::testing::AssertionSuccess();
   }
 };
 
@@ -65,22 +55,22 @@ class BadInput : public testing::CliFixture {
 // tables past 4 GiB and for an evaluation grid of hours
 TEST_F(BadInput, SizesBoundedUpFront) {
   Result r = train("configs/hypergrid.toml", "--set env.height=1048576");
-  expect_refused(r,
+  EXPECT_TRUE(refused(r,
                  "the policy network would have 536,937,731 parameters (input width 2097152 from env.kind = "
                  "\"hypergrid\" with env.height = 1048576, env.ndim = 2; policy.hidden = 256, policy.layers = 2): "
-                 "expected at most 100,000,000");
+                 "expected at most 100,000,000"));
   // 2-D H=1024: 2,048 wide, but 65,536 trajectories of up to 2,047 states each
   r = train("configs/hypergrid.toml", "--set env.height=1024 --set train.batch_size=65536");
-  expect_refused(r, "one batch's network inputs and activations would hold 343,429,611,520 floats "
-                    "(train.batch_size = 65536 trajectories of up to 2047 states");
+  EXPECT_TRUE(refused(r, "one batch's network inputs and activations would hold 343,429,611,520 floats "
+                    "(train.batch_size = 65536 trajectories of up to 2047 states"));
   // 3-D H=160: 4,096,000 states, each with a 480-wide one-hot row in the exact tables
   r = train("configs/hypergrid.toml", "--set env.ndim=3 --set env.height=160");
-  expect_refused(r, "the exact state tables would take 8.1 GiB (4,096,000 states, from env.kind = \"hypergrid\"");
+  EXPECT_TRUE(refused(r, "the exact state tables would take 8.1 GiB (4,096,000 states, from env.kind = \"hypergrid\""));
   r = train("configs/box.toml", "--set eval.grid=4096");
-  expect_refused(r,
+  EXPECT_TRUE(refused(r,
                  "eval.grid = 4096: an evaluation of the terminating density would run 268,435,456 backward "
                  "trajectories (eval.grid^d cells, d = 2, times eval.density_samples = 16): expected at most "
-                 "4,194,304");
+                 "4,194,304"));
   // gfn sample: -n has a bound, checked before the run directory is read
   r = run("sample '" + (dir_ / "none").string() + "' -n 100000000000");
   EXPECT_EQ(r.code, 2);
@@ -90,18 +80,18 @@ TEST_F(BadInput, SizesBoundedUpFront) {
 
 // 2. the common TOML slips get a hint; an unknown command is named, with the commands there are
 TEST_F(BadInput, TomlSlipsAndUnknownCommand) {
-  expect_refused(train("configs/hypergrid.toml", "--set train.lr=.5"),
+  EXPECT_TRUE(refused(train("configs/hypergrid.toml", "--set train.lr=.5"),
                  "--set train.lr=.5: key 'train.lr' = \".5\": expected a float in (0, 10] (TOML needs a digit "
-                 "before a float's point: write 0.5)");
-  expect_refused(train("configs/hypergrid.toml", "--set train.lr=1."), "(TOML needs a digit after a float's point: "
-                                                                       "write 1.0)");
-  expect_refused(train("configs/hypergrid.toml", "--set train.iterations=1e5"),
+                 "before a float's point: write 0.5)"));
+  EXPECT_TRUE(refused(train("configs/hypergrid.toml", "--set train.lr=1."),
+                      "(TOML needs a digit after a float's point: write 1.0)"));
+  EXPECT_TRUE(refused(train("configs/hypergrid.toml", "--set train.iterations=1e5"),
                  "key 'train.iterations' = 100000.0: expected an integer >= 1 (1e5 is a float in TOML: write the "
-                 "integer 100000)");
+                 "integer 100000)"));
   const fs::path file = dir_ / "slip.toml";
   std::ofstream(file) << "[env]\nkind = \"hypergrid\"\n[train]\nlr = .5\n";
-  expect_refused(train(file.string(), ""), "slip.toml:4:6: TOML syntax error: ");
-  expect_refused(train(file.string(), ""), "(TOML needs a digit before a float's point: write 0.5)");
+  EXPECT_TRUE(refused(train(file.string(), ""), "slip.toml:4:6: TOML syntax error: "));
+  EXPECT_TRUE(refused(train(file.string(), ""), "(TOML needs a digit before a float's point: write 0.5)"));
 
   Result r = run("trian configs/hypergrid.toml");
   EXPECT_EQ(r.code, 2);
@@ -120,8 +110,8 @@ TEST_F(BadInput, RunNameIsOneDirectoryInsideRuns) {
   const fs::path cwd = dir_ / "cwd";
   fs::create_directories(cwd);
   auto train_named = [&](const std::string& name) {
-    return run_in(cwd, "train '" + config + "' --set train.iterations=1 --set eval.samples=1 --set 'name=\"" + name +
-                           "\"'");
+    return run("train '" + config + "' --set train.iterations=1 --set eval.samples=1 --set 'name=\"" + name + "\"'",
+               cwd);
   };
   Result r = train_named(std::string(300, 'a'));
   EXPECT_EQ(r.code, 2) << r.err;
@@ -160,9 +150,9 @@ TEST_F(BadInput, BackwardFloorCheckedOnlyForALearnedBackward) {
   ASSERT_EQ(loss.size(), 50u);
   for (double l : loss) EXPECT_TRUE(std::isfinite(l)) << l;
   fs::remove_all(dir_ / "run");
-  expect_refused(train("configs/box.toml", small + "--set 'policy.backward=\"learned\"'"),
+  EXPECT_TRUE(refused(train("configs/box.toml", small + "--set 'policy.backward=\"learned\"'"),
                  "gfn: error: policy.backward_min_concentration = 0.1: expected a float in (0, "
-                 "policy.max_concentration = 0.05) with policy.backward = \"learned\"");
+                 "policy.max_concentration = 0.05) with policy.backward = \"learned\""));
 }
 
 // 5. a learned P_B whose Betas are all U-shaped (max_concentration 0.05): P_B scores coordinates
@@ -172,9 +162,9 @@ TEST_F(BadInput, BackwardFloorCheckedOnlyForALearnedBackward) {
 TEST_F(BadInput, LearnedBackwardNeedsBoundedBetas) {
   const std::string learned = "--set policy.min_concentration=0.01 --set policy.backward_min_concentration=0.02 "
                               "--set 'policy.backward=\"learned\"' ";
-  expect_refused(train("configs/box.toml", learned + "--set policy.max_concentration=0.05"),
+  EXPECT_TRUE(refused(train("configs/box.toml", learned + "--set policy.max_concentration=0.05"),
                  "gfn: error: policy.max_concentration = 0.05 with policy.backward = \"learned\": expected at least 1 "
-                 "where P_B has Beta pieces (env.kind = \"box\")");
+                 "where P_B has Beta pieces (env.kind = \"box\")"));
   Result r = train("configs/box.toml", learned +
                                            "--set policy.max_concentration=1 --set train.iterations=50 --set "
                                            "eval.every=0 --set eval.grid=10 --set eval.samples=10 --set log.every=1");
@@ -191,15 +181,15 @@ TEST_F(BadInput, LearnedBackwardNeedsBoundedBetas) {
 // 6. non-finite floats are refused for every float key; a hypergrid whose largest reward
 // overflows a double is refused by the keys that set it
 TEST_F(BadInput, NonFiniteValuesRefused) {
-  expect_refused(train("configs/hypergrid.toml", "--set env.r1=inf"),
-                 "--set env.r1=inf: key 'env.r1' = inf: expected a finite float >= 0");
-  expect_refused(train("configs/hypergrid.toml", "--set train.lr=nan"),
-                 "--set train.lr=nan: key 'train.lr' = nan: expected a float in (0, 10]");
-  expect_refused(train("configs/box.toml", "--set env.r2=+inf"),
-                 "--set env.r2=+inf: key 'env.r2' = inf: expected a finite float >= 0");
-  expect_refused(train("configs/hypergrid.toml", "--set env.r1=1e308 --set env.r2=1e308"),
+  EXPECT_TRUE(refused(train("configs/hypergrid.toml", "--set env.r1=inf"),
+                 "--set env.r1=inf: key 'env.r1' = inf: expected a finite float >= 0"));
+  EXPECT_TRUE(refused(train("configs/hypergrid.toml", "--set train.lr=nan"),
+                 "--set train.lr=nan: key 'train.lr' = nan: expected a float in (0, 10]"));
+  EXPECT_TRUE(refused(train("configs/box.toml", "--set env.r2=+inf"),
+                 "--set env.r2=+inf: key 'env.r2' = inf: expected a finite float >= 0"));
+  EXPECT_TRUE(refused(train("configs/hypergrid.toml", "--set env.r1=1e308 --set env.r2=1e308"),
                  "gfn: error: env.r0 + env.r1 + env.r2 = 0.1 + 1e+308 + 1e+308: the largest reward overflows a "
-                 "double (log R = inf); expected a sum below 1.798e+308");
+                 "double (log R = inf); expected a sum below 1.798e+308"));
 }
 
 // 8. one log given twice (the same directory twice, or a directory and its log.h5) counts once,

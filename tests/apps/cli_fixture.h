@@ -61,11 +61,13 @@ class CliFixture : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  // Runs `gfn ARGS` (ARGS already quoted for the shell) with stdin closed.
-  Result run(const std::string& args) {
+  // Runs `gfn ARGS` (ARGS already quoted for the shell) with stdin closed, in `cwd` when given.
+  Result run(const std::string& args, const std::filesystem::path& cwd = {}) {
     Result r;
     auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    std::string cmd = "'" + bin_ + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "' </dev/null";
+    std::string cmd = "'" + std::filesystem::absolute(bin_).string() + "' " + args + " >'" + out.string() + "' 2>'" +
+                      err.string() + "' </dev/null";
+    if (!cwd.empty()) cmd = "cd '" + cwd.string() + "' && " + cmd;
     int status = std::system(cmd.c_str());
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = slurp(out);
