@@ -23,6 +23,7 @@
 #include "apps/launch.h"
 #include "apps/run.h"
 #include "core/checker.h"
+#include "core/threads.h"
 #include "io/analyse.h"
 #include "io/config.h"
 #include "io/hdf5_log.h"
@@ -289,6 +290,7 @@ int cli_main(int argc, char** argv, const Registry& registry) {
   // past a file-size limit (ulimit -f) a write fails with EFBIG, which the writers report with
   // the file's name; SIGXFSZ's default would end the process with no message instead
   signal(SIGXFSZ, SIG_IGN);
+  tune_allocator();
   const Cli cli{registry, argc > 0 ? fs::path(argv[0]).filename().string() : std::string("gfn")};
   CLI::App app{"gfn: generative flow networks on discrete, continuous and hybrid spaces", cli.program};
   app.require_subcommand(1);

@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
   int64_t iters = 2000, warmup = 200, threads = 1, batch = 0;
   std::string tabular = "auto", only;
   Variant variant;
-  bool phases = false, fixed = false;
+  bool phases = false, fixed = false, tuned_allocator = true;
   std::vector<std::pair<std::string, gfn::ParamValue>> env_sets;
   const char* help =
       "usage: bench_train [--iters N] [--warmup N] [--threads N] [--tabular auto|on|off] [--only NAME]\n"
@@ -248,7 +248,8 @@ int main(int argc, char** argv) {
       "                   [--fixed on|off]   (CPU: the fixed-shape path of the GPU)\n"
       "                   [--kernels on|off]   (CUDA: fused kernels or LibTorch operations)\n"
       "                   [--count-ops on|off]   (operator calls per iteration)\n"
-      "                   [--env KEY=VALUE]   (an [env] key of the selected cases, e.g. steps=100)\n";
+      "                   [--env KEY=VALUE]   (an [env] key of the selected cases, e.g. steps=100)\n"
+      "                   [--allocator tuned|glibc]   (gfn's allocator settings, core/threads.h, or glibc's)\n";
   if (auto code = gfn::bench::parse_flags(argc, argv, "bench_train", help, [&](const std::string& k, const char* v) {
         if (k == "--iters") iters = std::stoll(v);
         else if (k == "--warmup") warmup = std::stoll(v);
@@ -256,6 +257,7 @@ int main(int argc, char** argv) {
         else if (k == "--tabular") tabular = v;
         else if (k == "--only") only = v;
         else if (k == "--phases") phases = std::string(v) == "on";
+        else if (k == "--allocator") tuned_allocator = std::string(v) != "glibc";
         else if (k == "--reuse") variant.reuse = std::string(v) == "on";
         else if (k == "--objective") variant.objective = v;
         else if (k == "--credit") variant.credit = v;
@@ -287,6 +289,7 @@ int main(int argc, char** argv) {
       }))
     return *code;
   gfn::set_cpu_threads(static_cast<int>(threads));
+  if (tuned_allocator) gfn::tune_allocator();
   auto mode = tabular == "on" ? gfn::TabularMode::kOn : tabular == "off" ? gfn::TabularMode::kOff : gfn::TabularMode::kAuto;
   const auto names = gfn::Registry::builtin().objective_names();
   if (std::find(names.begin(), names.end(), variant.objective) == names.end()) {
@@ -302,10 +305,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("bench_train: %s, credit %s, P_B %s, Adam, %lld iterations after %lld warm-up, %lld thread(s), "
-              "device %s%s%s\n",
+              "device %s%s%s%s\n",
               variant.objective.c_str(), variant.credit.c_str(), variant.backward.c_str(),
               static_cast<long long>(iters), static_cast<long long>(warmup), static_cast<long long>(threads),
-              variant.device.c_str(), variant.graph ? ", CUDA graph" : "", fixed ? ", fixed shapes" : "");
+              variant.device.c_str(), variant.graph ? ", CUDA graph" : "", fixed ? ", fixed shapes" : "",
+              tuned_allocator ? "" : ", glibc's allocator settings");
   using gfn::Activation;
   using gfn::BackwardPolicy;
   std::vector<Case> cases = {
