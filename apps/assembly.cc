@@ -60,6 +60,10 @@ const OptionTable<RunOptions>& RunOptions::keys() {
                "all-reduce (rank 0's evaluations must fit in it) before a rank gives up on its peers",
                in(1, 86400))
           .resumable()
+          .add("distributed.transport", &O::distributed_transport,
+               "multi-process runs: \"auto\" (gradients through shared memory when every rank is on one machine, "
+               "else Gloo) or \"gloo\" (Gloo's all-reduce over TCP always)")
+          .resumable()
           .rule([](const O& o) { return run_name_problem(o.name); });
   return table;
 }

@@ -13,6 +13,7 @@
 #include "apps/evaluator.h"
 #include "apps/registry.h"
 #include "core/component.h"
+#include "core/distributed.h"
 #include "core/estimator.h"
 #include "core/options.h"
 #include "core/trainer.h"
@@ -29,6 +30,7 @@ struct RunOptions : KeyedOptions<RunOptions> {
   int64_t threads = 1;          // intra-op CPU threads
   int64_t iterations = 5000;    // train.iterations
   double distributed_timeout = 300;  // seconds: a multi-process run's rendezvous and collectives
+  Transport distributed_transport = Transport::kAuto;  // how its gradients travel
 
   // The config keys (name, seed, device, threads, train.iterations; threads and
   // train.iterations may change on resume).

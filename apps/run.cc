@@ -36,9 +36,15 @@ std::string RunSummary::report() const {
       "evaluations and checkpoints {:.1f} s)\n",
       out_dir, iterations, trajectories, wall_s, ms_per_iteration(), train_ms_per_iteration, eval_s);
   s += fmt::format("  final loss {:.5g}, log Z {:.5f}\n", final_loss, log_z);
-  if (world_size > 1)
-    s += fmt::format("  {} processes; gradient all-reduce {:.3f} ms/iteration ({:.1f}% of training)\n", world_size,
-                     allreduce_ms, train_ms_per_iteration > 0 ? 100.0 * allreduce_ms / train_ms_per_iteration : 0.0);
+  if (world_size > 1) {
+    const auto share = [&](double ms) { return train_ms_per_iteration > 0 ? 100.0 * ms / train_ms_per_iteration : 0.0; };
+    s += fmt::format("  {} processes; gradient all-reduce {:.3f} ms/iteration ({:.1f}% of training) through {}", world_size,
+                     allreduce_ms, share(allreduce_ms), transport);
+    if (transport == "shared memory")
+      s += fmt::format(": {:.3f} ms ({:.1f}%) exchanging, {:.3f} ms waiting for the last rank", allreduce_ms - allreduce_wait_ms,
+                       share(allreduce_ms - allreduce_wait_ms), allreduce_wait_ms);
+    s += "\n";
+  }
   if (exact) {
     s += fmt::format("  exact: TV {:.3e}  JSD {:.3e}  KL(pi||p) {:.3e}  |log Z - log Z_hat| {:.3e} (log Z {:.5f})\n",
                      exact->tv, exact->jsd, exact->kl, exact->log_z_error, exact->log_z_exact);
@@ -125,6 +131,7 @@ RunSummary train_worker(const RunConfig& config, const TrainOptions& options, co
     trainer.generator().set_current_seed(rank_seed(sampling + static_cast<uint64_t>(first), collective.rank()));
   }
   if (options.on_writing) options.on_writing();  // from here a signal is agreed on with the other ranks
+  collective.barrier();                          // rank 0 has opened its log: training starts
   RunSummary s;
   s.out_dir = options.out_dir;
   s.world_size = collective.world_size();
@@ -357,6 +364,7 @@ void TrainingRun::open() {
                        : std::to_string(run_.trainer_options.batch_size),
       iterations(), run_.device_name));
   checkpointer_ = std::make_unique<Checkpointer>((dir_ / "checkpoint.pt").string(), checkpoint_options_);
+  if (collective_ != nullptr) collective_->barrier();  // the ranks start training together
   start_ = std::chrono::steady_clock::now();
 }
 
@@ -479,8 +487,12 @@ RunSummary TrainingRun::summary(int64_t it) const {
   s.final_loss = loss_;
   s.log_z = run_.estimators->log_z.item<double>();
   s.world_size = world_size();
-  if (collective_ != nullptr && collective_->reductions() > 0)
-    s.allreduce_ms = 1e3 * collective_->reduce_seconds() / static_cast<double>(collective_->reductions());
+  if (collective_ != nullptr && collective_->reductions() > 0) {
+    const double n = static_cast<double>(collective_->reductions());
+    s.allreduce_ms = 1e3 * collective_->reduce_seconds() / n;
+    s.allreduce_wait_ms = 1e3 * collective_->wait_seconds() / n;
+    s.transport = collective_->transport();
+  }
   return s;
 }
 
@@ -557,6 +569,7 @@ RunSummary train(const RunConfig& config, const TrainOptions& options, const Reg
                                     "train.batch_size / WORLD_SIZE trajectories)",
                                     batch, d.world_size));
     d.timeout_s = run_options.distributed_timeout;
+    d.transport = run_options.distributed_transport;
     collective = std::make_unique<Collective>(d);
     if (d.rank > 0) return train_worker(config, options, registry, *collective);
   }

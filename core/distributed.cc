@@ -1,13 +1,18 @@
 #include "core/distributed.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "core/internal/shared_reduce.h"
 #include "core/params.h"
 
 #ifdef GFN_WITH_C10D
@@ -57,6 +62,12 @@ std::optional<DistributedOptions> distributed_from_environment() {
   return o;
 }
 
+template <>
+const EnumNames<Transport>& enum_names<Transport>() {
+  static const EnumNames<Transport> names{{Transport::kAuto, "auto"}, {Transport::kGloo, "gloo"}};
+  return names;
+}
+
 uint64_t rank_seed(uint64_t seed, int64_t rank) {
   return rank == 0 ? seed : seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(rank));
 }
@@ -68,6 +79,8 @@ bool distributed_available() { return true; }
 struct Collective::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  std::unique_ptr<internal::SharedReduceSegment> shared;  // every rank on this machine
+  uint64_t calls = 0;                                     // all-reduces through `shared`
 };
 
 Collective::Collective(const DistributedOptions& options) : options_(options), impl_(std::make_unique<Impl>()) {
@@ -104,19 +117,74 @@ Collective::~Collective() = default;
 
 namespace {
 
+// The error of rank o.rank when a collective over the group or its store failed with `e`.
+std::runtime_error group_failure(const DistributedOptions& o, const std::exception& e) {
+  return std::runtime_error(fmt::format("rank {} of {}: the process group failed: a peer exited or did not answer "
+                                        "within {} s (distributed.timeout) ({})",
+                                        o.rank, o.world_size, o.timeout_s, first_line(e)));
+}
+
 // All-reduces (sums) `t` in place; a failure names the rank.
 void all_reduce(c10d::ProcessGroupGloo& group, torch::Tensor& t, const DistributedOptions& o) {
   try {
     std::vector<at::Tensor> tensors{t};
     group.allreduce(tensors)->wait();
   } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("rank {} of {}: the process group failed: a peer exited or did not answer "
-                                         "within {} s (distributed.timeout) ({})",
-                                         o.rank, o.world_size, o.timeout_s, first_line(e)));
+    throw group_failure(o, e);
   }
 }
 
+// Every rank at the same all-reduce (its first, or one larger than the segment): rank 0 creates a
+// segment for `capacity` bytes a rank and broadcasts its name, the others map it, and an
+// all-reduce of one flag a rank says who could not; the segment is used when every rank could
+// (the same answer on every rank), and its name is removed once all have tried. `why` says what
+// stopped it otherwise. Over the group, not the store: TCPStore's small requests wait on delayed
+// acknowledgements (about 200 ms each on loopback here), Gloo's collectives take 1-2 ms.
+std::unique_ptr<internal::SharedReduceSegment> join_shared_segment(c10d::ProcessGroupGloo& group,
+                                                                    const DistributedOptions& o, int64_t capacity,
+                                                                    std::string* why) {
+  std::unique_ptr<internal::SharedReduceSegment> segment;
+  auto name = torch::zeros({64}, torch::kUInt8);  // "/gfn-<pid>-<16 hex digits>", NUL-terminated
+  if (o.rank == 0) {
+    std::random_device device;
+    const std::string text = fmt::format("/gfn-{}-{:08x}{:08x}", ::getpid(), device(), device());
+    segment = internal::SharedReduceSegment::create(text, o.world_size, capacity, why);
+    if (segment) std::memcpy(name.data_ptr(), text.c_str(), text.size());
+  }
+  std::vector<at::Tensor> names{name};
+  group.broadcast(names)->wait();
+  const std::string text(reinterpret_cast<const char*>(name.data_ptr()));
+  if (o.rank > 0) {
+    if (text.empty())
+      *why = "rank 0 could not create a shared-memory segment";
+    else
+      segment = internal::SharedReduceSegment::open(text, o.rank, o.world_size, capacity, why);
+  }
+  auto failed = torch::zeros({o.world_size}, torch::kInt32);
+  failed[o.rank] = segment ? 0 : 1;
+  std::vector<at::Tensor> flags{failed};
+  group.allreduce(flags)->wait();
+  if (o.rank == 0 && !text.empty()) internal::SharedReduceSegment::unlink(text);
+  const int32_t* f = failed.data_ptr<int32_t>();
+  for (int64_t r = 0; r < o.world_size; ++r) {
+    if (f[r] == 0) continue;
+    if (segment) *why = fmt::format("rank {} could not map rank 0's shared-memory segment", r);
+    else if (r == o.rank && o.rank > 0) *why = fmt::format("rank {}: {}", r, *why);
+    segment.reset();
+    break;
+  }
+  return segment;
+}
+
 }  // namespace
+
+void Collective::barrier() {
+  try {
+    impl_->group->barrier()->wait();
+  } catch (const std::exception& e) {
+    throw group_failure(options_, e);
+  }
+}
 
 void Collective::average_gradients(std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
@@ -138,7 +206,35 @@ void Collective::average_gradients(std::vector<torch::Tensor>& params) {
   flags[n_params] = stop_requested_ ? 1.0 : 0.0;
   parts.push_back(torch::tensor(flags, torch::kFloat64).to(options.dtype()));
   auto flat = torch::cat(parts);
-  all_reduce(*impl_->group, flat, options_);
+  const int64_t bytes = flat.numel() * static_cast<int64_t>(flat.element_size());
+  // the first all-reduce agrees on the transport; a larger one than the segment holds (another
+  // optimiser's parameters: a component's) gets a larger segment, on every rank at the same call
+  const bool first = transport_.empty();
+  if ((first && options_.transport == Transport::kAuto) || (impl_->shared && bytes > impl_->shared->capacity())) {
+    std::string why;
+    try {
+      impl_->shared = join_shared_segment(*impl_->group, options_, bytes, &why);
+    } catch (const std::exception& e) {
+      throw group_failure(options_, e);
+    }
+    transport_ = impl_->shared ? "shared memory" : "Gloo (" + why + ")";
+  } else if (first) {
+    transport_ = "Gloo (distributed.transport = \"gloo\")";
+  }
+  if (impl_->shared) {
+    // each rank's buffer into its slot; once all have arrived, the slots' sum in rank order
+    const uint64_t call = ++impl_->calls;
+    auto& shared = *impl_->shared;
+    std::memcpy(shared.slot(call, options_.rank), flat.data_ptr(), static_cast<size_t>(bytes));
+    shared.arrive(call);
+    wait_s_ += shared.wait_all(call, options_.timeout_s,
+                               fmt::format("rank {} of {}", options_.rank, options_.world_size));
+    auto slot = [&](int64_t r) { return torch::from_blob(shared.slot(call, r), {flat.numel()}, options); };
+    flat.copy_(slot(0));
+    for (int64_t r = 1; r < options_.world_size; ++r) flat.add_(slot(r));
+  } else {
+    all_reduce(*impl_->group, flat, options_);
+  }
   auto tail = flat.narrow(0, flat.numel() - n_params - 1, n_params + 1).gt(0).contiguous();
   const bool* had = tail.data_ptr<bool>();
   stop_agreed_ = had[n_params];
@@ -168,6 +264,7 @@ Collective::Collective(const DistributedOptions& options) : options_(options) {
 
 Collective::~Collective() = default;
 void Collective::average_gradients(std::vector<torch::Tensor>&) {}
+void Collective::barrier() {}
 
 #endif
 

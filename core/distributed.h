@@ -3,6 +3,10 @@
 // loop needs: the average of every gradient across ranks before each optimiser step, and an
 // agreed stop flag after each iteration. The c10d headers stay in distributed.cc.
 //
+// How the gradients travel: ranks that all share one machine (one /dev/shm, one PID namespace)
+// exchange them through a shared-memory segment (core/internal/shared_reduce.h), the others
+// through Gloo's all-reduce; distributed.transport = "gloo" asks for Gloo always.
+//
 // What a rank does (apps/run.cc): every rank builds the same model from the same seed, samples
 // train.batch_size / WORLD_SIZE trajectories per iteration from its own sampling stream (rank 0's
 // is a single process's), and averages its gradients with the others', so the parameters stay
@@ -19,7 +23,17 @@
 
 #include <torch/types.h>
 
+#include "core/options.h"
+
 namespace gfn {
+
+// How the gradient all-reduce travels (distributed.transport).
+enum class Transport {
+  kAuto,  // "auto": shared memory when every rank is on this machine, else Gloo
+  kGloo,  // "gloo": Gloo's all-reduce over TCP, whatever the ranks' machines
+};
+template <>
+const EnumNames<Transport>& enum_names<Transport>();  // "auto", "gloo"
 
 // The torchrun variables of one process.
 struct DistributedOptions {
@@ -29,6 +43,7 @@ struct DistributedOptions {
   std::string master_addr = "127.0.0.1";  // MASTER_ADDR: the host of rank 0's TCPStore
   int64_t master_port = 29500;            // MASTER_PORT
   double timeout_s = 300.0;               // rendezvous and every collective (distributed.timeout)
+  Transport transport = Transport::kAuto;  // distributed.transport
 };
 
 // The variables of this process's environment; none when WORLD_SIZE is unset. ConfigError
@@ -51,13 +66,18 @@ class Collective {
   Collective& operator=(const Collective&) = delete;
 
   int64_t rank() const { return options_.rank; }
+  // Returns once every rank has called it (Gloo's barrier): before the first iteration, so that
+  // neither a rank's training clock nor the first all-reduce holds the others' start-up.
+  // std::runtime_error naming this rank when a peer exited or did not answer.
+  void barrier();
   int64_t world_size() const { return options_.world_size; }
 
   // Replaces the gradient of every parameter with its mean over the ranks: one all-reduce of a
   // flat buffer in the gradients' dtype (float32 for float32 parameters; every rank receives the
   // same sums), which also carries each rank's stop request (request_stop). A parameter without
   // a gradient counts as zero, and gets the mean where any rank had one. std::runtime_error
-  // naming this rank when a peer exited or stopped answering.
+  // naming this rank when a peer exited or stopped answering. The first call decides the
+  // transport with the other ranks (a collective over the rendezvous store).
   void average_gradients(std::vector<torch::Tensor>& params);
   // A stop request of this rank, sent with its next all-reduce; stop_agreed() says whether any
   // rank's had arrived by the last one (the same answer on every rank after the same number of
@@ -68,13 +88,20 @@ class Collective {
   // Seconds spent in all-reduces so far, and how many.
   double reduce_seconds() const { return reduce_s_; }
   int64_t reductions() const { return reductions_; }
+  // Of reduce_seconds(), those spent waiting for the last rank to arrive (measured on shared
+  // memory only; 0 over Gloo, whose wait cannot be told from its exchange).
+  double wait_seconds() const { return wait_s_; }
+  // "shared memory", or "Gloo" with the reason when "auto" could not use shared memory
+  // ("" before the first all-reduce).
+  const std::string& transport() const { return transport_; }
 
  private:
   struct Impl;
   DistributedOptions options_;
   std::unique_ptr<Impl> impl_;
-  double reduce_s_ = 0.0;
+  double reduce_s_ = 0.0, wait_s_ = 0.0;
   int64_t reductions_ = 0;
+  std::string transport_;
   bool stop_requested_ = false, stop_agreed_ = false;
 };
 

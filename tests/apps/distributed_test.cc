@@ -6,6 +6,9 @@
 // work.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +24,7 @@
 
 #include "apps/launch.h"
 #include "core/distributed.h"
+#include "core/internal/shared_reduce.h"
 #include "core/estimator.h"
 #include "core/sampler.h"
 #include "core/scoring.h"
@@ -40,8 +44,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::contains;
 
-// Runs `body(collective)` on `world` ranks, one thread each, joined to one process group.
-void on_ranks(int64_t world, const std::function<void(Collective&)>& body) {
+// Runs `body(collective)` on `world` ranks, one thread each, joined to one process group whose
+// gradients travel by `transport`.
+void on_ranks(int64_t world, const std::function<void(Collective&)>& body, Transport transport = Transport::kAuto) {
   const int port = free_loopback_port();
   std::vector<std::thread> threads;
   std::vector<std::string> errors(world);
@@ -53,6 +58,7 @@ void on_ranks(int64_t world, const std::function<void(Collective&)>& body) {
         o.world_size = world;
         o.master_port = port;
         o.timeout_s = 60;
+        o.transport = transport;
         Collective c(o);
         body(c);
       } catch (const std::exception& e) {
@@ -78,26 +84,87 @@ EstimatorOptions small_policy() {
   return eo;
 }
 
-TEST(Distributed, RanksKeepIdenticalParameters) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+}  // namespace
+
+// gtest's name for a Transport parameter ("auto", "gloo"), found by argument-dependent lookup.
+void PrintTo(Transport t, std::ostream* os) { *os << enum_name(t); }
+
+namespace {
+
+// Both transports: shared memory between ranks of this machine ("auto"), Gloo over TCP.
+class DistributedTransport : public ::testing::TestWithParam<Transport> {
+ protected:
+  void SetUp() override {
+    if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  }
+  // What Collective::transport() says after the first all-reduce.
+  static std::string expected_transport() {
+    return GetParam() == Transport::kAuto ? "shared memory" : "Gloo (distributed.transport = \"gloo\")";
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Transports, DistributedTransport, ::testing::Values(Transport::kAuto, Transport::kGloo),
+                         [](const auto& info) { return enum_name(info.param) == "auto" ? "SharedMemory" : "Gloo"; });
+
+TEST_P(DistributedTransport, RanksKeepIdenticalParameters) {
   set_cpu_threads(1);
   auto env = box2();
   std::vector<std::vector<torch::Tensor>> params(2);
-  on_ranks(2, [&](Collective& c) {
-    auto init = make_generator(stream_seed(0, SeedStream::kInitialisation), torch::kCPU);
-    Estimators est(env, small_policy(), init, torch::kCPU);
-    TrajectoryBalance tb;
-    TrainerOptions opts;
-    opts.batch_size = 8;
-    Trainer trainer(env, est, tb, opts, rank_seed(stream_seed(0, SeedStream::kSampling), c.rank()), torch::kCPU);
-    trainer.set_gradient_reducer([&c](std::vector<torch::Tensor>& p) { c.average_gradients(p); });
-    for (int i = 0; i < 20; ++i) trainer.step();
-    for (const auto& p : est.policy->parameters()) params[c.rank()].push_back(p.detach().clone());
-    params[c.rank()].push_back(est.log_z.detach().clone());
-  });
+  std::vector<std::string> transport(2);
+  on_ranks(
+      2,
+      [&](Collective& c) {
+        auto init = make_generator(stream_seed(0, SeedStream::kInitialisation), torch::kCPU);
+        Estimators est(env, small_policy(), init, torch::kCPU);
+        TrajectoryBalance tb;
+        TrainerOptions opts;
+        opts.batch_size = 8;
+        Trainer trainer(env, est, tb, opts, rank_seed(stream_seed(0, SeedStream::kSampling), c.rank()), torch::kCPU);
+        trainer.set_gradient_reducer([&c](std::vector<torch::Tensor>& p) { c.average_gradients(p); });
+        c.barrier();
+        for (int i = 0; i < 20; ++i) trainer.step();
+        for (const auto& p : est.policy->parameters()) params[c.rank()].push_back(p.detach().clone());
+        params[c.rank()].push_back(est.log_z.detach().clone());
+        transport[c.rank()] = c.transport();
+      },
+      GetParam());
   ASSERT_EQ(params[0].size(), params[1].size());
   ASSERT_GT(params[0].size(), 4u);
   for (size_t i = 0; i < params[0].size(); ++i) EXPECT_TRUE(torch::equal(params[0][i], params[1][i])) << i;
+  EXPECT_EQ(transport[0], expected_transport());
+  EXPECT_EQ(transport[1], expected_transport());
+}
+
+// A second parameter set larger than the first (a component's optimiser after the policy's)
+// gets a larger segment on every rank; a smaller one after it reuses it. Every sum is exact
+// (integers), the stop request travels with each, and no segment name is left in /dev/shm.
+TEST_P(DistributedTransport, SetsOfEverySizeAreAveraged) {
+  std::vector<std::vector<double>> means(2);
+  std::vector<int> stops(2);
+  on_ranks(
+      2,
+      [&](Collective& c) {
+        const double r = static_cast<double>(c.rank());
+        for (int64_t n : {10, 5000, 3, 5000}) {
+          auto p = torch::zeros({n}, torch::kFloat32).requires_grad_(true);
+          p.mutable_grad() = torch::arange(n, torch::kFloat32) * (r + 1.0);  // mean over ranks: 1.5 k
+          std::vector<torch::Tensor> set{p};
+          c.request_stop(n == 3 && c.rank() == 1);
+          c.average_gradients(set);
+          means[c.rank()].push_back((p.grad() - torch::arange(n, torch::kFloat32) * 1.5).abs().max().item<double>());
+          stops[c.rank()] += c.stop_agreed() ? 1 : 0;
+        }
+        EXPECT_EQ(c.transport(), expected_transport());
+        EXPECT_EQ(c.reductions(), 4);
+      },
+      GetParam());
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(means[r], (std::vector<double>{0, 0, 0, 0})) << "rank " << r;
+    EXPECT_EQ(stops[r], 2) << "rank " << r;  // requested at the third, kept for the fourth
+  }
+  const std::string prefix = "gfn-" + std::to_string(::getpid()) + "-";
+  for (const auto& e : fs::directory_iterator("/dev/shm"))
+    EXPECT_NE(e.path().filename().string().rfind(prefix, 0), 0u) << e.path();
 }
 
 // Rows `start` .. start + n - 1 of every per-trajectory field.
@@ -114,7 +181,7 @@ Trajectories narrow_batch(const Trajectories& t, int64_t start, int64_t n) {
 // The gradient of `objective` on a batch of 16 Box trajectories, against the mean over two
 // ranks of its gradients on each half: the largest difference relative to the gradient's scale
 // (checked entry by entry as well), over every parameter the objective reads.
-double halves_against_whole(Objective& objective, bool flow) {
+double halves_against_whole(Objective& objective, bool flow, Transport transport) {
   set_cpu_threads(1);
   auto env = box2();
   auto make = [&] {
@@ -153,7 +220,7 @@ double halves_against_whole(Objective& objective, bool flow) {
     std::vector<torch::Tensor> params = parameters(*est);
     c.average_gradients(params);
     for (const auto& p : params) averaged[c.rank()].push_back(grad_of(p));
-  });
+  }, transport);
   double worst = std::numeric_limits<double>::infinity();
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(averaged[r].size(), whole.size());
@@ -174,16 +241,77 @@ double halves_against_whole(Objective& objective, bool flow) {
   return worst;
 }
 
-TEST(Distributed, HalfBatchesOnTwoRanksMatchOneBatchTb) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+TEST_P(DistributedTransport, HalfBatchesOnTwoRanksMatchOneBatchTb) {
   TrajectoryBalance tb;
-  EXPECT_LT(halves_against_whole(tb, false), 1e-9);
+  EXPECT_LT(halves_against_whole(tb, false, GetParam()), 1e-9);
 }
 
-TEST(Distributed, HalfBatchesOnTwoRanksMatchOneBatchSubTb) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+TEST_P(DistributedTransport, HalfBatchesOnTwoRanksMatchOneBatchSubTb) {
   SubTrajectoryBalance subtb(SubTbOptions{});  // lambda 0.9, geometric, log F(s0) from the flow head
-  EXPECT_LT(halves_against_whole(subtb, true), 1e-9);
+  EXPECT_LT(halves_against_whole(subtb, true, GetParam()), 1e-9);
+}
+
+// The shared-memory segment alone (core/internal/shared_reduce.h): what stops a rank from using
+// it, and a peer that exited or never arrives, named without waiting for distributed.timeout.
+class SharedSegment : public ::testing::Test {
+ protected:
+  ~SharedSegment() override { internal::SharedReduceSegment::unlink(name_); }
+  const std::string name_ = "/gfn-test-" + std::to_string(::getpid());
+};
+
+TEST_F(SharedSegment, ANameOrLayoutThatDoesNotMatchIsRefusedWithItsReason) {
+  std::string why;
+  EXPECT_EQ(internal::SharedReduceSegment::open(name_, 1, 2, 1024, &why), nullptr);
+  EXPECT_TRUE(contains(why, "shm_open(" + name_ + "): No such file or directory")) << why;
+  auto rank0 = internal::SharedReduceSegment::create(name_, 2, 1000, &why);
+  ASSERT_NE(rank0, nullptr) << why;
+  EXPECT_EQ(rank0->capacity(), 1024);  // whole cache lines
+  why.clear();
+  EXPECT_EQ(internal::SharedReduceSegment::open(name_, 1, 3, 1000, &why), nullptr);
+  EXPECT_TRUE(contains(why, "holds ")) << why;  // three slots do not fit two
+  EXPECT_NE(internal::SharedReduceSegment::open(name_, 1, 2, 1000, &why), nullptr) << why;
+  EXPECT_EQ(internal::SharedReduceSegment::create(name_, 2, 1000, &why), nullptr);  // never two of one name
+  EXPECT_TRUE(contains(why, "File exists")) << why;
+}
+
+TEST_F(SharedSegment, AnExitedRankIsNamedWithinAFractionOfASecond) {
+  std::string why;
+  auto rank0 = internal::SharedReduceSegment::create(name_, 2, 64, &why);
+  ASSERT_NE(rank0, nullptr) << why;
+  const pid_t child = ::fork();
+  if (child == 0) {  // rank 1 maps the segment and exits without arriving
+    std::string w;
+    _exit(internal::SharedReduceSegment::open(name_, 1, 2, 64, &w) ? 0 : 1);
+  }
+  ASSERT_GT(child, 0);
+  rank0->arrive(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string error;
+  try {
+    rank0->wait_all(1, 60.0, "rank 0 of 2");  // the child is a zombie until reaped: exited all the same
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child could not map the segment";
+  EXPECT_EQ(error, "rank 0 of 2: the process group failed: rank 1 (pid " + std::to_string(child) + ") exited");
+  EXPECT_LT(seconds, 2.0);
+}
+
+TEST_F(SharedSegment, ARankThatNeverArrivesTimesOut) {
+  std::string why;
+  auto rank0 = internal::SharedReduceSegment::create(name_, 2, 64, &why);
+  ASSERT_NE(rank0, nullptr) << why;
+  rank0->arrive(1);
+  try {
+    rank0->wait_all(1, 0.3, "rank 0 of 2");
+    ADD_FAILURE() << "rank 1 never arrived";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "rank 0 of 2: the process group failed: rank 1 did not reach the all-reduce within 0.3 s "
+                           "(distributed.timeout)");
+  }
 }
 
 class DistributedCli : public testing::CliFixture {
@@ -194,6 +322,7 @@ class DistributedCli : public testing::CliFixture {
   testing::Result run_env(const std::string& env, const std::string& args) {
     return run_shell(env + " '" + bin_ + "' " + args);
   }
+  testing::Result kill_rank_one(const std::string& args);
   // A shell command line, its output captured.
   testing::Result run_shell(const std::string& line) {
     testing::Result r;
@@ -218,6 +347,7 @@ TEST_F(DistributedCli, LaunchWritesOneLogAndOneCheckpoint) {
   EXPECT_TRUE(contains(r.err, "gfn launch: 2 processes, master 127.0.0.1:")) << r.err;
   EXPECT_TRUE(contains(r.err, "batch 16 (8 per rank on 2 processes)")) << r.err;
   EXPECT_TRUE(contains(r.out, "2 processes; gradient all-reduce")) << r.out;
+  EXPECT_TRUE(contains(r.out, "through shared memory: ")) << r.out;
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(out)) files.push_back(e.path().filename().string());
   std::sort(files.begin(), files.end());
@@ -237,14 +367,15 @@ TEST_F(DistributedCli, LaunchWritesOneLogAndOneCheckpoint) {
   EXPECT_EQ(resumed.read_double("train/trajectories").back(), 60 * 16);
 }
 
-TEST_F(DistributedCli, AKilledRankEndsTheRunNamingIt) {
-  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+// Rank 1 of `gfn launch -n 2 configs/box.toml ARGS` killed once rank 0 trains: both exit nonzero
+// within seconds, rank 0 naming the failure (its stderr and launch's are returned).
+testing::Result DistributedCli::kill_rank_one(const std::string& args) {
   const fs::path out = dir_ / "run", err = dir_ / "launch.err";
   const auto t0 = std::chrono::steady_clock::now();
   // launch a long run, wait until it trains (rank 0 opened its log after the rendezvous), kill
   // rank 1
   auto r = run_shell("'" + bin_ + "' launch -n 2 configs/box.toml --out '" + out.string() +
-                     "' --set train.iterations=1000000 2>'" + err.string() + "' & L=$!\n"
+                     "' --set train.iterations=1000000 " + args + " 2>'" + err.string() + "' & L=$!\n"
                      "for i in $(seq 600); do [ -f '" + (out / "log.h5").string() + "' ] && break; sleep 0.1; done\n"
                      "P=$(sed -n 's/.*rank 1 pid \\([0-9]*\\).*/\\1/p' '" + err.string() + "')\n"
                      "sleep 1; kill -9 $P; wait $L; echo \"launch exit $?\"; cat '" + err.string() + "' >&2");
@@ -259,6 +390,22 @@ TEST_F(DistributedCli, AKilledRankEndsTheRunNamingIt) {
   // rank 0's log stays readable
   Hdf5LogReader log((out / "log.h5").string());
   EXPECT_EQ(log.attribute_string("env"), "box");
+  return r;
+}
+
+TEST_F(DistributedCli, AKilledRankEndsTheRunNamingIt) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  // shared memory: rank 0 finds rank 1's process gone while it waits for it
+  auto r = kill_rank_one("");
+  EXPECT_TRUE(contains(r.err, "rank 0 of 2: the process group failed: rank 1 (pid ")) << r.err;
+  EXPECT_TRUE(contains(r.err, ") exited")) << r.err;
+}
+
+TEST_F(DistributedCli, AKilledRankEndsTheRunNamingItOverGloo) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo";
+  // Gloo sees the closed connection
+  auto r = kill_rank_one("--set distributed.transport=gloo");
+  EXPECT_TRUE(contains(r.err, "rank 0 of 2: the process group failed: a peer exited")) << r.err;
 }
 
 TEST_F(DistributedCli, BadVariablesAreConfigErrorsBeforeAnyWork) {
