@@ -98,10 +98,14 @@ std::unique_ptr<SharedReduceSegment> SharedReduceSegment::create(const std::stri
     *why = fmt::format("shm_open({}): {}", name, errno_text());
     return nullptr;
   }
+  // the pages reserved now: a full /dev/shm is a reason to use Gloo, not a SIGBUS at the first write
   void* base = MAP_FAILED;
-  if (::ftruncate(fd, static_cast<off_t>(bytes)) == 0)
-    base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) *why = fmt::format("sizing {} to {} bytes: {}", name, bytes, errno_text());
+  const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (err == 0) base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (err != 0)
+    *why = fmt::format("reserving {} bytes for {}: {}", bytes, name, std::strerror(err));
+  else if (base == MAP_FAILED)
+    *why = fmt::format("mmap({}): {}", name, errno_text());
   ::close(fd);
   if (base == MAP_FAILED) {
     ::shm_unlink(name.c_str());

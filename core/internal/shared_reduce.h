@@ -23,7 +23,9 @@ namespace gfn::internal {
 class SharedReduceSegment {
  public:
   // Rank 0: creates segment `name` ("/gfn-..."), sized for `world` slots of `capacity` bytes in
-  // each of the two sets, and records its PID namespace. Null with `why` set when it cannot.
+  // each of the two sets (rounded up to cache lines) and its pages reserved, so that a /dev/shm
+  // too small for it is a reason here rather than a SIGBUS at a later write; records its PID
+  // namespace. Null with `why` set when it cannot.
   static std::unique_ptr<SharedReduceSegment> create(const std::string& name, int64_t world, int64_t capacity,
                                                      std::string* why);
   // Rank `rank` > 0: maps the segment rank 0 created. Null with `why` set when there is none of

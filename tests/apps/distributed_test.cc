@@ -6,6 +6,7 @@
 // work.
 #include <gtest/gtest.h>
 
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -272,6 +273,19 @@ TEST_F(SharedSegment, ANameOrLayoutThatDoesNotMatchIsRefusedWithItsReason) {
   EXPECT_NE(internal::SharedReduceSegment::open(name_, 1, 2, 1000, &why), nullptr) << why;
   EXPECT_EQ(internal::SharedReduceSegment::create(name_, 2, 1000, &why), nullptr);  // never two of one name
   EXPECT_TRUE(contains(why, "File exists")) << why;
+}
+
+TEST_F(SharedSegment, ASegmentLargerThanDevShmIsRefusedNotWrittenInto) {
+  struct statvfs shm {};
+  ASSERT_EQ(::statvfs("/dev/shm", &shm), 0);
+  if (shm.f_blocks == 0) GTEST_SKIP() << "/dev/shm has no size limit";
+  // two ranks' slots in two sets: four times the whole of /dev/shm
+  const auto capacity = static_cast<int64_t>(shm.f_blocks * shm.f_frsize);
+  std::string why;
+  EXPECT_EQ(internal::SharedReduceSegment::create(name_, 2, capacity, &why), nullptr);
+  EXPECT_TRUE(contains(why, "No space left on device")) << why;
+  EXPECT_TRUE(contains(why, "reserving ")) << why;
+  EXPECT_FALSE(fs::exists("/dev/shm" + name_));  // removed again
 }
 
 TEST_F(SharedSegment, AnExitedRankIsNamedWithinAFractionOfASecond) {
