@@ -40,9 +40,9 @@ std::string RunSummary::report() const {
     const auto share = [&](double ms) { return train_ms_per_iteration > 0 ? 100.0 * ms / train_ms_per_iteration : 0.0; };
     s += fmt::format("  {} processes; gradient all-reduce {:.3f} ms/iteration ({:.1f}% of training) through {}", world_size,
                      allreduce_ms, share(allreduce_ms), transport);
-    if (transport == "shared memory")
-      s += fmt::format(": {:.3f} ms ({:.1f}%) exchanging, {:.3f} ms waiting for the last rank", allreduce_ms - allreduce_wait_ms,
-                       share(allreduce_ms - allreduce_wait_ms), allreduce_wait_ms);
+    if (allreduce_wait_ms)
+      s += fmt::format(": {:.3f} ms ({:.1f}%) exchanging, {:.3f} ms waiting for the last rank",
+                       allreduce_ms - *allreduce_wait_ms, share(allreduce_ms - *allreduce_wait_ms), *allreduce_wait_ms);
     s += "\n";
   }
   if (exact) {
@@ -490,7 +490,7 @@ RunSummary TrainingRun::summary(int64_t it) const {
   if (collective_ != nullptr && collective_->reductions() > 0) {
     const double n = static_cast<double>(collective_->reductions());
     s.allreduce_ms = 1e3 * collective_->reduce_seconds() / n;
-    s.allreduce_wait_ms = 1e3 * collective_->wait_seconds() / n;
+    if (const auto wait = collective_->wait_seconds()) s.allreduce_wait_ms = 1e3 * *wait / n;
     s.transport = collective_->transport();
   }
   return s;

@@ -61,7 +61,7 @@ struct RunSummary {
   int64_t world_size = 1;      // processes of a data-parallel run
   int64_t rank = 0;            // this process's (a rank > 0 reports nothing)
   double allreduce_ms = 0;     // all-reduce time per iteration (world_size > 1)
-  double allreduce_wait_ms = 0;  // of it, waiting for the last rank to arrive (shared memory only)
+  std::optional<double> allreduce_wait_ms;  // of it, waiting for the last rank (shared memory only)
   std::string transport;         // the all-reduce's ("shared memory", "Gloo (why)")
   int64_t resumed_from = 0;    // the checkpoint's iteration of a resumed run (0: a fresh one)
 

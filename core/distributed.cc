@@ -178,6 +178,11 @@ std::unique_ptr<internal::SharedReduceSegment> join_shared_segment(c10d::Process
 
 }  // namespace
 
+std::optional<double> Collective::wait_seconds() const {
+  if (!impl_->shared) return std::nullopt;
+  return wait_s_;
+}
+
 void Collective::barrier() {
   try {
     impl_->group->barrier()->wait();
@@ -227,8 +232,7 @@ void Collective::average_gradients(std::vector<torch::Tensor>& params) {
     auto& shared = *impl_->shared;
     std::memcpy(shared.slot(call, options_.rank), flat.data_ptr(), static_cast<size_t>(bytes));
     shared.arrive(call);
-    wait_s_ += shared.wait_all(call, options_.timeout_s,
-                               fmt::format("rank {} of {}", options_.rank, options_.world_size));
+    wait_s_ += shared.wait_all(call, options_.timeout_s);
     auto slot = [&](int64_t r) { return torch::from_blob(shared.slot(call, r), {flat.numel()}, options); };
     flat.copy_(slot(0));
     for (int64_t r = 1; r < options_.world_size; ++r) flat.add_(slot(r));
@@ -265,6 +269,7 @@ Collective::Collective(const DistributedOptions& options) : options_(options) {
 Collective::~Collective() = default;
 void Collective::average_gradients(std::vector<torch::Tensor>&) {}
 void Collective::barrier() {}
+std::optional<double> Collective::wait_seconds() const { return std::nullopt; }
 
 #endif
 

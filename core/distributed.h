@@ -66,18 +66,19 @@ class Collective {
   Collective& operator=(const Collective&) = delete;
 
   int64_t rank() const { return options_.rank; }
+  int64_t world_size() const { return options_.world_size; }
+
   // Returns once every rank has called it (Gloo's barrier): before the first iteration, so that
   // neither a rank's training clock nor the first all-reduce holds the others' start-up.
   // std::runtime_error naming this rank when a peer exited or did not answer.
   void barrier();
-  int64_t world_size() const { return options_.world_size; }
 
   // Replaces the gradient of every parameter with its mean over the ranks: one all-reduce of a
   // flat buffer in the gradients' dtype (float32 for float32 parameters; every rank receives the
   // same sums), which also carries each rank's stop request (request_stop). A parameter without
   // a gradient counts as zero, and gets the mean where any rank had one. std::runtime_error
   // naming this rank when a peer exited or stopped answering. The first call decides the
-  // transport with the other ranks (a collective over the rendezvous store).
+  // transport with the other ranks (collectives over the process group).
   void average_gradients(std::vector<torch::Tensor>& params);
   // A stop request of this rank, sent with its next all-reduce; stop_agreed() says whether any
   // rank's had arrived by the last one (the same answer on every rank after the same number of
@@ -88,9 +89,9 @@ class Collective {
   // Seconds spent in all-reduces so far, and how many.
   double reduce_seconds() const { return reduce_s_; }
   int64_t reductions() const { return reductions_; }
-  // Of reduce_seconds(), those spent waiting for the last rank to arrive (measured on shared
-  // memory only; 0 over Gloo, whose wait cannot be told from its exchange).
-  double wait_seconds() const { return wait_s_; }
+  // Of reduce_seconds(), those spent waiting for the last rank to arrive: measured through
+  // shared memory only (none over Gloo, whose wait cannot be told from its exchange).
+  std::optional<double> wait_seconds() const;
   // "shared memory", or "Gloo" with the reason when "auto" could not use shared memory
   // ("" before the first all-reduce).
   const std::string& transport() const { return transport_; }

@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 // an input that makes a reader ask for more memory than the machine has (LibTorch's unpickler
 // allocates the sizes a checkpoint's archive declares: 27 GB asked by a 36 KB file) would read
 // as a crash where gfn rejects it. These forms go through malloc, which ASan still instruments
-// (scripts/fuzz.sh sets allocator_may_return_null=1 and a 2 GB cap on one allocation); they
+// (scripts/fuzz.sh sets allocator_may_return_null=1 and a 256 MB cap on one allocation); they
 // drop only ASan's new/delete mismatch check, which scripts/sanitize.sh's test run keeps.
 namespace {
 

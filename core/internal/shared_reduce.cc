@@ -164,7 +164,7 @@ void SharedReduceSegment::arrive(uint64_t call) {
   __atomic_store_n(&slot->arrived, call, __ATOMIC_RELEASE);
 }
 
-double SharedReduceSegment::wait_all(uint64_t call, double timeout_s, const std::string& who) const {
+double SharedReduceSegment::wait_all(uint64_t call, double timeout_s) const {
   auto* slots = reinterpret_cast<RankSlot*>(static_cast<char*>(base_) + slots_offset());
   int64_t missing = 0;  // ranks below it have arrived
   auto advance = [&] {
@@ -188,12 +188,13 @@ double SharedReduceSegment::wait_all(uint64_t call, double timeout_s, const std:
       next_check += 0.1;
       const int64_t pid = __atomic_load_n(&slots[missing].pid, __ATOMIC_ACQUIRE);
       if (pid != 0 && !process_runs(pid))
-        throw std::runtime_error(fmt::format("{}: the process group failed: rank {} (pid {}) exited", who, missing, pid));
+        throw std::runtime_error(fmt::format("rank {} of {}: the process group failed: rank {} (pid {}) exited", rank_,
+                                             world_, missing, pid));
     }
     if (waited > timeout_s)
-      throw std::runtime_error(fmt::format("{}: the process group failed: rank {} did not reach the all-reduce "
-                                           "within {} s (distributed.timeout)",
-                                           who, missing, timeout_s));
+      throw std::runtime_error(fmt::format("rank {} of {}: the process group failed: rank {} did not reach the "
+                                           "all-reduce within {} s (distributed.timeout)",
+                                           rank_, world_, missing, timeout_s));
   }
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

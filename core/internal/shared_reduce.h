@@ -48,8 +48,8 @@ class SharedReduceSegment {
   // Waits until every rank has arrived at `call` (acquire): spins, then yields, then sleeps in
   // steps of 100 us. Returns the seconds waited. std::runtime_error naming the first rank
   // missing when its process has exited (checked every 100 ms through /proc) or after
-  // `timeout_s`; `who` ("rank 0 of 2") begins the message.
-  double wait_all(uint64_t call, double timeout_s, const std::string& who) const;
+  // `timeout_s`, beginning "rank <this rank> of <world>".
+  double wait_all(uint64_t call, double timeout_s) const;
 
  private:
   struct Header;

@@ -302,7 +302,7 @@ TEST_F(SharedSegment, AnExitedRankIsNamedWithinAFractionOfASecond) {
   const auto t0 = std::chrono::steady_clock::now();
   std::string error;
   try {
-    rank0->wait_all(1, 60.0, "rank 0 of 2");  // the child is a zombie until reaped: exited all the same
+    rank0->wait_all(1, 60.0);  // the child is a zombie until reaped: exited all the same
   } catch (const std::runtime_error& e) {
     error = e.what();
   }
@@ -320,7 +320,7 @@ TEST_F(SharedSegment, ARankThatNeverArrivesTimesOut) {
   ASSERT_NE(rank0, nullptr) << why;
   rank0->arrive(1);
   try {
-    rank0->wait_all(1, 0.3, "rank 0 of 2");
+    rank0->wait_all(1, 0.3);
     ADD_FAILURE() << "rank 1 never arrived";
   } catch (const std::runtime_error& e) {
     EXPECT_STREQ(e.what(), "rank 0 of 2: the process group failed: rank 1 did not reach the all-reduce within 0.3 s "
